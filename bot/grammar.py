@@ -1,0 +1,195 @@
+"""The one grammar of Shipyard's commands, shared by the `shipyard` CLI and Slack's `/env`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from environments.errors import InvalidInput
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises a one-line InvalidInput with the usage instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InvalidInput(
+            f"I couldn't parse that: {message}", hint=self.format_usage().strip().replace("\n", " ")
+        )
+
+
+def _common(parser: argparse.ArgumentParser, *, json_output: bool = False) -> None:
+    parser.add_argument(
+        "--as",
+        dest="person",
+        default=argparse.SUPPRESS,
+        metavar="USER",
+        help="act as this person (default: the OS user)",
+    )
+    parser.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="shipyard.yaml to use (default: $SHIPYARD_CONFIG or ./shipyard.yaml)",
+    )
+    if json_output:
+        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _waits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="queue the work for `shipyard worker` and return at once",
+    )
+
+
+def build_parser(prog: str = "shipyard") -> Parser:
+    parser = Parser(
+        prog=prog,
+        description="Shipyard: on-demand environments, deployments, approvals and promotions.",
+    )
+    parser.add_argument(
+        "--as",
+        dest="person",
+        default=None,
+        metavar="USER",
+        help="act as this person (default: the OS user)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="shipyard.yaml to use (default: $SHIPYARD_CONFIG or ./shipyard.yaml)",
+    )
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
+    groups.required = True
+
+    env = groups.add_parser("env", help="environments: create, deploy, promote, approve, …")
+    verbs = env.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    verbs.required = True
+
+    def verb(name: str, help_text: str, *, json_output: bool = False) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        _common(sub, json_output=json_output)
+        return sub
+
+    p = verb("create", "create an environment and deploy a release into it")
+    p.add_argument("name", help="3-40 lowercase letters, digits and hyphens (e.g. pr-1234)")
+    p.add_argument("--type", dest="env_type", required=True, help="environment type, e.g. test")
+    p.add_argument("--release", required=True, help="release version to deploy")
+    p.add_argument("--ttl", help="lifetime, e.g. 8h (within the type's maximum)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a one-off parameter override (repeatable)",
+    )
+    _waits(p)
+
+    p = verb("list", "list live environments", json_output=True)
+    p.add_argument("--type", dest="env_type", help="only this type")
+    p.add_argument("--mine", action="store_true", help="only environments I own")
+
+    p = verb(
+        "show",
+        "show one environment: state, release, endpoint, expiry, waiting approvals",
+        json_output=True,
+    )
+    p.add_argument("name")
+
+    p = verb("deploy", "deploy a release into an environment")
+    p.add_argument("name")
+    p.add_argument("--release", required=True)
+    _waits(p)
+
+    p = verb(
+        "promote",
+        "deploy into TARGET the release that passed the step before it on the promotion path",
+    )
+    p.add_argument("target", help="an environment name, or a type with one environment")
+    p.add_argument(
+        "--release", help="which release (default: the newest that passed the previous step)"
+    )
+    p.add_argument("--from", dest="source", metavar="ENV", help="promote what runs in ENV")
+    _waits(p)
+
+    p = verb("approve", "approve a waiting deployment or promotion")
+    p.add_argument("ref", help="request number (#12) or the environment it waits on")
+    p.add_argument("--comment", default="")
+    _waits(p)
+
+    p = verb("reject", "reject a waiting deployment or promotion")
+    p.add_argument("ref", help="request number (#12) or the environment it waits on")
+    p.add_argument("--reason", required=True, help="why not (shown to the requester)")
+
+    verb("approvals", "list requests waiting for approval", json_output=True)
+
+    p = verb("extend", "push an environment's expiry further out")
+    p.add_argument("name")
+    p.add_argument("--by", default="4h", help="how much longer (default 4h)")
+
+    p = verb("destroy", "destroy an environment")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="admins only: destroy a protected one")
+    _waits(p)
+
+    p = verb("where", "which environments run a release", json_output=True)
+    p.add_argument("release")
+
+    p = verb("matrix", "which release runs where, since when, by whom", json_output=True)
+    p.add_argument("--type", dest="env_type", help="only this type")
+
+    p = verb("history", "what was deployed into an environment, newest first", json_output=True)
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=20)
+
+    verb("expire", "warn owners of environments about to expire; destroy expired ones")
+
+    release = groups.add_parser("release", help="releases: add, list")
+    rverbs = release.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    rverbs.required = True
+    p = rverbs.add_parser("add", help="add a release to the record")
+    _common(p)
+    p.add_argument("version")
+    p.add_argument("--artifact", required=True, help="folder holding the release's files")
+    p.add_argument("--build-id", default="")
+    p.add_argument("--commit", default="")
+    p = rverbs.add_parser("list", help="list releases, newest first")
+    _common(p, json_output=True)
+
+    config = groups.add_parser("config", help="configuration: check")
+    cverbs = config.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    cverbs.required = True
+    _common(cverbs.add_parser("check", help="validate shipyard.yaml and say what it declares"))
+
+    p = groups.add_parser("worker", help="run queued operations (and resume interrupted ones)")
+    _common(p)
+    p.add_argument("--once", action="store_true", help="run what is runnable now, then exit")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+
+    p = groups.add_parser("demo", help="tell the whole story on embedded defaults, for real")
+    p.add_argument("--keep", action="store_true", help="keep the demo's folder afterwards")
+    return parser
+
+
+def parse(argv: Sequence[str], prog: str = "shipyard") -> argparse.Namespace:
+    return build_parser(prog).parse_args(list(argv))
+
+
+def parse_text(text: str, prog: str = "/env") -> argparse.Namespace:
+    """Slack's `/env TEXT`: the same grammar as `shipyard env …`, split like a shell would."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise InvalidInput(f"I couldn't parse that: {exc}", hint="check your quotes") from None
+    if any(word == "--as" or word.startswith("--as=") for word in words):
+        raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
+    return parse(["env", *words], prog=prog)
+
+
+def as_dict(namespace: argparse.Namespace) -> dict[str, Any]:
+    return dict(vars(namespace))

@@ -1,0 +1,54 @@
+"""The composition root: wires the catalog, record, providers, lifecycle and worker together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from environments.catalog import Catalog, config_path, load_catalog
+from environments.clock import Clock, SystemClock
+from environments.lifecycle import Lifecycle
+from environments.notify import Notifier, SilentNotifier
+from environments.providers.base import Provider
+from environments.providers.local import LocalProvider
+from environments.registry import Database, open_database, shipyard_home
+from environments.worker import Worker
+
+
+@dataclass
+class Runtime:
+    """Everything one Shipyard process needs, built once from configuration."""
+
+    catalog: Catalog
+    database: Database
+    lifecycle: Lifecycle
+    worker: Worker
+    home: Path
+
+    @classmethod
+    def open(
+        cls,
+        config: str | None = None,
+        *,
+        database_url: str | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> Runtime:
+        catalog = load_catalog(config_path(config))
+        home = shipyard_home()
+        database = open_database(database_url)
+        clock = clock or SystemClock()
+        notifier = notifier or SilentNotifier()
+        providers: dict[str, Provider] = {
+            "local": LocalProvider(home / "environments", catalog.application),
+        }
+        return cls(
+            catalog=catalog,
+            database=database,
+            lifecycle=Lifecycle(catalog, database, clock=clock, notifier=notifier),
+            worker=Worker(catalog, database, providers, clock=clock, notifier=notifier),
+            home=home,
+        )
+
+    def close(self) -> None:
+        self.database.dispose()

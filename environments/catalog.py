@@ -1,0 +1,204 @@
+"""Load and validate shipyard.yaml: environment types, promotion path, roles, application."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from environments.errors import ConfigError, NotFound, ShipyardError
+from environments.model import check_environment_name, parse_duration
+from environments.yamlsource import SourcedYaml, load_yaml
+
+ACTIONS = ("create", "deploy", "destroy", "extend")
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("write a duration like 30m, 8h or 2d")
+    try:
+        return parse_duration(value)
+    except ShipyardError as exc:
+        raise ValueError(exc.one_line()) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TTL(_Strict):
+    """How long an ephemeral environment lives unless extended, and the most it may live."""
+
+    default: Duration
+    max: Duration
+
+
+class ApprovalPolicy(_Strict):
+    """N of M: how many of these people (or roles) must approve, and how long the request waits."""
+
+    required: int = Field(ge=1, le=20)
+    approvers: tuple[str, ...] = Field(min_length=1)
+    timeout: Duration = timedelta(hours=24)
+
+
+class EnvironmentType(_Strict):
+    """A catalog entry: provider, lifetime, who may do what, approval gate, parameter layer."""
+
+    name: str = ""
+    description: str = ""
+    provider: Literal["local"] = "local"
+    ttl: TTL | None = None
+    protected: bool = False
+    allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
+    approval: ApprovalPolicy | None = None
+    parameters: dict[str, str | int | float | bool] = {}
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.ttl is not None
+
+
+class Application(_Strict):
+    """How the local provider runs a release: command, health path, instances, start-up budget."""
+
+    command: tuple[str, ...] = ("{python}", "server.py", "--port", "{port}")
+    health: str = "/healthz"
+    instances: int = Field(default=1, ge=1, le=16)
+    startup_timeout: Duration = timedelta(seconds=30)
+
+
+class Catalog(_Strict):
+    """Everything shipyard.yaml declares."""
+
+    version: Literal[1] = 1
+    roles: dict[str, tuple[str, ...]] = {}
+    admins: tuple[str, ...] = ()
+    application: Application = Application()
+    parameters: dict[str, str | int | float | bool] = {}
+    types: dict[str, EnvironmentType] = Field(min_length=1)
+    promotion: tuple[str, ...] = ()
+    source: str = Field(default="", exclude=True)
+    base_dir: str = Field(default=".", exclude=True)
+
+    def type(self, name: str) -> EnvironmentType:
+        try:
+            return self.types[name]
+        except KeyError:
+            raise NotFound(
+                f"there is no environment type '{name}'",
+                hint=f"use one of: {', '.join(self.types)}",
+            ) from None
+
+    def next_on_path(self, type_name: str) -> str | None:
+        if type_name not in self.promotion:
+            return None
+        index = self.promotion.index(type_name)
+        return self.promotion[index + 1] if index + 1 < len(self.promotion) else None
+
+    def previous_on_path(self, type_name: str) -> str | None:
+        if type_name not in self.promotion:
+            return None
+        index = self.promotion.index(type_name)
+        return self.promotion[index - 1] if index > 0 else None
+
+    def members(self, entries: tuple[str, ...]) -> frozenset[str]:
+        """People named directly or through a role (one level; roles do not nest)."""
+        people: set[str] = set()
+        for entry in entries:
+            people.update(self.roles.get(entry, (entry,)))
+        return frozenset(people)
+
+
+def config_path(explicit: str | None = None) -> Path:
+    """--config PATH, else SHIPYARD_CONFIG, else ./shipyard.yaml."""
+    return Path(explicit or os.environ.get("SHIPYARD_CONFIG") or "shipyard.yaml").resolve()
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read, validate and cross-check shipyard.yaml; every problem names file:line."""
+    source = load_yaml(path)
+    if not isinstance(source.data, dict):
+        raise ConfigError(
+            f"{path}:1: expected a mapping at the top", hint="see examples/shipyard.yaml"
+        )
+    data = dict(source.data)
+    types = data.get("types")
+    if isinstance(types, dict):
+        data["types"] = {
+            name: ({**body, "name": name} if isinstance(body, dict) else body)
+            for name, body in types.items()
+        }
+    try:
+        catalog = Catalog.model_validate(
+            {**data, "source": str(path), "base_dir": str(path.parent)}
+        )
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(exc, source), hint=_problem_count(exc)) from None
+    _cross_check(catalog, source)
+    return catalog
+
+
+def _first_problem(exc: ValidationError, source: SourcedYaml) -> str:
+    error = exc.errors()[0]
+    loc = tuple(part for part in error["loc"] if not isinstance(part, str) or "[" not in part)
+    dotted = ".".join(str(part) for part in loc) or "(top)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "is not a known setting"
+    elif error["type"] == "missing":
+        message = "is required"
+    return f"{source.where(loc)}: {dotted}: {message}"
+
+
+def _problem_count(exc: ValidationError) -> str:
+    count = exc.error_count()
+    more = f" ({count - 1} more problem{'s' if count > 2 else ''} after it)" if count > 1 else ""
+    return f"fix it and run 'shipyard config check' again{more}; see examples/shipyard.yaml"
+
+
+def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
+    def fail(loc: tuple[str | int, ...], message: str, hint: str) -> None:
+        raise ConfigError(f"{source.where(loc)}: {message}", hint=hint)
+
+    for name in catalog.types:
+        try:
+            check_environment_name(name)
+        except ShipyardError:
+            fail(
+                ("types", name),
+                f"type name '{name}' is not valid",
+                "use 3-40 lowercase letters, digits and hyphens, starting with a letter",
+            )
+    for index, name in enumerate(catalog.promotion):
+        if name not in catalog.types:
+            fail(
+                ("promotion", index),
+                f"promotion path names unknown type '{name}'",
+                f"use types declared under 'types': {', '.join(catalog.types)}",
+            )
+    if len(set(catalog.promotion)) != len(catalog.promotion):
+        fail(("promotion",), "promotion path names a type twice", "list each type once, in order")
+    for name, env_type in catalog.types.items():
+        if env_type.ttl and env_type.ttl.default > env_type.ttl.max:
+            fail(
+                ("types", name, "ttl"),
+                f"type '{name}': ttl.default is longer than ttl.max",
+                "make default at most max",
+            )
+        if env_type.approval:
+            deciders = catalog.members(env_type.approval.approvers)
+            if env_type.approval.required > len(deciders):
+                fail(
+                    ("types", name, "approval", "required"),
+                    f"type '{name}' needs {env_type.approval.required} approvals but only "
+                    f"{len(deciders)} approver(s) can give one",
+                    "lower 'required' or add approvers",
+                )

@@ -1,0 +1,606 @@
+"""The use cases: create, deploy, promote, approve, reject, extend, destroy, expire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from environments import parameters, policy
+from environments.catalog import Catalog, EnvironmentType
+from environments.clock import Clock, SystemClock
+from environments.errors import Conflict, InvalidInput, NotFound
+from environments.model import (
+    Approval,
+    ApprovalDecision,
+    ApprovalState,
+    Decision,
+    DeploymentKind,
+    DeploymentStatus,
+    Environment,
+    EnvironmentState,
+    OperationKind,
+    Person,
+    Release,
+    check_environment_name,
+    check_version,
+)
+from environments.notify import Notifier, SilentNotifier
+from environments.policy import Actor
+from environments.registry import Database
+from environments.registry import operations as ops
+from environments.registry import record as rec
+from environments.registry.schema import deployments, environments, releases
+
+SYSTEM = Actor(person="shipyard", channel=policy.Channel.SCHEDULE)
+WARN_BEFORE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What a create, deploy or promote led to: a queued operation or a waiting approval."""
+
+    environment: str
+    deployment_id: int
+    release: str
+    operation_id: int | None
+    approval: Approval | None
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one expiry sweep did."""
+
+    warned: tuple[str, ...]
+    expired: tuple[str, ...]
+    operations: tuple[int, ...]
+    approvals_expired: tuple[int, ...]
+
+
+class Lifecycle:
+    """Every change to environments goes through here: policy first, then one transaction."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        database: Database,
+        *,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.db = database
+        self.clock = clock or SystemClock()
+        self.notifier = notifier or SilentNotifier()
+
+    # --- releases -------------------------------------------------------------------------
+
+    def add_release(
+        self, actor: Actor, version: str, artifact: str, *, build_id: str = "", commit: str = ""
+    ) -> Release:
+        check_version(version)
+        folder = Path(artifact).expanduser()
+        if not folder.is_absolute():
+            folder = (Path.cwd() / folder).resolve()
+        if not folder.is_dir():
+            raise InvalidInput(
+                f"artifact folder {folder} does not exist",
+                hint="pass --artifact with the folder that holds the release's files",
+            )
+        release = Release(
+            version=check_version(version),
+            artifact=str(folder),
+            build_id=build_id,
+            commit=commit,
+            added_by=Person(actor.person),
+            added_at=self.clock.now(),
+        )
+        with self.db.write() as conn:
+            rec.add_release(conn, release)
+            ops.audit(
+                conn,
+                at=release.added_at,
+                actor=actor.person,
+                action="release.add",
+                environment=None,
+                release=version,
+                artifact=str(folder),
+            )
+        return release
+
+    # --- create, deploy, promote ----------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        name: str,
+        *,
+        env_type: str,
+        release: str,
+        ttl: timedelta | None = None,
+        overrides: dict[str, str] | None = None,
+    ) -> Requested:
+        check_environment_name(name)
+        kind = self.catalog.type(env_type)
+        policy.require(self.catalog, actor, "create", kind)
+        lifetime = policy.lifetime(kind, ttl)
+        now = self.clock.now()
+        with self.db.write() as conn:
+            rec.release_id(conn, release)
+            env_id = rec.insert_environment(
+                conn,
+                name=name,
+                env_type=env_type,
+                owner=actor.person,
+                at=now,
+                expires_at=now + lifetime if lifetime else None,
+                overrides=dict(overrides or {}),
+            )
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action="environment.create",
+                environment=name,
+                type=env_type,
+                release=release,
+                ttl=str(lifetime) if lifetime else None,
+                overridden=sorted((overrides or {}).keys()),
+            )
+            requested = self._request(
+                conn, env_id, name, kind, release, DeploymentKind.CREATE, actor, now=now
+            )
+        self._announce(requested)
+        return requested
+
+    def deploy(self, actor: Actor, name: str, *, release: str) -> Requested:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            env = self._usable(conn, name)
+            kind = self.catalog.type(env.type)
+            policy.require(self.catalog, actor, "deploy", kind)
+            rec.release_id(conn, release)
+            self._not_already(conn, env, release)
+            requested = self._request(
+                conn, env.id, env.name, kind, release, DeploymentKind.DEPLOY, actor, now=now
+            )
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action="deployment.request",
+                environment=name,
+                release=release,
+                deployment=requested.deployment_id,
+            )
+        self._announce(requested)
+        return requested
+
+    def promote(
+        self,
+        actor: Actor,
+        target: str,
+        *,
+        release: str | None = None,
+        source: str | None = None,
+    ) -> Requested:
+        """Deploy into `target` (an environment or a type) what runs one step before it."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            target_env, target_type = self._promotion_target(conn, target)
+            kind = self.catalog.type(target_type)
+            source_env = rec.get_environment(conn, source) if source else None
+            previous = self.catalog.previous_on_path(target_type)
+            if source_env is not None:
+                policy.promotion_target_type(self.catalog, source_env.type, target_type)
+            elif previous is None:
+                policy.promotion_target_type(self.catalog, target_type, target_type)
+            assert previous is not None
+            policy.require(self.catalog, actor, "deploy", kind)
+            version, source_env_id = self._promotable(conn, previous, release, source_env)
+            if target_env is None:
+                check_environment_name(target)
+                policy.require(self.catalog, actor, "create", kind)
+                env_id = rec.insert_environment(
+                    conn,
+                    name=target,
+                    env_type=target_type,
+                    owner=actor.person,
+                    at=now,
+                    expires_at=now + kind.ttl.default if kind.ttl else None,
+                    overrides={},
+                )
+                env_name = target
+            else:
+                self._not_already(conn, target_env, version)
+                env_id, env_name = target_env.id, target_env.name
+            requested = self._request(
+                conn,
+                env_id,
+                env_name,
+                kind,
+                version,
+                DeploymentKind.PROMOTION,
+                actor,
+                now=now,
+                source_env_id=source_env_id,
+                creating=target_env is None,
+            )
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action="promotion.request",
+                environment=env_name,
+                release=version,
+                source=source_env.name if source_env else previous,
+                deployment=requested.deployment_id,
+            )
+        self._announce(requested)
+        return requested
+
+    # --- approvals ------------------------------------------------------------------------
+
+    def approve(self, actor: Actor, ref: str, *, comment: str = "") -> tuple[Approval, int | None]:
+        """Record an approval; when it is the N-th, queue the deployment. Returns (approval, op)."""
+        return self._decide(actor, ref, Decision.APPROVE, comment)
+
+    def reject(self, actor: Actor, ref: str, *, reason: str) -> Approval:
+        if not reason.strip():
+            raise InvalidInput("a rejection needs a reason", hint='add --reason "why not"')
+        return self._decide(actor, ref, Decision.REJECT, reason)[0]
+
+    def _decide(
+        self, actor: Actor, ref: str, decision: Decision, comment: str
+    ) -> tuple[Approval, int | None]:
+        now = self.clock.now()
+        op_id: int | None = None
+        with self.db.write() as conn:
+            approval = self._approval(conn, ref)
+            if approval.state is ApprovalState.PENDING and approval.expires_at <= now:
+                raise Conflict(
+                    f"request #{approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
+                    hint="ask for the deployment again",
+                )
+            policy.require_approver(
+                self.catalog,
+                actor.person,
+                approvers=approval.approvers,
+                requested_by=approval.requested_by,
+                state=approval.state,
+                decisions=approval.decisions,
+            )
+            mine = ApprovalDecision(Person(actor.person), decision, comment, now)
+            rec.add_decision(conn, approval.id, mine)
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action=f"approval.{decision.value}",
+                environment=approval.environment,
+                approval=approval.id,
+                release=approval.release,
+                comment=comment,
+            )
+            state = policy.outcome(approval.required, (*approval.decisions, mine))
+            if state is not ApprovalState.PENDING:
+                rec.set_approval_state(conn, approval.id, state, now)
+                op_id = self._settle(conn, approval, state, now)
+            approval = rec.get_approval(conn, approval.id)
+        self.notifier.approval_changed(approval)
+        return approval, op_id
+
+    def _settle(
+        self, conn: sa.Connection, approval: Approval, state: ApprovalState, now: datetime
+    ) -> int | None:
+        """After the last decision: queue the deployment, or close it as not promoted."""
+        deployment = rec.get_deployment(conn, approval.deployment_id)
+        env = rec.get_environment(conn, deployment.environment)
+        if state is ApprovalState.APPROVED:
+            rec.set_deployment_status(conn, deployment.id, DeploymentStatus.QUEUED)
+            kind = (
+                OperationKind.CREATE
+                if env.state is EnvironmentState.REQUESTED
+                else OperationKind.DEPLOY
+            )
+            return ops.enqueue(
+                conn,
+                kind=kind,
+                env_id=env.id,
+                at=now,
+                deployment_id=deployment.id,
+                key=f"approval-{approval.id}",
+            )
+        outcome = (
+            DeploymentStatus.REJECTED
+            if state is ApprovalState.REJECTED
+            else DeploymentStatus.EXPIRED
+        )
+        rec.set_deployment_status(conn, deployment.id, outcome, at=now, reason="not promoted")
+        if env.state is EnvironmentState.REQUESTED and not rec.open_deployments(conn, env.id):
+            # Nothing was ever built for it: the environment simply never comes to be.
+            rec.update_environment(
+                conn,
+                env.id,
+                state=EnvironmentState.DESTROYED,
+                destroyed_at=now,
+                reason="not promoted",
+            )
+        return None
+
+    # --- extend, destroy, expire ----------------------------------------------------------
+
+    def extend(self, actor: Actor, name: str, *, by: timedelta) -> Environment:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            env = self._usable(conn, name)
+            kind = self.catalog.type(env.type)
+            if kind.ttl is None or env.expires_at is None:
+                raise InvalidInput(f"{name} does not expire", hint="nothing to extend")
+            if actor.person != env.owner:
+                policy.require(self.catalog, actor, "extend", kind)
+            new_expiry = max(env.expires_at, now) + by
+            policy.check_within(kind, new_expiry - now)
+            rec.update_environment(conn, env.id, expires_at=new_expiry, warned_at=None)
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action="environment.extend",
+                environment=name,
+                expires_at=new_expiry.isoformat(),
+            )
+            return rec.get_environment(conn, name)
+
+    def destroy(self, actor: Actor, name: str, *, force: bool = False) -> int:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            env = rec.get_environment(conn, name)
+            kind = self.catalog.type(env.type)
+            policy.require_destroyable(self.catalog, actor, kind, force)
+            if env.state is EnvironmentState.DESTROYING:
+                raise Conflict(f"{name} is already being destroyed", hint="wait for it")
+            op_id = self._queue_destroy(conn, env, now)
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action="environment.destroy",
+                environment=name,
+                forced=force,
+            )
+        return op_id
+
+    def _queue_destroy(self, conn: sa.Connection, env: Environment, now: datetime) -> int:
+        for open_one in rec.open_deployments(conn, env.id):
+            if open_one.status is DeploymentStatus.AWAITING_APPROVAL:
+                rec.set_deployment_status(
+                    conn,
+                    open_one.id,
+                    DeploymentStatus.CANCELLED,
+                    at=now,
+                    reason="environment destroyed",
+                )
+                for approval in rec.list_approvals(conn, environment=env.name):
+                    if approval.deployment_id == open_one.id:
+                        rec.set_approval_state(conn, approval.id, ApprovalState.EXPIRED, now)
+        return ops.enqueue(
+            conn, kind=OperationKind.DESTROY, env_id=env.id, at=now, key=f"destroy-{env.id}"
+        )
+
+    def expire(self) -> SweepReport:
+        """Warn owners an hour ahead, destroy what is past its TTL, expire stale approvals."""
+        now = self.clock.now()
+        warned: list[Environment] = []
+        expired: list[str] = []
+        queued: list[int] = []
+        stale: list[Approval] = []
+        with self.db.write() as conn:
+            for env in rec.list_environments(conn):
+                if env.expires_at is None or env.state is EnvironmentState.DESTROYING:
+                    continue
+                if env.expires_at <= now:
+                    queued.append(self._queue_destroy(conn, env, now))
+                    expired.append(env.name)
+                    ops.audit(
+                        conn,
+                        at=now,
+                        actor=SYSTEM.person,
+                        action="environment.expire",
+                        environment=env.name,
+                        expired_at=env.expires_at.isoformat(),
+                    )
+                elif env.expires_at - now <= WARN_BEFORE and self._warn_once(conn, env, now):
+                    warned.append(env)
+            for approval in rec.list_approvals(conn):
+                if approval.expires_at <= now and rec.set_approval_state(
+                    conn, approval.id, ApprovalState.EXPIRED, now
+                ):
+                    self._settle(conn, approval, ApprovalState.EXPIRED, now)
+                    ops.audit(
+                        conn,
+                        at=now,
+                        actor=SYSTEM.person,
+                        action="approval.expire",
+                        environment=approval.environment,
+                        approval=approval.id,
+                    )
+                    stale.append(rec.get_approval(conn, approval.id))
+        for env in warned:
+            self.notifier.expiry_warning(env)
+        for approval in stale:
+            self.notifier.approval_changed(approval)
+        return SweepReport(
+            warned=tuple(e.name for e in warned),
+            expired=tuple(expired),
+            operations=tuple(queued),
+            approvals_expired=tuple(a.id for a in stale),
+        )
+
+    def _warn_once(self, conn: sa.Connection, env: Environment, now: datetime) -> bool:
+        result = conn.execute(
+            environments.update()
+            .where(environments.c.id == env.id, environments.c.warned_at.is_(None))
+            .values(warned_at=now)
+        )
+        return result.rowcount == 1
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _request(
+        self,
+        conn: sa.Connection,
+        env_id: int,
+        env_name: str,
+        kind: EnvironmentType,
+        release: str,
+        deployment_kind: DeploymentKind,
+        actor: Actor,
+        *,
+        now: datetime,
+        source_env_id: int | None = None,
+        creating: bool | None = None,
+    ) -> Requested:
+        env = rec.environment_by_id(conn, env_id)
+        fingerprint = parameters.fingerprint(
+            parameters.values(parameters.resolve(self.catalog, kind, env.overrides))
+        )
+        gate = kind.approval
+        deployment_id = rec.insert_deployment(
+            conn,
+            env_id=env_id,
+            release=release,
+            kind=deployment_kind,
+            status=DeploymentStatus.AWAITING_APPROVAL if gate else DeploymentStatus.QUEUED,
+            requested_by=actor.person,
+            at=now,
+            source_env_id=source_env_id,
+            fingerprint=fingerprint,
+        )
+        if gate:
+            approval_id = rec.insert_approval(
+                conn,
+                deployment_id=deployment_id,
+                required=gate.required,
+                approvers=gate.approvers,
+                requested_by=actor.person,
+                at=now,
+                expires_at=now + gate.timeout,
+            )
+            return Requested(
+                env_name, deployment_id, release, None, rec.get_approval(conn, approval_id)
+            )
+        creating = env.state is EnvironmentState.REQUESTED if creating is None else creating
+        op_id = ops.enqueue(
+            conn,
+            kind=OperationKind.CREATE if creating else OperationKind.DEPLOY,
+            env_id=env_id,
+            at=now,
+            deployment_id=deployment_id,
+        )
+        return Requested(env_name, deployment_id, release, op_id, None)
+
+    def _announce(self, requested: Requested) -> None:
+        if requested.approval is not None:
+            self.notifier.approval_requested(requested.approval)
+
+    def _usable(self, conn: sa.Connection, name: str) -> Environment:
+        env = rec.get_environment(conn, name)
+        if env.state is EnvironmentState.DESTROYING:
+            raise Conflict(f"{name} is being destroyed", hint="create a new environment instead")
+        return env
+
+    def _not_already(self, conn: sa.Connection, env: Environment, release: str) -> None:
+        if env.release == release and env.state is EnvironmentState.READY:
+            raise Conflict(f"{env.name} already runs {release}", hint="nothing to do")
+        for waiting in rec.open_deployments(conn, env.id):
+            if waiting.release == release:
+                raise Conflict(
+                    f"{release} is already on its way into {env.name} "
+                    f"(deployment #{waiting.id}, {waiting.status})",
+                    hint="wait for it, or see 'shipyard env show " + env.name + "'",
+                )
+
+    def _promotion_target(self, conn: sa.Connection, target: str) -> tuple[Environment | None, str]:
+        env = rec.find_environment(conn, target)
+        if env is not None:
+            return env, env.type
+        if target not in self.catalog.types:
+            raise NotFound(
+                f"there is no environment or environment type '{target}'",
+                hint=f"promote into one of: {', '.join(self.catalog.promotion[1:])}",
+            )
+        live = rec.list_environments(conn, env_type=target)
+        if len(live) > 1:
+            raise InvalidInput(
+                f"there are {len(live)} {target} environments",
+                hint=f"name one of them: {', '.join(e.name for e in live)}",
+            )
+        return (live[0], target) if live else (None, target)
+
+    def _promotable(
+        self,
+        conn: sa.Connection,
+        previous: str,
+        release: str | None,
+        source: Environment | None,
+    ) -> tuple[str, int | None]:
+        """Which release to promote: only one that succeeded in the previous step of the path."""
+        if source is not None:
+            if release is not None and release != source.release:
+                raise InvalidInput(
+                    f"{source.name} runs {source.release}, not {release}",
+                    hint="leave out --release to promote what runs there",
+                )
+            if source.release is None or source.state is not EnvironmentState.READY:
+                raise Conflict(
+                    f"{source.name} is {source.state} with no release to promote",
+                    hint="wait until it is ready",
+                )
+            return source.release, source.id
+        query = (
+            sa.select(releases.c.version, deployments.c.environment_id)
+            .select_from(
+                deployments.join(
+                    environments, environments.c.id == deployments.c.environment_id
+                ).join(releases, releases.c.id == deployments.c.release_id)
+            )
+            .where(
+                environments.c.type == previous,
+                deployments.c.status == DeploymentStatus.SUCCEEDED.value,
+            )
+            .order_by(releases.c.id.desc(), deployments.c.id.desc())
+            .limit(1)
+        )
+        if release is not None:
+            check_version(release)
+            rec.release_id(conn, release)
+            query = query.where(releases.c.version == release)
+        found = conn.execute(query).first()
+        if found is None:
+            subject = f"release {release} has not" if release else "no release has"
+            raise Conflict(
+                f"{subject} been deployed successfully to a {previous} environment yet",
+                hint=f"deploy it to {previous} first; releases move along "
+                f"{' → '.join(self.catalog.promotion)}",
+            )
+        return str(found.version), int(found.environment_id)
+
+    def _approval(self, conn: sa.Connection, ref: str) -> Approval:
+        ref = ref.removeprefix("#")
+        if ref.isdigit():
+            return rec.get_approval(conn, int(ref))
+        waiting = rec.list_approvals(conn, environment=ref)
+        if len(waiting) == 1:
+            return waiting[0]
+        if not waiting:
+            raise NotFound(
+                f"nothing is waiting for approval on '{ref}'",
+                hint="see waiting requests with 'shipyard env approvals'",
+            )
+        raise InvalidInput(
+            f"{len(waiting)} requests wait on {ref}",
+            hint=f"name one by number: {', '.join('#' + str(a.id) for a in waiting)}",
+        )

@@ -1,0 +1,44 @@
+"""The Provider protocol every backend (local, azure) implements; steps are idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from environments.model import Environment, Release
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """What a provider observed after a step: the endpoint and any outputs worth keeping."""
+
+    endpoint: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """Bring an environment up, place a release into it, tear it down.
+
+    Every method may be called again after a crash with the same arguments and must then
+    finish the job rather than start a second copy of it.
+    """
+
+    name: str
+
+    def provision(self, environment: Environment, *, progress: Progress) -> ProviderResult: ...
+
+    def deploy(
+        self,
+        environment: Environment,
+        release: Release,
+        parameters: Mapping[str, str],
+        *,
+        progress: Progress,
+    ) -> ProviderResult: ...
+
+    def destroy(self, environment: Environment, *, progress: Progress) -> None: ...
+
+    def health(self, environment: Environment) -> str: ...

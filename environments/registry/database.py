@@ -1,0 +1,124 @@
+"""Open the record's database (SQLite under SHIPYARD_HOME, or SHIPYARD_DATABASE_URL) and migrate it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from environments.errors import ConfigError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def shipyard_home() -> Path:
+    """SHIPYARD_HOME, default ~/.local/share/shipyard: the record, environments' folders, logs."""
+    home = Path(os.environ.get("SHIPYARD_HOME") or Path.home() / ".local/share/shipyard")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def database_url(home: Path) -> str:
+    return os.environ.get("SHIPYARD_DATABASE_URL") or f"sqlite:///{home / 'shipyard.db'}"
+
+
+@dataclass
+class Database:
+    """An engine plus the transaction helpers every repository call goes through."""
+
+    engine: sa.Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        with self.engine.connect().execution_options(shipyard_write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (a no-op when it is there already)."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        with self.engine.begin() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
+    """Open (and by default migrate) the record named by `url`, SHIPYARD_DATABASE_URL or the home."""
+    url = url or database_url(shipyard_home())
+    try:
+        engine = _engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"cannot use database URL {sa.engine.make_url(url).render_as_string()}: {exc}",
+            hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        ) from None
+    database = Database(engine)
+    if migrate:
+        try:
+            database.migrate()
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(
+                f"cannot reach the record at {engine.url.render_as_string()}: "
+                f"{str(exc.orig).strip().splitlines()[0]}",
+                hint="check SHIPYARD_DATABASE_URL and that the database server is running",
+            ) from None
+    return database
+
+
+def _engine(url: str) -> sa.Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself so write transactions can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("shipyard_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,486 @@
+"""Reads and writes of releases, environments, deployments and approvals on one connection."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from environments.errors import Conflict, NotFound
+from environments.model import (
+    Approval,
+    ApprovalDecision,
+    ApprovalState,
+    Decision,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Environment,
+    EnvironmentName,
+    EnvironmentState,
+    MatrixRow,
+    Person,
+    Release,
+    Version,
+)
+from environments.registry.schema import (
+    approval_decisions,
+    approvals,
+    deployments,
+    environments,
+    releases,
+)
+
+LIVE = environments.c.state != EnvironmentState.DESTROYED.value
+
+
+# --- releases -------------------------------------------------------------------------------
+
+
+def _release(row: sa.Row[Any]) -> Release:
+    return Release(
+        version=Version(row.version),
+        artifact=row.artifact,
+        build_id=row.build_id,
+        commit=row.commit,
+        added_by=Person(row.added_by),
+        added_at=row.added_at,
+    )
+
+
+def add_release(conn: sa.Connection, release: Release) -> None:
+    if conn.execute(sa.select(releases.c.id).where(releases.c.version == release.version)).first():
+        raise Conflict(
+            f"release {release.version} is already in the record",
+            hint="releases are immutable: give the new build a new version",
+        )
+    conn.execute(
+        releases.insert().values(
+            version=release.version,
+            artifact=release.artifact,
+            build_id=release.build_id,
+            commit=release.commit,
+            added_by=release.added_by,
+            added_at=release.added_at,
+        )
+    )
+
+
+def release_id(conn: sa.Connection, version: str) -> int:
+    found = conn.execute(sa.select(releases.c.id).where(releases.c.version == version)).scalar()
+    if found is None:
+        raise NotFound(
+            f"there is no release {version} in the record",
+            hint="add it with 'shipyard release add VERSION --artifact PATH' "
+            "or see 'shipyard release list'",
+        )
+    return int(found)
+
+
+def get_release(conn: sa.Connection, version: str) -> Release:
+    row = conn.execute(sa.select(releases).where(releases.c.id == release_id(conn, version))).one()
+    return _release(row)
+
+
+def list_releases(conn: sa.Connection, limit: int = 100) -> list[Release]:
+    rows = conn.execute(sa.select(releases).order_by(releases.c.id.desc()).limit(limit))
+    return [_release(row) for row in rows]
+
+
+# --- environments ---------------------------------------------------------------------------
+
+_release_version = releases.c.version.label("release_version")
+_env_select = sa.select(environments, _release_version).select_from(
+    environments.outerjoin(releases, releases.c.id == environments.c.release_id)
+)
+
+
+def _environment(row: sa.Row[Any]) -> Environment:
+    return Environment(
+        id=row.id,
+        name=EnvironmentName(row.name),
+        type=row.type,
+        state=EnvironmentState(row.state),
+        owner=Person(row.owner),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        release=Version(row.release_version) if row.release_version else None,
+        release_since=row.release_since,
+        release_by=Person(row.release_by) if row.release_by else None,
+        endpoint=row.endpoint,
+        outputs=dict(row.outputs or {}),
+        overrides=dict(row.overrides or {}),
+        reason=row.reason,
+    )
+
+
+def find_environment(conn: sa.Connection, name: str) -> Environment | None:
+    row = conn.execute(_env_select.where(environments.c.name == name, LIVE)).first()
+    return _environment(row) if row else None
+
+
+def get_environment(conn: sa.Connection, name: str) -> Environment:
+    found = find_environment(conn, name)
+    if found is None:
+        raise NotFound(
+            f"there is no environment '{name}'",
+            hint="see 'shipyard env list', or create it with 'shipyard env create'",
+        )
+    return found
+
+
+def environment_by_id(conn: sa.Connection, env_id: int) -> Environment:
+    return _environment(conn.execute(_env_select.where(environments.c.id == env_id)).one())
+
+
+def list_environments(
+    conn: sa.Connection, *, env_type: str | None = None, owner: str | None = None
+) -> list[Environment]:
+    query = _env_select.where(LIVE).order_by(environments.c.type, environments.c.name)
+    if env_type:
+        query = query.where(environments.c.type == env_type)
+    if owner:
+        query = query.where(environments.c.owner == owner)
+    return [_environment(row) for row in conn.execute(query)]
+
+
+def insert_environment(
+    conn: sa.Connection,
+    *,
+    name: str,
+    env_type: str,
+    owner: str,
+    at: datetime,
+    expires_at: datetime | None,
+    overrides: dict[str, str],
+) -> int:
+    if find_environment(conn, name):
+        raise Conflict(
+            f"environment '{name}' already exists",
+            hint="pick another name, or deploy into it with 'shipyard env deploy'",
+        )
+    return int(
+        conn.execute(
+            environments.insert()
+            .values(
+                name=name,
+                type=env_type,
+                state=EnvironmentState.REQUESTED.value,
+                owner=owner,
+                created_at=at,
+                expires_at=expires_at,
+                outputs={},
+                overrides=overrides,
+            )
+            .returning(environments.c.id)
+        ).scalar_one()
+    )
+
+
+def update_environment(conn: sa.Connection, env_id: int, **values: Any) -> None:
+    if isinstance(values.get("state"), EnvironmentState):
+        values["state"] = values["state"].value
+    conn.execute(environments.update().where(environments.c.id == env_id).values(**values))
+
+
+def set_current_release(
+    conn: sa.Connection, env_id: int, *, deployment_id: int, release: str, by: str, at: datetime
+) -> None:
+    update_environment(
+        conn,
+        env_id,
+        release_id=release_id(conn, release),
+        release_since=at,
+        release_by=by,
+        release_deployment_id=deployment_id,
+    )
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+_source = environments.alias("source")
+_deploy_select = sa.select(
+    deployments,
+    environments.c.name.label("environment_name"),
+    environments.c.type.label("environment_type"),
+    releases.c.version.label("release_version"),
+    _source.c.name.label("source_name"),
+).select_from(
+    deployments.join(environments, environments.c.id == deployments.c.environment_id)
+    .join(releases, releases.c.id == deployments.c.release_id)
+    .outerjoin(_source, _source.c.id == deployments.c.source_environment_id)
+)
+
+
+def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+    if not deployment_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(approvals.c.deployment_id, approval_decisions.c.person)
+        .join(approval_decisions, approval_decisions.c.approval_id == approvals.c.id)
+        .where(
+            approvals.c.deployment_id.in_(deployment_ids),
+            approval_decisions.c.decision == Decision.APPROVE.value,
+        )
+        .order_by(approval_decisions.c.id)
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for row in rows:
+        found[row.deployment_id].append(row.person)
+    return found
+
+
+def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deployment]:
+    rows = list(rows)
+    approvers = _approvers_of(conn, [row.id for row in rows])
+    return [
+        Deployment(
+            id=row.id,
+            environment=EnvironmentName(row.environment_name),
+            environment_type=row.environment_type,
+            release=Version(row.release_version),
+            kind=DeploymentKind(row.kind),
+            status=DeploymentStatus(row.status),
+            requested_by=Person(row.requested_by),
+            requested_at=row.requested_at,
+            finished_at=row.finished_at,
+            source_environment=EnvironmentName(row.source_name) if row.source_name else None,
+            parameters_fingerprint=row.parameters_fingerprint,
+            approved_by=tuple(Person(p) for p in approvers.get(row.id, [])),
+            reason=row.reason,
+        )
+        for row in rows
+    ]
+
+
+def insert_deployment(
+    conn: sa.Connection,
+    *,
+    env_id: int,
+    release: str,
+    kind: DeploymentKind,
+    status: DeploymentStatus,
+    requested_by: str,
+    at: datetime,
+    source_env_id: int | None = None,
+    fingerprint: str | None = None,
+) -> int:
+    return int(
+        conn.execute(
+            deployments.insert()
+            .values(
+                environment_id=env_id,
+                release_id=release_id(conn, release),
+                kind=kind.value,
+                status=status.value,
+                requested_by=requested_by,
+                requested_at=at,
+                source_environment_id=source_env_id,
+                parameters_fingerprint=fingerprint,
+            )
+            .returning(deployments.c.id)
+        ).scalar_one()
+    )
+
+
+def get_deployment(conn: sa.Connection, deployment_id: int) -> Deployment:
+    rows = conn.execute(_deploy_select.where(deployments.c.id == deployment_id))
+    return _deployments(conn, rows)[0]
+
+
+def set_deployment_status(
+    conn: sa.Connection,
+    deployment_id: int,
+    status: DeploymentStatus,
+    *,
+    at: datetime | None = None,
+    reason: str | None = None,
+    fingerprint: str | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status.value}
+    if status.is_terminal:
+        values["finished_at"] = at
+    if reason is not None:
+        values["reason"] = reason
+    if fingerprint is not None:
+        values["parameters_fingerprint"] = fingerprint
+    conn.execute(deployments.update().where(deployments.c.id == deployment_id).values(**values))
+
+
+def open_deployments(conn: sa.Connection, env_id: int) -> list[Deployment]:
+    """Deployments into this environment that are not finished (waiting, queued or running)."""
+    open_states = [s.value for s in DeploymentStatus if not s.is_terminal]
+    rows = conn.execute(
+        _deploy_select.where(
+            deployments.c.environment_id == env_id, deployments.c.status.in_(open_states)
+        ).order_by(deployments.c.id)
+    )
+    return _deployments(conn, rows)
+
+
+def history(conn: sa.Connection, env_name: str, limit: int = 20) -> list[Deployment]:
+    """Newest first, across every environment that ever had this name."""
+    env_ids = sa.select(environments.c.id).where(environments.c.name == env_name)
+    rows = conn.execute(
+        _deploy_select.where(deployments.c.environment_id.in_(env_ids))
+        .order_by(deployments.c.id.desc())
+        .limit(limit)
+    )
+    return _deployments(conn, rows)
+
+
+def matrix(
+    conn: sa.Connection,
+    *,
+    release: str | None = None,
+    env_type: str | None = None,
+    limit: int = 500,
+) -> list[MatrixRow]:
+    """Which release runs where (live environments), since when, by whom, approved by whom."""
+    query = _env_select.where(LIVE).order_by(environments.c.type, environments.c.name).limit(limit)
+    if release is not None:
+        query = query.where(environments.c.release_id == release_id(conn, release))
+    if env_type is not None:
+        query = query.where(environments.c.type == env_type)
+    rows = conn.execute(query).all()
+    approvers = _approvers_of(
+        conn, [row.release_deployment_id for row in rows if row.release_deployment_id]
+    )
+    return [
+        MatrixRow(
+            environment=EnvironmentName(row.name),
+            type=row.type,
+            state=EnvironmentState(row.state),
+            release=Version(row.release_version) if row.release_version else None,
+            since=row.release_since,
+            by=Person(row.release_by) if row.release_by else None,
+            approved_by=tuple(Person(p) for p in approvers.get(row.release_deployment_id, [])),
+            endpoint=row.endpoint,
+        )
+        for row in rows
+    ]
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+_approval_select = sa.select(
+    approvals,
+    deployments.c.kind,
+    environments.c.name.label("environment_name"),
+    releases.c.version.label("release_version"),
+    _source.c.name.label("source_name"),
+).select_from(
+    approvals.join(deployments, deployments.c.id == approvals.c.deployment_id)
+    .join(environments, environments.c.id == deployments.c.environment_id)
+    .join(releases, releases.c.id == deployments.c.release_id)
+    .outerjoin(_source, _source.c.id == deployments.c.source_environment_id)
+)
+
+
+def insert_approval(
+    conn: sa.Connection,
+    *,
+    deployment_id: int,
+    required: int,
+    approvers: Sequence[str],
+    requested_by: str,
+    at: datetime,
+    expires_at: datetime,
+) -> int:
+    return int(
+        conn.execute(
+            approvals.insert()
+            .values(
+                deployment_id=deployment_id,
+                state=ApprovalState.PENDING.value,
+                required=required,
+                approvers=list(approvers),
+                requested_by=requested_by,
+                requested_at=at,
+                expires_at=expires_at,
+            )
+            .returning(approvals.c.id)
+        ).scalar_one()
+    )
+
+
+def _approvals(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Approval]:
+    decisions: dict[int, list[ApprovalDecision]] = defaultdict(list)
+    if rows:
+        for d in conn.execute(
+            sa.select(approval_decisions)
+            .where(approval_decisions.c.approval_id.in_([row.id for row in rows]))
+            .order_by(approval_decisions.c.id)
+        ):
+            decisions[d.approval_id].append(
+                ApprovalDecision(Person(d.person), Decision(d.decision), d.comment, d.at)
+            )
+    return [
+        Approval(
+            id=row.id,
+            deployment_id=row.deployment_id,
+            environment=EnvironmentName(row.environment_name),
+            release=Version(row.release_version),
+            kind=DeploymentKind(row.kind),
+            source_environment=EnvironmentName(row.source_name) if row.source_name else None,
+            state=ApprovalState(row.state),
+            required=row.required,
+            approvers=tuple(row.approvers),
+            requested_by=Person(row.requested_by),
+            requested_at=row.requested_at,
+            expires_at=row.expires_at,
+            decisions=tuple(decisions.get(row.id, [])),
+        )
+        for row in rows
+    ]
+
+
+def get_approval(conn: sa.Connection, approval_id: int) -> Approval:
+    rows = conn.execute(_approval_select.where(approvals.c.id == approval_id)).all()
+    if not rows:
+        raise NotFound(
+            f"there is no approval request #{approval_id}",
+            hint="see waiting requests with 'shipyard env approvals'",
+        )
+    return _approvals(conn, rows)[0]
+
+
+def list_approvals(
+    conn: sa.Connection,
+    *,
+    state: ApprovalState | None = ApprovalState.PENDING,
+    environment: str | None = None,
+) -> list[Approval]:
+    query = _approval_select.order_by(approvals.c.id)
+    if state is not None:
+        query = query.where(approvals.c.state == state.value)
+    if environment is not None:
+        query = query.where(environments.c.name == environment, LIVE)
+    return _approvals(conn, conn.execute(query).all())
+
+
+def add_decision(conn: sa.Connection, approval_id: int, decision: ApprovalDecision) -> None:
+    conn.execute(
+        approval_decisions.insert().values(
+            approval_id=approval_id,
+            person=decision.person,
+            decision=decision.decision.value,
+            comment=decision.comment,
+            at=decision.at,
+        )
+    )
+
+
+def set_approval_state(
+    conn: sa.Connection, approval_id: int, state: ApprovalState, at: datetime
+) -> bool:
+    """Move a pending approval to `state`; False when someone else already decided it."""
+    result = conn.execute(
+        approvals.update()
+        .where(approvals.c.id == approval_id, approvals.c.state == ApprovalState.PENDING.value)
+        .values(state=state.value, decided_at=at)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,166 @@
+"""The record's tables (SQLAlchemy Core); Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores naive UTC; always hands back aware UTC datetimes, on SQLite and PostgreSQL alike."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware ones")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.String(64), nullable=False, unique=True),
+    sa.Column("artifact", sa.Text, nullable=False),
+    sa.Column("build_id", sa.String(128), nullable=False, server_default=""),
+    sa.Column("commit", sa.String(64), nullable=False, server_default=""),
+    sa.Column("added_by", sa.String(128), nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("warned_at", UTCDateTime, nullable=True),
+    sa.Column("destroyed_at", UTCDateTime, nullable=True),
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=True),
+    sa.Column("release_since", UTCDateTime, nullable=True),
+    sa.Column("release_by", sa.String(128), nullable=True),
+    sa.Column("release_deployment_id", sa.Integer, nullable=True),
+    sa.Column("endpoint", sa.Text, nullable=True),
+    sa.Column("outputs", sa.JSON, nullable=False, default=dict),
+    sa.Column("overrides", sa.JSON, nullable=False, default=dict),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("lock_operation_id", sa.Integer, nullable=True),
+    sa.Column("lock_until", UTCDateTime, nullable=True),
+    sa.Index(
+        "uq_environments_live_name",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("state != 'destroyed'"),
+        postgresql_where=sa.text("state != 'destroyed'"),
+    ),
+    sa.Index("ix_environments_release_id", "release_id"),
+    sa.Index("ix_environments_state_type", "state", "type"),
+    sa.Index("ix_environments_name", "name"),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id"), nullable=False),
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("source_environment_id", sa.Integer, nullable=True),
+    sa.Column("parameters_fingerprint", sa.String(64), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_deployments_environment_id_id", "environment_id", "id"),
+    sa.Index("ix_deployments_release_id", "release_id"),
+    sa.Index("ix_deployments_status", "status"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "deployment_id", sa.Integer, sa.ForeignKey("deployments.id"), nullable=False, unique=True
+    ),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("required", sa.Integer, nullable=False),
+    sa.Column("approvers", sa.JSON, nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Index("ix_approvals_state", "state"),
+)
+
+approval_decisions = sa.Table(
+    "approval_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("approval_id", sa.Integer, sa.ForeignKey("approvals.id"), nullable=False),
+    sa.Column("person", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("approval_id", "person"),
+)
+
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id"), nullable=False),
+    sa.Column("deployment_id", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(32), nullable=False, server_default=""),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=True, unique=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_operations_state", "state"),
+    sa.Index("ix_operations_environment_id", "environment_id"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(48), nullable=False),
+    sa.Column("environment", sa.String(40), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False, default=dict),
+    sa.Index("ix_audit_events_environment_id", "environment", "id"),
+)

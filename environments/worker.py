@@ -1,0 +1,261 @@
+"""Runs operation rows step by step; resumes unfinished ones after a crash or restart."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from environments import parameters
+from environments.catalog import Catalog
+from environments.clock import Clock, SystemClock
+from environments.errors import ProviderError, ShipyardError
+from environments.model import (
+    DeploymentStatus,
+    Environment,
+    EnvironmentState,
+    Operation,
+    OperationKind,
+    OperationState,
+)
+from environments.notify import Notifier, SilentNotifier
+from environments.providers.base import Provider
+from environments.registry import Database
+from environments.registry import operations as ops
+from environments.registry import record as rec
+from environments.registry.schema import operations as operations_table
+
+LEASE = timedelta(seconds=30)
+HEARTBEAT_SECONDS = 5.0
+
+
+class Worker:
+    """Claims operations (one per environment at a time, across processes) and runs them."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        database: Database,
+        providers: Mapping[str, Provider],
+        *,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.db = database
+        self.providers = providers
+        self.clock = clock or SystemClock()
+        self.notifier = notifier or SilentNotifier()
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run_pending(self, *, limit: int = 50) -> list[Operation]:
+        """Run every operation that can run now (queued, or abandoned by a dead worker)."""
+        self._free_dead_owners()
+        done = []
+        with self.db.read() as conn:
+            candidates = ops.runnable(conn, self.clock.now(), limit)
+        for op in candidates:
+            finished = self.run(op.id, wait=False)
+            if finished is not None:
+                done.append(finished)
+        return done
+
+    def run(
+        self,
+        op_id: int,
+        *,
+        wait: bool = True,
+        on_wait: Callable[[Operation], None] | None = None,
+        poll: float = 0.2,
+    ) -> Operation | None:
+        """Run one operation to its end. With wait, wait for a busy environment or another worker.
+
+        Returns the finished operation, or None when it could not be claimed and wait is False.
+        """
+        told = False
+        while True:
+            self._free_dead_owners()
+            with self.db.write() as conn:
+                claimed = ops.claim(conn, op_id, owner=self.owner, now=self.clock.now(),
+                                    lease=LEASE)
+                op = ops.get_operation(conn, op_id)
+            if claimed:
+                return self._execute(op)
+            if op.state.is_terminal:
+                return op
+            if not wait:
+                return None
+            if on_wait is not None and not told:
+                on_wait(op)
+                told = True
+            time.sleep(poll)
+
+    def _execute(self, op: Operation) -> Operation:
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(op.id, stop), daemon=True)
+        beat.start()
+        try:
+            with self.db.read() as conn:
+                env = rec.environment_by_id(conn, op.environment_id)
+            provider = self.providers[self.catalog.type(env.type).provider]
+            steps = {
+                OperationKind.CREATE: (("provision", self._provision), ("deploy", self._deploy)),
+                OperationKind.DEPLOY: (("deploy", self._deploy),),
+                OperationKind.DESTROY: (("destroy", self._destroy),),
+            }[op.kind]
+            names = [name for name, _ in steps]
+            start = names.index(op.step) + 1 if op.step in names else 0
+            for name, step in steps[start:]:
+                step(op, provider)
+                with self.db.write() as conn:
+                    ops.set_step(conn, op.id, name, self.clock.now())
+            state, error = OperationState.SUCCEEDED, None
+        except ShipyardError as exc:
+            state, error = OperationState.FAILED, exc.one_line()
+        except Exception as exc:  # a provider bug must not leave the environment locked
+            state, error = OperationState.FAILED, f"{type(exc).__name__}: {exc}"
+        finally:
+            stop.set()
+            beat.join()
+        with self.db.write() as conn:
+            ops.finish(conn, op.id, state, self.clock.now(), error)
+            return ops.get_operation(conn, op.id)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _provision(self, op: Operation, provider: Provider) -> None:
+        env = self._move(op.environment_id, EnvironmentState.PROVISIONING)
+        self._say(env.name, f"provisioning {env.name} ({provider.name})")
+        try:
+            result = provider.provision(env, progress=lambda m: self._say(env.name, m))
+        except ShipyardError as exc:
+            self._fail(op, env, exc)
+            raise
+        with self.db.write() as conn:
+            rec.update_environment(conn, env.id, outputs={**env.outputs, **result.outputs})
+
+    def _deploy(self, op: Operation, provider: Provider) -> None:
+        if op.deployment_id is None:
+            raise ProviderError(f"operation #{op.id} has no deployment", hint="report this")
+        with self.db.write() as conn:
+            deployment = rec.get_deployment(conn, op.deployment_id)
+            release = rec.get_release(conn, deployment.release)
+            rec.set_deployment_status(conn, deployment.id, DeploymentStatus.RUNNING)
+        env = self._move(op.environment_id, EnvironmentState.DEPLOYING)
+        kind = self.catalog.type(env.type)
+        rendered = parameters.values(parameters.resolve(self.catalog, kind, env.overrides))
+        self._say(env.name, f"deploying {release.version} into {env.name}")
+        try:
+            result = provider.deploy(
+                env, release, rendered, progress=lambda m: self._say(env.name, m)
+            )
+        except ShipyardError as exc:
+            self._fail(op, env, exc)
+            raise
+        now = self.clock.now()
+        with self.db.write() as conn:
+            rec.set_deployment_status(
+                conn, deployment.id, DeploymentStatus.SUCCEEDED, at=now,
+                fingerprint=parameters.fingerprint(rendered),
+            )
+            rec.set_current_release(conn, env.id, deployment_id=deployment.id,
+                                    release=release.version, by=deployment.requested_by, at=now)
+            rec.update_environment(
+                conn, env.id, state=EnvironmentState.READY, endpoint=result.endpoint,
+                outputs={**env.outputs, **result.outputs}, reason=None,
+            )
+            ops.audit(conn, at=now, actor=deployment.requested_by, action="deployment.succeed",
+                      environment=env.name, release=release.version, deployment=deployment.id,
+                      approved_by=list(deployment.approved_by))
+            ready = rec.environment_by_id(conn, env.id)
+        self._say(env.name, f"{env.name} is ready with {release.version} at {result.endpoint}")
+        self.notifier.environment_ready(ready)
+
+    def _destroy(self, op: Operation, provider: Provider) -> None:
+        env = self._move(op.environment_id, EnvironmentState.DESTROYING)
+        self._say(env.name, f"destroying {env.name}")
+        provider.destroy(env, progress=lambda m: self._say(env.name, m))
+        now = self.clock.now()
+        with self.db.write() as conn:
+            for open_one in rec.open_deployments(conn, env.id):
+                rec.set_deployment_status(conn, open_one.id, DeploymentStatus.CANCELLED, at=now,
+                                          reason="environment destroyed")
+            rec.update_environment(conn, env.id, state=EnvironmentState.DESTROYED,
+                                   destroyed_at=now, endpoint=None)
+            ops.audit(conn, at=now, actor="shipyard", action="environment.destroyed",
+                      environment=env.name)
+        self._say(env.name, f"{env.name} destroyed")
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _move(self, env_id: int, state: EnvironmentState) -> Environment:
+        with self.db.write() as conn:
+            rec.update_environment(conn, env_id, state=state)
+            return rec.environment_by_id(conn, env_id)
+
+    def _fail(self, op: Operation, env: Environment, exc: ShipyardError) -> None:
+        """A failed deploy leaves the old release serving (ready); a failed build is failed."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            if op.deployment_id is not None:
+                rec.set_deployment_status(conn, op.deployment_id, DeploymentStatus.FAILED,
+                                          at=now, reason=exc.one_line())
+            current = rec.environment_by_id(conn, env.id)
+            still_serving = current.release is not None and op.kind is OperationKind.DEPLOY
+            rec.update_environment(
+                conn, env.id,
+                state=EnvironmentState.READY if still_serving else EnvironmentState.FAILED,
+                reason=exc.one_line(),
+            )
+            ops.audit(conn, at=now, actor="shipyard", action="operation.fail",
+                      environment=env.name, operation=op.id, reason=exc.one_line())
+        self.notifier.failed(env.name, exc.reason, exc.hint)
+
+    def _say(self, environment: str, message: str) -> None:
+        self.notifier.progress(environment, message)
+
+    def _heartbeat(self, op_id: int, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with self.db.write() as conn:
+                    ops.renew(conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE)
+            except sa.exc.OperationalError:
+                continue
+
+    def _free_dead_owners(self) -> None:
+        """Operations left running by a process on this host that no longer exists run again."""
+        prefix = f"{self.host}:"
+        with self.db.write() as conn:
+            rows = conn.execute(
+                sa.select(operations_table.c.id, operations_table.c.owner).where(
+                    operations_table.c.state == OperationState.RUNNING.value,
+                    operations_table.c.owner.like(prefix + "%"),
+                )
+            ).all()
+            for row in rows:
+                pid = int(row.owner.split(":")[1])
+                if row.owner != self.owner and not _alive(pid):
+                    conn.execute(
+                        operations_table.update()
+                        .where(operations_table.c.id == row.id)
+                        .values(lease_until=self.clock.now() - timedelta(seconds=1))
+                    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
