@@ -27,22 +27,29 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR"
 
 @dataclass(frozen=True)
 class Instance:
-    """One running process of a release: its pid, port and the command line it was started with."""
+    """One running process of a release: pid, port, command line, and when the kernel started it."""
 
     pid: int
     port: int
     cmdline: str
+    started: str = ""
 
     def alive(self) -> bool:
-        """True only while this very process runs (a recycled pid with another command is not it)."""
-        try:
-            raw = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-            status = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
+        """True only while this very process runs (a recycled pid is another process)."""
+        stat = _stat(self.pid)
+        if stat is None:
             return _pid_alive(self.pid) if not Path("/proc").exists() else False
-        return status != "Z" and raw.replace(b"\0", b" ").decode(errors="replace").strip() == (
-            self.cmdline
-        )
+        state, started = stat
+        return state != "Z" and (not self.started or started == self.started)
+
+
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) from /proc/PID/stat, or None when there is no such pid."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -173,7 +180,10 @@ class LocalProvider:
             process = _popen(command, Path(release.artifact), env, log)
         finally:
             log.close()
-        return Instance(pid=process, port=port, cmdline=" ".join(command))
+        stat = _stat(process)
+        return Instance(
+            pid=process, port=port, cmdline=" ".join(command), started=stat[1] if stat else ""
+        )
 
     def _wait_healthy(self, instance: Instance, log: Path) -> None:
         deadline = time.monotonic() + self.application.startup_timeout.total_seconds()
@@ -216,7 +226,12 @@ class LocalProvider:
 
 
 def _instance(raw: dict[str, Any]) -> Instance:
-    return Instance(pid=int(raw["pid"]), port=int(raw["port"]), cmdline=str(raw["cmdline"]))
+    return Instance(
+        pid=int(raw["pid"]),
+        port=int(raw["port"]),
+        cmdline=str(raw["cmdline"]),
+        started=str(raw.get("started", "")),
+    )
 
 
 def _popen(command: list[str], cwd: Path, env: dict[str, str], log: Any) -> int:

@@ -148,6 +148,7 @@ def claim(conn: sa.Connection, op_id: int, *, owner: str, now: datetime, lease: 
             owner=owner,
             lease_until=until,
             attempts=operations.c.attempts + 1,
+            started_at=now,
             updated_at=now,
         )
     )
@@ -183,7 +184,9 @@ def finish(
     conn.execute(
         operations.update()
         .where(operations.c.id == op_id)
-        .values(state=state.value, error=error, lease_until=None, updated_at=now)
+        .values(
+            state=state.value, error=error, lease_until=None, finished_at=now, updated_at=now
+        )
     )
     conn.execute(
         environments.update()

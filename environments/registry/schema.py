@@ -148,6 +148,8 @@ operations = sa.Table(
     sa.Column("owner", sa.String(128), nullable=True),
     sa.Column("lease_until", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_operations_state", "state"),
     sa.Index("ix_operations_environment_id", "environment_id"),

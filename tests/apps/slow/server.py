@@ -1,0 +1,22 @@
+"""A test application that takes START_DELAY seconds before it answers /healthz."""
+
+import http.server
+import os
+import sys
+import time
+
+time.sleep(float(os.environ.get("START_DELAY", "3")))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"status": "ok"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
