@@ -140,3 +140,7 @@ def _os_user() -> str:
         return os.environ.get("SHIPYARD_USER") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
