@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 from bot import render
 from bot.commands import Outcome, execute
@@ -21,12 +22,12 @@ from environments.policy import Actor, Channel
 class TerminalNotifier:
     """Progress and news on standard error, so standard output stays clean for --json."""
 
-    def __init__(self, stream: object = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.started = time.monotonic()
 
     def _say(self, text: str) -> None:
-        print(f"  [{time.monotonic() - self.started:5.1f}s] {text}", file=self.stream, flush=True)  # type: ignore[call-overload]
+        print(f"  [{time.monotonic() - self.started:5.1f}s] {text}", file=self.stream, flush=True)
 
     def approval_requested(self, approval: Approval) -> None:
         self._say(f"approval needed: {render.approval_line(approval)}")

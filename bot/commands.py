@@ -202,7 +202,11 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
             if kind.approval
             else "no approval"
         )
-        life = f"ttl {kind.ttl.default} (max {kind.ttl.max})" if kind.ttl else "no expiry"
+        life = (
+            f"ttl {format_duration(kind.ttl.default)} (max {format_duration(kind.ttl.max)})"
+            if kind.ttl
+            else "no expiry"
+        )
         lines.append(
             f"  type {name}: {kind.provider}, {life}, {gate}"
             + (", protected" if kind.protected else "")

@@ -1,4 +1,4 @@
-"""`shipyard demo`: the whole lifecycle on embedded defaults, with real processes, as a transcript."""
+"""`shipyard demo`: the whole lifecycle on embedded defaults, real processes, as a transcript."""
 
 from __future__ import annotations
 

@@ -11,28 +11,41 @@ from environments.errors import InvalidInput
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises a one-line InvalidInput with the usage instead of exiting."""
+    """argparse that raises a one-line InvalidInput with the usage instead of exiting.
+
+    Abbreviated options are off: `--a` must never stand for `--as`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.verbs: dict[tuple[str, str], argparse.ArgumentParser] = {}
 
     def error(self, message: str) -> NoReturn:
-        raise InvalidInput(
-            f"I couldn't parse that: {message}", hint=self.format_usage().strip().replace("\n", " ")
+        raise InvalidInput(f"I couldn't parse that: {message}", hint=one_line_usage(self))
+
+
+def one_line_usage(parser: argparse.ArgumentParser) -> str:
+    return " ".join(parser.format_usage().split())
+
+
+def _common(
+    parser: argparse.ArgumentParser, *, json_output: bool = False, chat: bool = False
+) -> None:
+    if not chat:
+        parser.add_argument(
+            "--as",
+            dest="person",
+            default=argparse.SUPPRESS,
+            metavar="USER",
+            help="act as this person (default: the OS user)",
         )
-
-
-def _common(parser: argparse.ArgumentParser, *, json_output: bool = False) -> None:
-    parser.add_argument(
-        "--as",
-        dest="person",
-        default=argparse.SUPPRESS,
-        metavar="USER",
-        help="act as this person (default: the OS user)",
-    )
-    parser.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,
-        metavar="PATH",
-        help="shipyard.yaml to use (default: $SHIPYARD_CONFIG or ./shipyard.yaml)",
-    )
+        parser.add_argument(
+            "--config",
+            default=argparse.SUPPRESS,
+            metavar="PATH",
+            help="shipyard.yaml to use (default: $SHIPYARD_CONFIG or ./shipyard.yaml)",
+        )
     if json_output:
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -45,34 +58,42 @@ def _waits(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(prog: str = "shipyard") -> Parser:
+def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
+    """The whole grammar; with chat=True, `/env VERB …` without the options chat must not have."""
     parser = Parser(
         prog=prog,
         description="Shipyard: on-demand environments, deployments, approvals and promotions.",
     )
-    parser.add_argument(
-        "--as",
-        dest="person",
-        default=None,
-        metavar="USER",
-        help="act as this person (default: the OS user)",
-    )
-    parser.add_argument(
-        "--config",
-        default=None,
-        metavar="PATH",
-        help="shipyard.yaml to use (default: $SHIPYARD_CONFIG or ./shipyard.yaml)",
-    )
+    parser.set_defaults(person=None, config=None)
+    if not chat:
+        parser.add_argument(
+            "--as",
+            dest="person",
+            default=None,
+            metavar="USER",
+            help="act as this person (default: the OS user)",
+        )
+        parser.add_argument(
+            "--config",
+            default=None,
+            metavar="PATH",
+            help="shipyard.yaml to use (default: $SHIPYARD_CONFIG or ./shipyard.yaml)",
+        )
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
     groups.required = True
 
-    env = groups.add_parser("env", help="environments: create, deploy, promote, approve, …")
+    env = groups.add_parser(
+        "env",
+        help="environments: create, deploy, promote, approve, …",
+        prog=prog if chat else f"{prog} env",
+    )
     verbs = env.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     verbs.required = True
 
     def verb(name: str, help_text: str, *, json_output: bool = False) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help_text, description=help_text)
-        _common(sub, json_output=json_output)
+        _common(sub, json_output=json_output, chat=chat)
+        parser.verbs[("env", name)] = sub
         return sub
 
     p = verb("create", "create an environment and deploy a release into it")
@@ -153,12 +174,14 @@ def build_parser(prog: str = "shipyard") -> Parser:
     rverbs = release.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     rverbs.required = True
     p = rverbs.add_parser("add", help="add a release to the record")
+    parser.verbs[("release", "add")] = p
     _common(p)
     p.add_argument("version")
     p.add_argument("--artifact", required=True, help="folder holding the release's files")
     p.add_argument("--build-id", default="")
     p.add_argument("--commit", default="")
     p = rverbs.add_parser("list", help="list releases, newest first")
+    parser.verbs[("release", "list")] = p
     _common(p, json_output=True)
 
     config = groups.add_parser("config", help="configuration: check")
@@ -176,8 +199,17 @@ def build_parser(prog: str = "shipyard") -> Parser:
     return parser
 
 
-def parse(argv: Sequence[str], prog: str = "shipyard") -> argparse.Namespace:
-    return build_parser(prog).parse_args(list(argv))
+def parse(argv: Sequence[str], prog: str = "shipyard", *, chat: bool = False) -> argparse.Namespace:
+    """Parse one command; a mistake names the usage of the verb it was made in."""
+    parser = build_parser(prog, chat=chat)
+    namespace, extras = parser.parse_known_args(list(argv))
+    if extras:
+        where = parser.verbs.get((namespace.group, getattr(namespace, "verb", "")), parser)
+        raise InvalidInput(
+            f"I couldn't parse that: unrecognized arguments: {' '.join(extras)}",
+            hint=one_line_usage(where),
+        )
+    return namespace
 
 
 def parse_text(text: str, prog: str = "/env") -> argparse.Namespace:
@@ -186,9 +218,9 @@ def parse_text(text: str, prog: str = "/env") -> argparse.Namespace:
         words = shlex.split(text)
     except ValueError as exc:
         raise InvalidInput(f"I couldn't parse that: {exc}", hint="check your quotes") from None
-    if any(word == "--as" or word.startswith("--as=") for word in words):
+    if any(word.split("=")[0] in ("--a", "--as") for word in words):
         raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
-    return parse(["env", *words], prog=prog)
+    return parse(["env", *words], prog=prog, chat=True)
 
 
 def as_dict(namespace: argparse.Namespace) -> dict[str, Any]:

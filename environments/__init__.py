@@ -1,0 +1,1 @@
+"""The domain core: environments, releases, deployments, approvals; no Slack, Azure or web."""

@@ -30,6 +30,15 @@ def _duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def _scalar(value: Any) -> Any:
+    if not isinstance(value, str | int | float | bool):
+        raise ValueError("must be a text, a number or true/false, not a list or mapping")
+    return value
+
+
+ParameterValue = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,7 +68,7 @@ class EnvironmentType(_Strict):
     protected: bool = False
     allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
     approval: ApprovalPolicy | None = None
-    parameters: dict[str, str | int | float | bool] = {}
+    parameters: dict[str, ParameterValue] = {}
 
     @property
     def ephemeral(self) -> bool:
@@ -82,7 +91,7 @@ class Catalog(_Strict):
     roles: dict[str, tuple[str, ...]] = {}
     admins: tuple[str, ...] = ()
     application: Application = Application()
-    parameters: dict[str, str | int | float | bool] = {}
+    parameters: dict[str, ParameterValue] = {}
     types: dict[str, EnvironmentType] = Field(min_length=1)
     promotion: tuple[str, ...] = ()
     source: str = Field(default="", exclude=True)

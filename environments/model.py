@@ -20,7 +20,7 @@ VERSION_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
 def check_environment_name(name: str) -> EnvironmentName:
     """An environment name becomes an Azure resource name: 3-40 of a-z, 0-9, '-', starting a-z."""
-    if not NAME_RULE.match(name) or name.endswith("-") or "--" in name:
+    if not NAME_RULE.fullmatch(name) or name.endswith("-") or "--" in name:
         raise InvalidInput(
             f"'{name}' is not a valid environment name",
             hint="use 3-40 lowercase letters, digits and single hyphens, starting with a letter "
@@ -30,7 +30,7 @@ def check_environment_name(name: str) -> EnvironmentName:
 
 
 def check_version(version: str) -> Version:
-    if not VERSION_RULE.match(version):
+    if not VERSION_RULE.fullmatch(version):
         raise InvalidInput(
             f"'{version}' is not a valid release version",
             hint="use letters, digits, '.', '-', '+' or '_' (for example 1.4.2)",
@@ -279,7 +279,7 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def parse_duration(text: str) -> timedelta:
     """'90s', '30m', '8h', '2d', '1w' → timedelta; anything else is refused with an example."""
-    match = DURATION_RULE.match(text.strip())
+    match = DURATION_RULE.fullmatch(text.strip())
     if not match or int(match.group(1)) == 0:
         raise InvalidInput(
             f"'{text}' is not a duration",

@@ -42,7 +42,7 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not KEY_RULE.match(key):
+        if not sep or not KEY_RULE.fullmatch(key):
             raise InvalidInput(
                 f"'{item}' is not a parameter assignment",
                 hint="write KEY=VALUE with a key of letters, digits and '_' (e.g. GAME_MOTD=hi)",

@@ -50,7 +50,7 @@ def require(catalog: Catalog, actor: Actor, action: str, env_type: EnvironmentTy
 def require_destroyable(
     catalog: Catalog, actor: Actor, env_type: EnvironmentType, force: bool
 ) -> None:
-    """Protected environments are never destroyed from chat; from the CLI only by an admin with --force."""
+    """Protected environments: never destroyed from chat; from the CLI by an admin with --force."""
     if env_type.protected:
         if actor.channel is Channel.CHAT:
             raise PolicyRefused(
@@ -97,14 +97,17 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
             f"{target_type} is not on the promotion path ({' → '.join(catalog.promotion)})",
             hint="deploy into it with 'env deploy' instead",
         )
-    expected = catalog.next_on_path(source_type)
-    if expected != target_type:
-        previous = catalog.previous_on_path(target_type)
+    previous = catalog.previous_on_path(target_type)
+    if previous != source_type:
+        path = " → ".join(catalog.promotion)
         raise InvalidInput(
-            f"promotion must follow the path {' → '.join(catalog.promotion)}: "
-            f"{target_type} takes releases from {previous or 'nothing (it is first)'}, "
-            f"not from {source_type}",
-            hint=f"promote into {expected} first" if expected else "nothing comes after it",
+            f"promotion must follow the path {path}: {target_type} takes releases from "
+            f"{previous or 'nothing (it is the first step)'}, not from {source_type}",
+            hint=(
+                f"promote into {target_type} a release that passed {previous}"
+                if previous
+                else f"deploy into {target_type} with 'env deploy' instead"
+            ),
         )
 
 

@@ -85,8 +85,9 @@ class Worker:
         while True:
             self._free_dead_owners()
             with self.db.write() as conn:
-                claimed = ops.claim(conn, op_id, owner=self.owner, now=self.clock.now(),
-                                    lease=LEASE)
+                claimed = ops.claim(
+                    conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE
+                )
                 op = ops.get_operation(conn, op_id)
             if claimed:
                 return self._execute(op)
@@ -164,18 +165,38 @@ class Worker:
         now = self.clock.now()
         with self.db.write() as conn:
             rec.set_deployment_status(
-                conn, deployment.id, DeploymentStatus.SUCCEEDED, at=now,
+                conn,
+                deployment.id,
+                DeploymentStatus.SUCCEEDED,
+                at=now,
                 fingerprint=parameters.fingerprint(rendered),
             )
-            rec.set_current_release(conn, env.id, deployment_id=deployment.id,
-                                    release=release.version, by=deployment.requested_by, at=now)
-            rec.update_environment(
-                conn, env.id, state=EnvironmentState.READY, endpoint=result.endpoint,
-                outputs={**env.outputs, **result.outputs}, reason=None,
+            rec.set_current_release(
+                conn,
+                env.id,
+                deployment_id=deployment.id,
+                release=release.version,
+                by=deployment.requested_by,
+                at=now,
             )
-            ops.audit(conn, at=now, actor=deployment.requested_by, action="deployment.succeed",
-                      environment=env.name, release=release.version, deployment=deployment.id,
-                      approved_by=list(deployment.approved_by))
+            rec.update_environment(
+                conn,
+                env.id,
+                state=EnvironmentState.READY,
+                endpoint=result.endpoint,
+                outputs={**env.outputs, **result.outputs},
+                reason=None,
+            )
+            ops.audit(
+                conn,
+                at=now,
+                actor=deployment.requested_by,
+                action="deployment.succeed",
+                environment=env.name,
+                release=release.version,
+                deployment=deployment.id,
+                approved_by=list(deployment.approved_by),
+            )
             ready = rec.environment_by_id(conn, env.id)
         self._say(env.name, f"{env.name} is ready with {release.version} at {result.endpoint}")
         self.notifier.environment_ready(ready)
@@ -187,12 +208,19 @@ class Worker:
         now = self.clock.now()
         with self.db.write() as conn:
             for open_one in rec.open_deployments(conn, env.id):
-                rec.set_deployment_status(conn, open_one.id, DeploymentStatus.CANCELLED, at=now,
-                                          reason="environment destroyed")
-            rec.update_environment(conn, env.id, state=EnvironmentState.DESTROYED,
-                                   destroyed_at=now, endpoint=None)
-            ops.audit(conn, at=now, actor="shipyard", action="environment.destroyed",
-                      environment=env.name)
+                rec.set_deployment_status(
+                    conn,
+                    open_one.id,
+                    DeploymentStatus.CANCELLED,
+                    at=now,
+                    reason="environment destroyed",
+                )
+            rec.update_environment(
+                conn, env.id, state=EnvironmentState.DESTROYED, destroyed_at=now, endpoint=None
+            )
+            ops.audit(
+                conn, at=now, actor="shipyard", action="environment.destroyed", environment=env.name
+            )
         self._say(env.name, f"{env.name} destroyed")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -207,17 +235,26 @@ class Worker:
         now = self.clock.now()
         with self.db.write() as conn:
             if op.deployment_id is not None:
-                rec.set_deployment_status(conn, op.deployment_id, DeploymentStatus.FAILED,
-                                          at=now, reason=exc.one_line())
+                rec.set_deployment_status(
+                    conn, op.deployment_id, DeploymentStatus.FAILED, at=now, reason=exc.one_line()
+                )
             current = rec.environment_by_id(conn, env.id)
             still_serving = current.release is not None and op.kind is OperationKind.DEPLOY
             rec.update_environment(
-                conn, env.id,
+                conn,
+                env.id,
                 state=EnvironmentState.READY if still_serving else EnvironmentState.FAILED,
                 reason=exc.one_line(),
             )
-            ops.audit(conn, at=now, actor="shipyard", action="operation.fail",
-                      environment=env.name, operation=op.id, reason=exc.one_line())
+            ops.audit(
+                conn,
+                at=now,
+                actor="shipyard",
+                action="operation.fail",
+                environment=env.name,
+                operation=op.id,
+                reason=exc.one_line(),
+            )
         self.notifier.failed(env.name, exc.reason, exc.hint)
 
     def _say(self, environment: str, message: str) -> None:

@@ -1,0 +1,1 @@
+"""The Azure DevOps side: pipeline templates, the runs client, the plugin steps."""

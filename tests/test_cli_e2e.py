@@ -216,8 +216,8 @@ def test_two_processes_deploying_to_one_environment_never_interleave(cli: Cli) -
     first = cli.popen("--as", "alice", "env", "deploy", "pr-6", "--release", "slow-1")
     time.sleep(0.3)
     second = cli.popen("--as", "bob", "env", "deploy", "pr-6", "--release", "1.1.0")
-    out_first, err_first = first.communicate(timeout=120)
-    out_second, err_second = second.communicate(timeout=120)
+    _, err_first = first.communicate(timeout=120)
+    _, err_second = second.communicate(timeout=120)
     assert first.returncode == 0, err_first
     assert second.returncode == 0, err_second
     assert "pr-6 is busy with an earlier operation" in err_second

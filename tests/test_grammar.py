@@ -89,21 +89,12 @@ def test_invalid_command_lines_say_what_and_show_usage(command: str, problem: st
     assert refused.value.hint.startswith("usage: shipyard")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="argparse reports unknown options from the top-level parser, so the hint shows "
-    "'usage: shipyard [-h] … COMMAND …' instead of the verb's usage",
-)
 def test_unknown_option_shows_the_usage_of_the_verb() -> None:
     with pytest.raises(InvalidInput) as refused:
         parse(["env", "list", "--bogus"])
     assert refused.value.hint.startswith("usage: shipyard env list")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the usage's line breaks become runs of spaces in the one-line hint",
-)
 def test_usage_hint_has_no_runs_of_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")  # argparse wraps the usage to the terminal's width
     with pytest.raises(InvalidInput) as refused:
@@ -140,14 +131,7 @@ def test_slack_text_parses_as_env_commands(text: str, expected: dict[str, Any]) 
         "list --as alice",
         "list --as=alice",
         "create pr-1 --as alice --type test --release 1.0.0",
-        pytest.param(
-            "list --a alice",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="argparse accepts the abbreviation '--a' for '--as', so a chat user can "
-                "act as someone else",
-            ),
-        ),
+        "list --a alice",
     ],
 )
 def test_slack_text_refuses_acting_as_someone_else(text: str) -> None:
@@ -168,10 +152,6 @@ def test_slack_text_with_an_unbalanced_quote_is_refused() -> None:
     assert "quotes" in refused.value.hint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_text prefixes 'env' under prog '/env', so chat usage reads '/env env create'",
-)
 def test_slack_usage_names_the_slash_command_once() -> None:
     with pytest.raises(InvalidInput) as refused:
         parse_text("create pr-1 --type test")
@@ -206,13 +186,7 @@ def test_parse_assignments(items: list[str], expected: dict[str, str]) -> None:
         "A B=1",
         "A.B=1",
         "K" * 129 + "=1",
-        pytest.param(
-            "A\n=1",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="KEY_RULE ends with '$', which also matches before a trailing newline",
-            ),
-        ),
+        "A\n=1",
     ],
 )
 def test_parse_assignments_refuses_with_an_example(item: str) -> None:

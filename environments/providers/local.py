@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -273,17 +274,13 @@ def _stop(instances: list[Instance], grace: float = 5.0) -> None:
 def _reap(instances: list[Instance]) -> None:
     # Children of this very process would otherwise linger as zombies.
     for instance in instances:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(instance.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _free_port(host: str) -> int:

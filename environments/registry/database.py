@@ -1,4 +1,4 @@
-"""Open the record's database (SQLite under SHIPYARD_HOME, or SHIPYARD_DATABASE_URL) and migrate it."""
+"""Open the record's database (SQLite in SHIPYARD_HOME or SHIPYARD_DATABASE_URL); migrate it."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _alembic_config() -> Config:
 
 
 def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
-    """Open (and by default migrate) the record named by `url`, SHIPYARD_DATABASE_URL or the home."""
+    """Open (and migrate) the record at `url`, else SHIPYARD_DATABASE_URL, else the home's."""
     url = url or database_url(shipyard_home())
     try:
         engine = _engine(url)

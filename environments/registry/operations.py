@@ -184,9 +184,7 @@ def finish(
     conn.execute(
         operations.update()
         .where(operations.c.id == op_id)
-        .values(
-            state=state.value, error=error, lease_until=None, finished_at=now, updated_at=now
-        )
+        .values(state=state.value, error=error, lease_until=None, finished_at=now, updated_at=now)
     )
     conn.execute(
         environments.update()

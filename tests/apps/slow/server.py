@@ -9,7 +9,7 @@ time.sleep(float(os.environ.get("START_DELAY", "3")))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/healthz" else 404)
         self.end_headers()
         self.wfile.write(b'{"status": "ok"}')
