@@ -86,6 +86,7 @@ class DataSet:
 
     columns: dict[str, list[str]]
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    versions: list[str] = field(default_factory=list)
     live_releases: list[str] = field(default_factory=list)
     names: dict[str, list[str]] = field(default_factory=dict)
 
@@ -240,8 +241,7 @@ def generate(n_envs: int, n_deployments: int, seed: int = 7) -> DataSet:
 
     env_rows: list[tuple[Any, ...]] = []
     for env in envs:
-        last_row = env.last_deployment
-        current = env.live and last_row is not None
+        current = env.last_deployment if env.live else None
         env_rows.append(
             (
                 env.id,
@@ -252,10 +252,10 @@ def generate(n_envs: int, n_deployments: int, seed: int = 7) -> DataSet:
                 env.created_at,
                 env.created_at + timedelta(days=7) if env.type == "test" else None,
                 None if env.live else env.end,
-                last_row[2] if current and last_row else None,
-                last_row[7] if current and last_row else None,
-                last_row[5] if current and last_row else None,
-                last_row[0] if current and last_row else None,
+                current[2] if current else None,  # release_id
+                current[7] if current else None,  # release_since: when it finished
+                current[5] if current else None,  # release_by
+                current[0] if current else None,  # release_deployment_id
                 f"http://127.0.0.1:{20_000 + env.id}" if env.live else None,
                 {"url": f"http://127.0.0.1:{20_000 + env.id}"} if env.live else {},
                 {"LOG_LEVEL": "debug"} if env.type == "test" else {},
@@ -265,14 +265,13 @@ def generate(n_envs: int, n_deployments: int, seed: int = 7) -> DataSet:
     data.rows["deployments"] = deployment_rows
     data.rows["approvals"] = approval_rows
     data.rows["approval_decisions"] = decision_rows
-    data.live_releases = sorted({versions[row[8] - 1] for row in env_rows if row[8]})
+    data.versions = versions
+    data.live_releases = sorted({versions[row[8] - 1] for row in env_rows if row[8]}) or versions
     data.names = {
         "live": sorted({env.name for env in envs if env.live and env.type == "test"}),
         "destroyed": sorted({env.name for env in envs if not env.live and env.type == "test"}),
         "recreated": sorted({env.name for env in envs if env.type != "test"}),
     }
-    data.live_releases = data.live_releases or versions
-    data.names["all_versions"] = versions
     return data
 
 
@@ -329,7 +328,7 @@ def fill(db: Database, data: DataSet) -> None:
                 marks = ", ".join("?" for _ in columns)
                 statement = f"INSERT INTO {name} ({quoted}) VALUES ({marks})"
                 for batch in batches:
-                    conn.exec_driver_sql(statement, batch)  # type: ignore[arg-type]
+                    conn.exec_driver_sql(statement, batch)
             progress(f"  {name}: {len(rows):,} rows in {time.perf_counter() - begun:.1f}s")
     if postgres:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -348,11 +347,13 @@ def check(db: Database, data: DataSet) -> None:
         }
         rows = record.matrix(conn, env_type="production")
         recent = record.history(conn, data.names["recreated"][0], limit=20)
+        live = record.get_environment(conn, rows[0].environment)
     for name, count in counts.items():
         assert count == data.count(name), f"{name}: {count} rows, expected {data.count(name)}"
     assert rows and all(row.since and row.since.tzinfo is UTC for row in rows)
     assert any(row.approved_by for row in rows), "no production environment shows its approvers"
-    assert len(recent) == 20 and recent[0].requested_at.tzinfo is UTC
+    assert live.outputs.get("url") == live.endpoint and live.created_at.tzinfo is UTC
+    assert 0 < len(recent) <= 20 and recent[0].requested_at.tzinfo is UTC
     assert [d.id for d in recent] == sorted((d.id for d in recent), reverse=True)
 
 
@@ -388,7 +389,7 @@ def _timed(db: Database, calls: Sequence[Callable[[sa.Connection], object]]) -> 
 def measure(db: Database, data: DataSet, n_calls: int, seed: int = 11) -> dict[str, Any]:
     rng = random.Random(seed)
     releases_asked = [
-        rng.choice(data.live_releases if rng.random() < 0.8 else data.names["all_versions"])
+        rng.choice(data.live_releases if rng.random() < 0.8 else data.versions)
         for _ in range(n_calls)
     ]
     groups = [g for g in ("live", "destroyed", "recreated") if data.names[g]]

@@ -339,16 +339,45 @@ def matrix(
     env_type: str | None = None,
     limit: int = 500,
 ) -> list[MatrixRow]:
-    """Which release runs where (live environments), since when, by whom, approved by whom."""
-    query = _env_select.where(LIVE).order_by(environments.c.type, environments.c.name).limit(limit)
+    """Which release runs where (live environments), since when, by whom, approved by whom.
+
+    Reads only the columns it shows, and finds approvers with a subquery rather than a long
+    IN-list, which PostgreSQL misestimates (see docs/benchmarks.md).
+    """
+    query = (
+        sa.select(
+            environments.c.name,
+            environments.c.type,
+            environments.c.state,
+            environments.c.release_since,
+            environments.c.release_by,
+            environments.c.release_deployment_id,
+            environments.c.endpoint,
+            _release_version,
+        )
+        .select_from(environments.outerjoin(releases, releases.c.id == environments.c.release_id))
+        .where(LIVE)
+        .order_by(environments.c.type, environments.c.name)
+        .limit(limit)
+    )
     if release is not None:
         query = query.where(environments.c.release_id == release_id(conn, release))
     if env_type is not None:
         query = query.where(environments.c.type == env_type)
     rows = conn.execute(query).all()
-    approvers = _approvers_of(
-        conn, [row.release_deployment_id for row in rows if row.release_deployment_id]
-    )
+    approvers: dict[int, list[str]] = defaultdict(list)
+    if any(row.release_deployment_id for row in rows):
+        shown = sa.select(query.subquery().c.release_deployment_id)
+        for found in conn.execute(
+            sa.select(approvals.c.deployment_id, approval_decisions.c.person)
+            .join(approval_decisions, approval_decisions.c.approval_id == approvals.c.id)
+            .where(
+                approvals.c.deployment_id.in_(shown),
+                approval_decisions.c.decision == Decision.APPROVE.value,
+            )
+            .order_by(approval_decisions.c.id)
+        ):
+            approvers[found.deployment_id].append(found.person)
     return [
         MatrixRow(
             environment=EnvironmentName(row.name),

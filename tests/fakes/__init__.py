@@ -1,0 +1,1 @@
+"""In-process fakes of the third-party services Shipyard talks to, for tests."""
