@@ -35,13 +35,13 @@ class TerminalNotifier:
     def approval_changed(self, approval: Approval) -> None:
         pass
 
-    def progress(self, environment: str, message: str) -> None:
+    def progress(self, environment: str, message: str, *, operation: int) -> None:
         self._say(message)
 
-    def environment_ready(self, environment: Environment) -> None:
+    def environment_ready(self, environment: Environment, *, operation: int) -> None:
         pass
 
-    def failed(self, environment: str, reason: str, hint: str) -> None:
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
         self._say(f"{environment} failed: {reason}" + (f" — {hint}" if hint else ""))
 
     def expiry_warning(self, environment: Environment) -> None:
@@ -88,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo import run_demo
 
             return run_demo(keep=args.keep)
+        if args.group == "serve":
+            from bot.serve import serve
+
+            return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
         return _run(args)
     except ShipyardError as exc:
         print(f"shipyard: {exc.one_line()}", file=sys.stderr)

@@ -194,6 +194,17 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     p.add_argument("--once", action="store_true", help="run what is runnable now, then exit")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
 
+    p = groups.add_parser("serve", help="run the Slack app (HTTP or Socket Mode) and the worker")
+    _common(p)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--port", type=int, help="serve HTTP on this port (/slack/events, /healthz)")
+    mode.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+
     p = groups.add_parser("demo", help="tell the whole story on embedded defaults, for real")
     p.add_argument("--keep", action="store_true", help="keep the demo's folder afterwards")
     return parser

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from environments.catalog import Catalog, config_path, load_catalog
+from environments.catalog import Catalog, Directory, config_path, load_catalog
 from environments.clock import Clock, SystemClock
 from environments.lifecycle import Lifecycle
-from environments.notify import Notifier, SilentNotifier
+from environments.notify import Notifier, Notifiers
 from environments.providers.base import Provider
 from environments.providers.local import LocalProvider
 from environments.registry import Database, open_database, shipyard_home
@@ -24,6 +24,7 @@ class Runtime:
     lifecycle: Lifecycle
     worker: Worker
     home: Path
+    notifiers: Notifiers
 
     @classmethod
     def open(
@@ -33,21 +34,25 @@ class Runtime:
         database_url: str | None = None,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        directory: Directory | None = None,
     ) -> Runtime:
         catalog = load_catalog(config_path(config))
+        if directory is not None:
+            catalog = catalog.with_directory(directory)
         home = shipyard_home()
         database = open_database(database_url)
         clock = clock or SystemClock()
-        notifier = notifier or SilentNotifier()
+        notifiers = Notifiers(*([notifier] if notifier else []))
         providers: dict[str, Provider] = {
             "local": LocalProvider(home / "environments", catalog.application),
         }
         return cls(
             catalog=catalog,
             database=database,
-            lifecycle=Lifecycle(catalog, database, clock=clock, notifier=notifier),
-            worker=Worker(catalog, database, providers, clock=clock, notifier=notifier),
+            lifecycle=Lifecycle(catalog, database, clock=clock, notifier=notifiers),
+            worker=Worker(catalog, database, providers, clock=clock, notifier=notifiers),
             home=home,
+            notifiers=notifiers,
         )
 
     def close(self) -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from environments.errors import ConfigError, NotFound, ShipyardError
 from environments.model import check_environment_name, parse_duration
 from environments.yamlsource import SourcedYaml, load_yaml
 
 ACTIONS = ("create", "deploy", "destroy", "extend")
+SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def _duration(value: Any) -> timedelta:
@@ -56,6 +58,19 @@ class ApprovalPolicy(_Strict):
     required: int = Field(ge=1, le=20)
     approvers: tuple[str, ...] = Field(min_length=1)
     timeout: Duration = timedelta(hours=24)
+    channel: str | None = None
+
+
+class ChatSettings(_Strict):
+    """Where Shipyard speaks in Slack when nothing more specific is configured."""
+
+    channel: str | None = None
+
+
+class Directory(Protocol):
+    """Resolves a group (e.g. a Slack user group id) to its members; None if it is not a group."""
+
+    def group_members(self, group: str) -> frozenset[str] | None: ...
 
 
 class EnvironmentType(_Strict):
@@ -88,13 +103,16 @@ class Catalog(_Strict):
     """Everything shipyard.yaml declares."""
 
     version: Literal[1] = 1
+    people: dict[str, str] = {}
     roles: dict[str, tuple[str, ...]] = {}
     admins: tuple[str, ...] = ()
+    slack: ChatSettings = ChatSettings()
     application: Application = Application()
     parameters: dict[str, ParameterValue] = {}
     types: dict[str, EnvironmentType] = Field(min_length=1)
     promotion: tuple[str, ...] = ()
     source: str = Field(default="", exclude=True)
+    _directory: Directory | None = PrivateAttr(default=None)
     base_dir: str = Field(default=".", exclude=True)
 
     def type(self, name: str) -> EnvironmentType:
@@ -118,12 +136,36 @@ class Catalog(_Strict):
         index = self.promotion.index(type_name)
         return self.promotion[index - 1] if index > 0 else None
 
+    def with_directory(self, directory: Directory) -> Catalog:
+        """This catalog, resolving groups (e.g. Slack user groups) through `directory`."""
+        copy = self.model_copy()
+        copy._directory = directory
+        return copy
+
     def members(self, entries: tuple[str, ...]) -> frozenset[str]:
-        """People named directly or through a role (one level; roles do not nest)."""
+        """People named directly, through a role, or through a directory group (e.g. Slack's)."""
         people: set[str] = set()
         for entry in entries:
-            people.update(self.roles.get(entry, (entry,)))
+            for member in self.roles.get(entry, (entry,)):
+                group = self._directory.group_members(member) if self._directory else None
+                if group is None:
+                    people.add(member)
+                else:
+                    people.update(self.person_for_slack(user) for user in group)
         return frozenset(people)
+
+    def person_for_slack(self, user_id: str) -> str:
+        """The name `people:` gives a Slack user id, else the id itself."""
+        for name, known in self.people.items():
+            if known == user_id:
+                return name
+        return user_id
+
+    def slack_id(self, person: str) -> str | None:
+        """The Slack user id of a person, if `people:` maps it or it is one already."""
+        if person in self.people:
+            return self.people[person]
+        return person if SLACK_USER.fullmatch(person) else None
 
 
 def config_path(explicit: str | None = None) -> Path:

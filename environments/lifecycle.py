@@ -258,7 +258,7 @@ class Lifecycle:
         now = self.clock.now()
         op_id: int | None = None
         with self.db.write() as conn:
-            approval = self._approval(conn, ref)
+            approval = self.find_approval(conn, ref)
             if approval.state is ApprovalState.PENDING and approval.expires_at <= now:
                 raise Conflict(
                     f"request #{approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
@@ -588,7 +588,8 @@ class Lifecycle:
             )
         return str(found.version), int(found.environment_id)
 
-    def _approval(self, conn: sa.Connection, ref: str) -> Approval:
+    def find_approval(self, conn: sa.Connection, ref: str) -> Approval:
+        """An approval by number (`12`, `#12`) or by the one environment it waits on."""
         ref = ref.removeprefix("#")
         if ref.isdigit():
             return rec.get_approval(conn, int(ref))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from typing import Any, Protocol
 
 from environments.model import Approval, Environment
+
+log = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
@@ -14,11 +17,11 @@ class Notifier(Protocol):
 
     def approval_changed(self, approval: Approval) -> None: ...
 
-    def progress(self, environment: str, message: str) -> None: ...
+    def progress(self, environment: str, message: str, *, operation: int) -> None: ...
 
-    def environment_ready(self, environment: Environment) -> None: ...
+    def environment_ready(self, environment: Environment, *, operation: int) -> None: ...
 
-    def failed(self, environment: str, reason: str, hint: str) -> None: ...
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None: ...
 
     def expiry_warning(self, environment: Environment) -> None: ...
 
@@ -32,14 +35,49 @@ class SilentNotifier:
     def approval_changed(self, approval: Approval) -> None:
         pass
 
-    def progress(self, environment: str, message: str) -> None:
+    def progress(self, environment: str, message: str, *, operation: int) -> None:
         pass
 
-    def environment_ready(self, environment: Environment) -> None:
+    def environment_ready(self, environment: Environment, *, operation: int) -> None:
         pass
 
-    def failed(self, environment: str, reason: str, hint: str) -> None:
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
         pass
 
     def expiry_warning(self, environment: Environment) -> None:
         pass
+
+
+class Notifiers:
+    """Tells every registered notifier; one failing is logged and does not stop the others."""
+
+    def __init__(self, *notifiers: Notifier) -> None:
+        self.notifiers: list[Notifier] = list(notifiers)
+
+    def add(self, notifier: Notifier) -> None:
+        self.notifiers.append(notifier)
+
+    def _each(self, method: str, *args: Any, **kwargs: Any) -> None:
+        for notifier in self.notifiers:
+            try:
+                getattr(notifier, method)(*args, **kwargs)
+            except Exception:
+                log.exception("notifier %s failed in %s", type(notifier).__name__, method)
+
+    def approval_requested(self, approval: Approval) -> None:
+        self._each("approval_requested", approval)
+
+    def approval_changed(self, approval: Approval) -> None:
+        self._each("approval_changed", approval)
+
+    def progress(self, environment: str, message: str, *, operation: int) -> None:
+        self._each("progress", environment, message, operation=operation)
+
+    def environment_ready(self, environment: Environment, *, operation: int) -> None:
+        self._each("environment_ready", environment, operation=operation)
+
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
+        self._each("failed", environment, reason, hint, operation=operation)
+
+    def expiry_warning(self, environment: Environment) -> None:
+        self._each("expiry_warning", environment)

@@ -135,9 +135,9 @@ class Worker:
 
     def _provision(self, op: Operation, provider: Provider) -> None:
         env = self._move(op.environment_id, EnvironmentState.PROVISIONING)
-        self._say(env.name, f"provisioning {env.name} ({provider.name})")
+        self._say(op, f"provisioning {env.name} ({provider.name})")
         try:
-            result = provider.provision(env, progress=lambda m: self._say(env.name, m))
+            result = provider.provision(env, progress=lambda m: self._say(op, m))
         except ShipyardError as exc:
             self._fail(op, env, exc)
             raise
@@ -154,11 +154,9 @@ class Worker:
         env = self._move(op.environment_id, EnvironmentState.DEPLOYING)
         kind = self.catalog.type(env.type)
         rendered = parameters.values(parameters.resolve(self.catalog, kind, env.overrides))
-        self._say(env.name, f"deploying {release.version} into {env.name}")
+        self._say(op, f"deploying {release.version} into {env.name}")
         try:
-            result = provider.deploy(
-                env, release, rendered, progress=lambda m: self._say(env.name, m)
-            )
+            result = provider.deploy(env, release, rendered, progress=lambda m: self._say(op, m))
         except ShipyardError as exc:
             self._fail(op, env, exc)
             raise
@@ -198,13 +196,13 @@ class Worker:
                 approved_by=list(deployment.approved_by),
             )
             ready = rec.environment_by_id(conn, env.id)
-        self._say(env.name, f"{env.name} is ready with {release.version} at {result.endpoint}")
-        self.notifier.environment_ready(ready)
+        self._say(op, f"{env.name} is ready with {release.version} at {result.endpoint}")
+        self.notifier.environment_ready(ready, operation=op.id)
 
     def _destroy(self, op: Operation, provider: Provider) -> None:
         env = self._move(op.environment_id, EnvironmentState.DESTROYING)
-        self._say(env.name, f"destroying {env.name}")
-        provider.destroy(env, progress=lambda m: self._say(env.name, m))
+        self._say(op, f"destroying {env.name}")
+        provider.destroy(env, progress=lambda m: self._say(op, m))
         now = self.clock.now()
         with self.db.write() as conn:
             for open_one in rec.open_deployments(conn, env.id):
@@ -221,7 +219,7 @@ class Worker:
             ops.audit(
                 conn, at=now, actor="shipyard", action="environment.destroyed", environment=env.name
             )
-        self._say(env.name, f"{env.name} destroyed")
+        self._say(op, f"{env.name} destroyed")
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -255,10 +253,10 @@ class Worker:
                 operation=op.id,
                 reason=exc.one_line(),
             )
-        self.notifier.failed(env.name, exc.reason, exc.hint)
+        self.notifier.failed(env.name, exc.reason, exc.hint, operation=op.id)
 
-    def _say(self, environment: str, message: str) -> None:
-        self.notifier.progress(environment, message)
+    def _say(self, op: Operation, message: str) -> None:
+        self.notifier.progress(op.environment, message, operation=op.id)
 
     def _heartbeat(self, op_id: int, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):

@@ -54,13 +54,13 @@ class RecordingNotifier:
     def approval_changed(self, approval: Approval) -> None:
         self.events.append(("approval_changed", approval))
 
-    def progress(self, environment: str, message: str) -> None:
+    def progress(self, environment: str, message: str, *, operation: int) -> None:
         self.events.append(("progress", message))
 
-    def environment_ready(self, environment: Environment) -> None:
+    def environment_ready(self, environment: Environment, *, operation: int) -> None:
         self.events.append(("ready", environment))
 
-    def failed(self, environment: str, reason: str, hint: str) -> None:
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
         self.events.append(("failed", reason))
 
     def expiry_warning(self, environment: Environment) -> None:

@@ -165,3 +165,19 @@ audit_events = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False, default=dict),
     sa.Index("ix_audit_events_environment_id", "environment", "id"),
 )
+
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+request_keys = sa.Table(
+    "request_keys",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+)

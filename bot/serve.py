@@ -1,0 +1,63 @@
+"""`shipyard serve`: the Slack app over HTTP (uvicorn) or Socket Mode, and the worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bot.app import build_app, web_client
+from bot.directory import SlackDirectory
+from bot.runtime import Runtime
+from bot.settings import SlackSettings
+from bot.slack_notifier import SlackNotifier
+from bot.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+
+def background_worker(runtime: Runtime, stop: threading.Event, interval: float = 2.0) -> None:
+    """Sweep expiry and run queued or abandoned operations until stopped."""
+    while not stop.is_set():
+        try:
+            runtime.lifecycle.expire()
+            runtime.worker.run_pending()
+        except Exception:
+            log.exception("background worker pass failed; trying again")
+        stop.wait(interval)
+
+
+def serve(
+    config: str | None, *, port: int | None, host: str, socket_mode: bool, interval: float = 2.0
+) -> int:
+    settings = SlackSettings()
+    token, secret = settings.require(socket_mode=socket_mode)
+    client = web_client(token, settings.api_url)
+    runtime = Runtime.open(config, directory=SlackDirectory(client))
+    notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
+    runtime.notifiers.add(notifier)
+    app, _ = build_app(runtime, client, signing_secret=secret or "socket-mode", notifier=notifier)
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=background_worker,
+        args=(runtime, stop, interval),
+        name="shipyard-worker",
+        daemon=True,
+    )
+    worker.start()
+    try:
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            assert settings.app_token is not None
+            handler = SocketModeHandler(app, settings.app_token.get_secret_value())
+            handler.start()  # type: ignore[no-untyped-call]
+        else:
+            import uvicorn
+
+            print(f"shipyard: serving Slack on http://{host}:{port}/slack/events", flush=True)
+            uvicorn.run(create_web_app(app), host=host, port=port or 3000, log_level="warning")
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        runtime.close()
+    return 0

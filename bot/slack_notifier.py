@@ -1,0 +1,160 @@
+"""Tells people in Slack: approval requests kept up to date, progress, expiry, failures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import views
+from environments.catalog import Catalog
+from environments.clock import Clock
+from environments.model import Approval, Environment
+from environments.registry import Database
+from environments.registry import chat as chat_record
+from environments.registry import record as rec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Progress:
+    title: str
+    channel: str
+    ts: str
+    steps: list[str] = field(default_factory=list)
+
+
+class SlackNotifier:
+    """Posts once, then updates the same message; every Slack error is logged, never raised."""
+
+    def __init__(
+        self, client: WebClient, catalog: Catalog, database: Database, clock: Clock
+    ) -> None:
+        self.client = client
+        self.catalog = catalog
+        self.db = database
+        self.clock = clock
+        self._progress: dict[int, _Progress] = {}
+        self._lock = threading.Lock()
+
+    # --- following an operation in one message ------------------------------------------------
+
+    def track(self, operation: int, channel: str, ts: str, title: str) -> None:
+        """Updates about `operation` go to this message (and its thread)."""
+        with self._lock:
+            self._progress[operation] = _Progress(title, channel, ts)
+        with self.db.write() as conn:
+            chat_record.remember_message(
+                conn, f"operation:{operation}", channel, ts, self.clock.now()
+            )
+
+    def progress(self, environment: str, message: str, *, operation: int) -> None:
+        with self._lock:
+            tracked = self._progress.get(operation)
+            if tracked is None:
+                return
+            tracked.steps.append(message)
+        self._update(tracked, done=None)
+
+    def environment_ready(self, environment: Environment, *, operation: int) -> None:
+        tracked = self._finish(operation)
+        if tracked is None:
+            return
+        tracked.steps.append(f"ready: {environment.release} at {environment.endpoint}")
+        self._update(tracked, done=True)
+        self._call(
+            "chat_postMessage",
+            channel=tracked.channel,
+            thread_ts=tracked.ts,
+            text=f"✅ *{environment.name}* is ready with {environment.release} at "
+            f"{environment.endpoint}",
+        )
+
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
+        text, blocks = views.failure(environment, reason, hint)
+        tracked = self._finish(operation)
+        if tracked is not None:
+            tracked.steps.append(f"failed: {reason}")
+            self._update(tracked, done=False)
+            self._call(
+                "chat_postMessage",
+                channel=tracked.channel,
+                thread_ts=tracked.ts,
+                text=text,
+                blocks=blocks,
+            )
+        elif self.catalog.slack.channel:
+            self._call(
+                "chat_postMessage", channel=self.catalog.slack.channel, text=text, blocks=blocks
+            )
+
+    def _finish(self, operation: int) -> _Progress | None:
+        with self._lock:
+            return self._progress.pop(operation, None)
+
+    def _update(self, tracked: _Progress, *, done: bool | None) -> None:
+        self._call(
+            "chat_update",
+            channel=tracked.channel,
+            ts=tracked.ts,
+            text=tracked.title,
+            blocks=views.progress_message(tracked.title, tracked.steps, done=done),
+        )
+
+    # --- approvals ------------------------------------------------------------------------------
+
+    def approval_requested(self, approval: Approval) -> None:
+        channel = self._approval_channel(approval)
+        if channel is None:
+            log.warning("approval #%s has no Slack channel (set slack.channel)", approval.id)
+            return
+        text, blocks = views.approval_message(self.catalog, approval)
+        response = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
+        if response is not None:
+            with self.db.write() as conn:
+                chat_record.remember_message(
+                    conn,
+                    f"approval:{approval.id}",
+                    str(response["channel"]),
+                    str(response["ts"]),
+                    self.clock.now(),
+                )
+
+    def approval_changed(self, approval: Approval) -> None:
+        with self.db.read() as conn:
+            where = chat_record.message(conn, f"approval:{approval.id}")
+        if where is None:
+            return
+        text, blocks = views.approval_message(self.catalog, approval)
+        self._call("chat_update", channel=where[0], ts=where[1], text=text, blocks=blocks)
+
+    def approval_thread(self, approval_id: int) -> tuple[str, str] | None:
+        with self.db.read() as conn:
+            return chat_record.message(conn, f"approval:{approval_id}")
+
+    def _approval_channel(self, approval: Approval) -> str | None:
+        with self.db.read() as conn:
+            env = rec.get_environment(conn, approval.environment)
+        gate = self.catalog.type(env.type).approval
+        return (gate.channel if gate else None) or self.catalog.slack.channel
+
+    # --- people ---------------------------------------------------------------------------------
+
+    def expiry_warning(self, environment: Environment) -> None:
+        owner = self.catalog.slack_id(environment.owner)
+        if owner is None:
+            return
+        text, blocks = views.expiry_warning(self.catalog, environment)
+        self._call("chat_postMessage", channel=owner, text=text, blocks=blocks)
+
+    def _call(self, method: str, **arguments: object) -> dict[str, object] | None:
+        try:
+            response = getattr(self.client, method)(**arguments)
+        except SlackApiError as exc:
+            log.warning("Slack %s failed: %s", method, exc.response.get("error"))
+            return None
+        return dict(response.data) if isinstance(response.data, dict) else None
