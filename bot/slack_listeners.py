@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -38,13 +39,38 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+class Handoff:
+    """Passes what an ack listener decided to the lazy listener Bolt starts beside it."""
+
+    def __init__(self, wait: float = 10.0) -> None:
+        self.wait = wait
+        self._results: dict[str, Requested | None] = {}
+        self._ready: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, key: str) -> threading.Event:
+        with self._lock:
+            return self._ready.setdefault(key, threading.Event())
+
+    def put(self, key: str, result: Requested | None) -> None:
+        with self._lock:
+            self._results[key] = result
+        self._event(key).set()
+
+    def take(self, key: str) -> Requested | None:
+        self._event(key).wait(self.wait)
+        with self._lock:
+            self._ready.pop(key, None)
+            return self._results.pop(key, None)
+
+
 class SlackFace:
     """Everything a person does in Slack, translated into lifecycle calls as that person."""
 
     def __init__(self, runtime: Runtime, notifier: SlackNotifier) -> None:
         self.rt = runtime
         self.notifier = notifier
-        self._created: dict[str, Requested] = {}
+        self._created = Handoff()
 
     def actor(self, user_id: str) -> Actor:
         return Actor(person=self.rt.catalog.person_for_slack(user_id), channel=Channel.CHAT)
@@ -240,6 +266,7 @@ class SlackFace:
         except ShipyardError as exc:
             errors["overrides"] = exc.one_line()[:150]
         if errors:
+            self._created.put(view["id"], None)
             ack(response_action="errors", errors=errors)
             return
         try:
@@ -263,15 +290,16 @@ class SlackFace:
                     else "name"
                 )
             )
+            self._created.put(view["id"], None)
             ack(response_action="errors", errors={block: exc.one_line()[:150]})
             return
+        self._created.put(view["id"], requested)
         ack()
-        self._created[view["id"]] = requested
 
     def run_create_form(
         self, body: dict[str, Any], client: WebClient, view: dict[str, Any]
     ) -> None:
-        requested = self._created.pop(view["id"], None)
+        requested = self._created.take(view["id"])
         if requested is None:
             return
         user = body["user"]["id"]

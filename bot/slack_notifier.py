@@ -112,7 +112,9 @@ class SlackNotifier:
         if channel is None:
             log.warning("approval #%s has no Slack channel (set slack.channel)", approval.id)
             return
-        text, blocks = views.approval_message(self.catalog, approval)
+        text, blocks = views.approval_message(
+            self.catalog, approval, details=self._details(approval)
+        )
         response = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
         if response is not None:
             with self.db.write() as conn:
@@ -129,8 +131,23 @@ class SlackNotifier:
             where = chat_record.message(conn, f"approval:{approval.id}")
         if where is None:
             return
-        text, blocks = views.approval_message(self.catalog, approval)
+        text, blocks = views.approval_message(
+            self.catalog, approval, details=self._details(approval)
+        )
         self._call("chat_update", channel=where[0], ts=where[1], text=text, blocks=blocks)
+
+    def _details(self, approval: Approval) -> list[str]:
+        """What changes besides the release: the parameters, compared with what runs now."""
+        with self.db.read() as conn:
+            asked = rec.get_deployment(conn, approval.deployment_id).parameters_fingerprint
+            env = rec.find_environment(conn, approval.environment)
+            current = rec.current_deployment(conn, env.id) if env else None
+        if current is None:
+            return [f"New environment; parameters `{asked}`"]
+        running = f"{current.release} with parameters `{current.parameters_fingerprint}`"
+        if current.parameters_fingerprint == asked:
+            return [f"Runs {running} now; parameters unchanged"]
+        return [f"Runs {running} now; parameters change to `{asked}`"]
 
     def approval_thread(self, approval_id: int) -> tuple[str, str] | None:
         with self.db.read() as conn:

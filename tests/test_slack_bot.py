@@ -117,6 +117,7 @@ def test_promotion_approved_in_slack_by_the_right_people(bot: Bot, slack: FakeSl
     )[0]
     blocks = json.dumps(request.params["blocks"])
     assert "1.0.0" in blocks and "pr-1" in blocks and "<@U0CAROL>" in blocks
+    assert "New environment; parameters" in blocks
     approve = [e for b in request.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [e["action_id"] for e in approve] == [views.APPROVE, views.REJECT]
     ts = eventually(lambda: slack.messages("C0RELEASES"))[0]["ts"]
@@ -365,3 +366,39 @@ def test_no_secret_reaches_slack(bot: Bot, slack: FakeSlack) -> None:
     ready_test_env(bot, "pr-7")
     sent = json.dumps([c.params for c in slack.calls()])
     assert SIGNING_SECRET not in sent and DEFAULT_TOKEN not in sent
+
+
+def test_the_owner_is_warned_an_hour_ahead_and_can_extend_from_the_message(
+    bot: Bot, slack: FakeSlack, clock: MovableClock
+) -> None:
+    ready_test_env(bot, "pr-8")
+    before = env_state(bot, "pr-8").expires_at
+    clock.advance(timedelta(hours=7, minutes=30))
+    assert bot.runtime.lifecycle.expire().warned == ("pr-8",)
+    (warning,) = [c for c in slack.calls("chat.postMessage") if c.params["channel"] == "U0ALICE"]
+    button = warning.params["blocks"][1]["elements"][0]
+    assert button["action_id"] == views.EXTEND and button["text"]["text"] == "Extend 4h"
+
+    bot.click("alice", views.EXTEND, "pr-8", message=("DU0ALICE", "1.1"))
+    eventually(lambda: env_state(bot, "pr-8").expires_at == before + timedelta(hours=4))
+    told = eventually(
+        lambda: [
+            c for c in slack.calls("chat.postMessage") if "now expires" in c.params.get("text", "")
+        ]
+    )
+    assert told[0].params["channel"] == "U0ALICE"
+
+
+def test_a_failure_says_why_and_what_to_do_in_the_thread(bot: Bot, slack: FakeSlack) -> None:
+    ready_test_env(bot, "pr-9")
+    bot.runtime.lifecycle.add_release(
+        person("ci"), "9.9.9-broken", str(Path(__file__).parent / "apps/broken")
+    )
+    bot.command("alice", "deploy pr-9 --release 9.9.9-broken")
+    failed = eventually(
+        lambda: [c for c in slack.calls("chat.postMessage") if "failed" in c.params.get("text", "")]
+    )
+    assert failed[0].params.get("thread_ts"), "the failure is a reply in the operation's thread"
+    shown = json.dumps(failed[0].params["blocks"])
+    assert "GAME_DATABASE is not reachable" in shown and "What to do" in shown
+    assert env_state(bot, "pr-9").release == "1.0.0", "the old release keeps serving"

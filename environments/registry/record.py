@@ -291,6 +291,14 @@ def get_deployment(conn: sa.Connection, deployment_id: int) -> Deployment:
     return _deployments(conn, rows)[0]
 
 
+def current_deployment(conn: sa.Connection, env_id: int) -> Deployment | None:
+    """The deployment that put the running release into this environment, if any."""
+    deployment_id = conn.execute(
+        sa.select(environments.c.release_deployment_id).where(environments.c.id == env_id)
+    ).scalar()
+    return get_deployment(conn, deployment_id) if deployment_id else None
+
+
 def set_deployment_status(
     conn: sa.Connection,
     deployment_id: int,
