@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from environments.errors import InvalidInput
@@ -207,7 +207,16 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
 
     p = groups.add_parser("demo", help="tell the whole story on embedded defaults, for real")
     p.add_argument("--keep", action="store_true", help="keep the demo's folder afterwards")
+    for add_commands in _extensions():
+        add_commands(groups, parser, chat)
     return parser
+
+
+def _extensions() -> list[Callable[[Any, Parser, bool], None]]:
+    """Feature modules that add their own command groups (params, loadtest, reconcile, …)."""
+    from bot import cli_extensions
+
+    return cli_extensions.GRAMMARS
 
 
 def parse(argv: Sequence[str], prog: str = "shipyard", *, chat: bool = False) -> argparse.Namespace:

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from environments.errors import ConfigError, NotFound, ShipyardError
+from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
+from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.yamlsource import SourcedYaml, load_yaml
 
 ACTIONS = ("create", "deploy", "destroy", "extend")
@@ -78,7 +80,9 @@ class EnvironmentType(_Strict):
 
     name: str = ""
     description: str = ""
-    provider: Literal["local"] = "local"
+    provider: Literal["local", "azure"] = "local"
+    azure: AzureTypeSettings | None = None
+    loadtest: str | None = None
     ttl: TTL | None = None
     protected: bool = False
     allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
@@ -111,6 +115,9 @@ class Catalog(_Strict):
     parameters: dict[str, ParameterValue] = {}
     types: dict[str, EnvironmentType] = Field(min_length=1)
     promotion: tuple[str, ...] = ()
+    azure: AzureSettings = AzureSettings()
+    loadtests: dict[str, LoadTestPlan] = {}
+    schedules: dict[str, Schedule] = {}
     source: str = Field(default="", exclude=True)
     _directory: Directory | None = PrivateAttr(default=None)
     base_dir: str = Field(default=".", exclude=True)

@@ -147,7 +147,7 @@ types:
         """\
 types:
   test:
-    provider: azure
+    provider: gcp
 """,
         3,
         "types.test.provider: Input should be 'local'",

@@ -1,0 +1,11 @@
+"""The feature modules that add command groups to the one grammar, and their handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Each entry: add_commands(groups, parser, chat) adds subparsers to `groups` (argparse's
+# subparsers action of the top-level parser) and registers verbs in `parser.verbs`; its module
+# registers handlers with `bot.commands.command(group, verb)`.
+GRAMMARS: list[Callable[[Any, Any, bool], None]] = []

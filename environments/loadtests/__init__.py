@@ -1,0 +1,1 @@
+"""Load tests: plans, runners, result readers, the aggregate report, criteria and verdicts."""
