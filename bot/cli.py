@@ -121,6 +121,8 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
         print(render.to_json(outcome.data))
         return 0
     print(outcome.text, flush=True)
+    for note in outcome.notes:
+        print(f"  note: {note}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow
     if getattr(args, "no_wait", False):
         if pending:

@@ -9,3 +9,7 @@ from typing import Any
 # subparsers action of the top-level parser) and registers verbs in `parser.verbs`; its module
 # registers handlers with `bot.commands.command(group, verb)`.
 GRAMMARS: list[Callable[[Any, Any, bool], None]] = []
+
+from bot import cli_params  # noqa: E402
+
+GRAMMARS.append(cli_params.add_commands)

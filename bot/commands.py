@@ -24,6 +24,7 @@ class Outcome:
     data: Any = None
     operation: int | None = None
     follow: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 Handler = Callable[[Runtime, Actor, argparse.Namespace], Outcome]
@@ -69,7 +70,12 @@ def env_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
 
 @command("env", "deploy")
 def env_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
-    requested = rt.lifecycle.deploy(actor, args.name, release=args.release)
+    requested = rt.lifecycle.deploy(
+        actor,
+        args.name,
+        release=args.release,
+        overrides=parameters.parse_assignments(args.overrides),
+    )
     return _requested(requested, f"deploy {args.release} into {args.name}")
 
 
@@ -213,3 +219,7 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
         )
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
     return Outcome(text="\n".join(lines), data=c.model_dump(mode="json"))
+
+
+# Feature modules register their own handlers (and grammar) when imported.
+from bot import cli_extensions  # noqa: E402, F401

@@ -125,6 +125,14 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     p = verb("deploy", "deploy a release into an environment")
     p.add_argument("name")
     p.add_argument("--release", required=True)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter for this deployment only (repeatable)",
+    )
     _waits(p)
 
     p = verb(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from environments import parameters
 from environments.model import Approval, Deployment, Environment, MatrixRow, Release
 
 
@@ -92,9 +93,24 @@ def matrix_table(rows: Sequence[MatrixRow]) -> str:
     )
 
 
+def parameter_changes(rows: Sequence[Deployment]) -> list[str]:
+    """Per deployment (newest first): which parameters changed since the one before it."""
+    changes = []
+    for index, row in enumerate(rows):
+        if row.parameters is None:
+            changes.append("-")
+            continue
+        older = next((r for r in rows[index + 1 :] if r.parameters is not None), None)
+        if older is None or older.parameters is None:
+            changes.append("initial")
+        else:
+            changes.append(parameters.summary(parameters.diff(older.parameters, row.parameters)))
+    return changes
+
+
 def history_table(rows: Sequence[Deployment]) -> str:
     return table(
-        ["#", "when", "release", "kind", "status", "by", "approved by", "params"],
+        ["#", "when", "release", "kind", "status", "by", "approved by", "parameters"],
         [
             [
                 str(d.id),
@@ -104,9 +120,9 @@ def history_table(rows: Sequence[Deployment]) -> str:
                 d.status,
                 d.requested_by,
                 ", ".join(d.approved_by) or "-",
-                d.parameters_fingerprint or "-",
+                change,
             ]
-            for d in rows
+            for d, change in zip(rows, parameter_changes(rows), strict=True)
         ],
     )
 

@@ -14,6 +14,7 @@ from environments.errors import ConfigError, NotFound, ShipyardError
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
+from environments.secrets import check_not_literal_secret
 from environments.yamlsource import SourcedYaml, load_yaml
 
 ACTIONS = ("create", "deploy", "destroy", "extend")
@@ -75,6 +76,18 @@ class Directory(Protocol):
     def group_members(self, group: str) -> frozenset[str] | None: ...
 
 
+class ServiceFabricSettings(_Strict):
+    """A type's `service_fabric:` section: the manifest to check against, an optional base file.
+
+    Paths are relative to shipyard.yaml; the parameters file (e.g. ApplicationParameters/Cloud.xml)
+    is a layer below the type's own parameters.
+    """
+
+    manifest: str
+    parameters_file: str | None = None
+    application: str | None = None
+
+
 class EnvironmentType(_Strict):
     """A catalog entry: provider, lifetime, who may do what, approval gate, parameter layer."""
 
@@ -83,6 +96,7 @@ class EnvironmentType(_Strict):
     provider: Literal["local", "azure"] = "local"
     azure: AzureTypeSettings | None = None
     loadtest: str | None = None
+    service_fabric: ServiceFabricSettings | None = None
     ttl: TTL | None = None
     protected: bool = False
     allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
@@ -244,7 +258,11 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
             )
     if len(set(catalog.promotion)) != len(catalog.promotion):
         fail(("promotion",), "promotion path names a type twice", "list each type once, in order")
+    for key, value in catalog.parameters.items():
+        _no_literal_secret(source, ("parameters", key), key, value)
     for name, env_type in catalog.types.items():
+        for key, value in env_type.parameters.items():
+            _no_literal_secret(source, ("types", name, "parameters", key), key, value)
         if env_type.ttl and env_type.ttl.default > env_type.ttl.max:
             fail(
                 ("types", name, "ttl"),
@@ -260,3 +278,17 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
                     f"{len(deciders)} approver(s) can give one",
                     "lower 'required' or add approvers",
                 )
+
+
+def _no_literal_secret(
+    source: SourcedYaml, loc: tuple[str | int, ...], key: str, value: object
+) -> None:
+    try:
+        check_not_literal_secret(key, str(value), source.where(loc))
+    except ShipyardError as exc:
+        raise ConfigError(exc.reason, hint=exc.hint) from None
+
+
+def resolve_path(catalog: Catalog, relative: str) -> Path:
+    """A path written in shipyard.yaml, relative to the file's own folder."""
+    return (Path(catalog.base_dir) / relative).resolve()

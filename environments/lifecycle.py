@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import parameters, policy
+from environments import parameters, policy, renderings
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput, NotFound
@@ -155,16 +155,33 @@ class Lifecycle:
         self._announce(requested)
         return requested
 
-    def deploy(self, actor: Actor, name: str, *, release: str) -> Requested:
+    def deploy(
+        self,
+        actor: Actor,
+        name: str,
+        *,
+        release: str,
+        overrides: dict[str, str] | None = None,
+    ) -> Requested:
+        """Deploy a release; `overrides` apply to this deployment only."""
         now = self.clock.now()
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
             rec.release_id(conn, release)
-            self._not_already(conn, env, release)
+            if not overrides:
+                self._not_already(conn, env, release)
             requested = self._request(
-                conn, env.id, env.name, kind, release, DeploymentKind.DEPLOY, actor, now=now
+                conn,
+                env.id,
+                env.name,
+                kind,
+                release,
+                DeploymentKind.DEPLOY,
+                actor,
+                now=now,
+                overrides=overrides,
             )
             ops.audit(
                 conn,
@@ -174,6 +191,7 @@ class Lifecycle:
                 environment=name,
                 release=release,
                 deployment=requested.deployment_id,
+                overridden=sorted(overrides or {}),
             )
         self._announce(requested)
         return requested
@@ -237,6 +255,57 @@ class Lifecycle:
                 release=version,
                 source=source_env.name if source_env else previous,
                 deployment=requested.deployment_id,
+            )
+        self._announce(requested)
+        return requested
+
+    def set_parameters(
+        self, actor: Actor, name: str, changes: dict[str, str], unset: list[str]
+    ) -> Requested | None:
+        """Change an environment's own parameters; a running release is redeployed with them.
+
+        The redeploy goes through the type's gate like any deployment (production changes need
+        approval); the environment's parameters change only when that deployment succeeds.
+        Returns None when nothing runs yet and the change was applied at once.
+        """
+        now = self.clock.now()
+        parameters.check(changes, "params set")
+        with self.db.write() as conn:
+            env = self._usable(conn, name)
+            kind = self.catalog.type(env.type)
+            policy.require(self.catalog, actor, "deploy", kind)
+            missing = [key for key in unset if key not in env.overrides]
+            if missing:
+                raise InvalidInput(
+                    f"{name} does not set {', '.join(missing)} itself",
+                    hint="see its own parameters with 'shipyard params show " + name + "'",
+                )
+            wanted = {k: v for k, v in env.overrides.items() if k not in unset} | changes
+            if wanted == env.overrides:
+                raise Conflict(f"{name} already has these parameters", hint="nothing to do")
+            ops.audit(
+                conn,
+                at=now,
+                actor=actor.person,
+                action="parameters.set",
+                environment=name,
+                changed=sorted(changes),
+                unset=sorted(unset),
+            )
+            if env.release is None:
+                parameters.resolve(self.catalog, kind, wanted)
+                rec.update_environment(conn, env.id, overrides=wanted)
+                return None
+            requested = self._request(
+                conn,
+                env.id,
+                env.name,
+                kind,
+                env.release,
+                DeploymentKind.DEPLOY,
+                actor,
+                now=now,
+                environment_parameters=wanted,
             )
         self._announce(requested)
         return requested
@@ -462,11 +531,18 @@ class Lifecycle:
         now: datetime,
         source_env_id: int | None = None,
         creating: bool | None = None,
+        overrides: dict[str, str] | None = None,
+        environment_parameters: dict[str, str] | None = None,
     ) -> Requested:
         env = rec.environment_by_id(conn, env_id)
-        fingerprint = parameters.fingerprint(
-            parameters.values(parameters.resolve(self.catalog, kind, env.overrides))
+        resolved = parameters.resolve(
+            self.catalog,
+            kind,
+            env.overrides if environment_parameters is None else environment_parameters,
+            overrides,
+            file_layer=renderings.file_layer(self.catalog, kind),
         )
+        fingerprint = parameters.fingerprint(parameters.values(resolved))
         gate = kind.approval
         deployment_id = rec.insert_deployment(
             conn,
@@ -478,6 +554,8 @@ class Lifecycle:
             at=now,
             source_env_id=source_env_id,
             fingerprint=fingerprint,
+            overrides=overrides,
+            environment_parameters=environment_parameters,
         )
         if gate:
             approval_id = rec.insert_approval(

@@ -196,6 +196,10 @@ class Deployment:
     parameters_fingerprint: str | None
     approved_by: tuple[Person, ...] = ()
     reason: str | None = None
+    parameters: dict[str, str] | None = None
+    secret_refs: tuple[str, ...] = ()
+    overrides: dict[str, str] = field(default_factory=dict)
+    environment_parameters: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

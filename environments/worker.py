@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from environments import parameters
+from environments import parameters, renderings
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.errors import ProviderError, ShipyardError
@@ -153,10 +153,26 @@ class Worker:
             rec.set_deployment_status(conn, deployment.id, DeploymentStatus.RUNNING)
         env = self._move(op.environment_id, EnvironmentState.DEPLOYING)
         kind = self.catalog.type(env.type)
-        rendered = parameters.values(parameters.resolve(self.catalog, kind, env.overrides))
         self._say(op, f"deploying {release.version} into {env.name}")
         try:
-            result = provider.deploy(env, release, rendered, progress=lambda m: self._say(op, m))
+            applied = (
+                env.overrides
+                if deployment.environment_parameters is None
+                else deployment.environment_parameters
+            )
+            resolved = parameters.resolve(
+                self.catalog,
+                kind,
+                applied,
+                deployment.overrides,
+                file_layer=renderings.file_layer(self.catalog, kind),
+            )
+            context = parameters.Context(
+                env.name, env.type, env.owner, env.outputs, release.version
+            )
+            rendered = parameters.render(resolved, context)
+            given = parameters.values(rendered)
+            result = provider.deploy(env, release, given, progress=lambda m: self._say(op, m))
         except ShipyardError as exc:
             self._fail(op, env, exc)
             raise
@@ -167,8 +183,12 @@ class Worker:
                 deployment.id,
                 DeploymentStatus.SUCCEEDED,
                 at=now,
-                fingerprint=parameters.fingerprint(rendered),
+                fingerprint=parameters.fingerprint(given),
+                parameters=given,
+                secret_refs=parameters.secret_names(rendered),
             )
+            if deployment.environment_parameters is not None:
+                rec.update_environment(conn, env.id, overrides=applied)
             rec.set_current_release(
                 conn,
                 env.id,

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Environment variables that override the `azure:` section (for a CI job, or a test's fake ARM).
+OVERRIDES = {
+    "SHIPYARD_AZURE_SUBSCRIPTION_ID": "subscription_id",
+    "SHIPYARD_AZURE_LOCATION": "location",
+    "SHIPYARD_AZURE_RESOURCE_MANAGER_URL": "resource_manager_url",
+    "SHIPYARD_AZURE_CREDENTIAL_SCOPE": "credential_scope",
+}
 
 
 class AzureSettings(BaseModel):
@@ -15,12 +26,36 @@ class AzureSettings(BaseModel):
     resource_group_prefix: str = "shipyard"
     resource_manager_url: str = "https://management.azure.com"
     credential_scope: str = "https://management.azure.com/.default"
+    # Where Key Vaults named only by name (`@keyvault(my-vault, secret)`) live: the shared group.
+    key_vault_resource_group: str = ""
+    # Seconds between polls when Azure gives no Retry-After (re-attaching to a deployment).
+    polling_interval: float = Field(default=10.0, gt=0, le=300)
+    # Retries of one request on 429/5xx (honouring Retry-After); never forever.
+    max_retries: int = Field(default=5, ge=0, le=20)
+    # Seconds one HTTP request may take to connect / to answer.
+    request_timeout: float = Field(default=60.0, gt=0, le=600)
+    # Seconds a deployment or a resource group deletion may run before Shipyard stops waiting.
+    operation_timeout: float = Field(default=3 * 3600.0, gt=0)
+
+    def with_environment(self, environ: Mapping[str, str] | None = None) -> AzureSettings:
+        """These settings with SHIPYARD_AZURE_* environment variables applied on top."""
+        source = os.environ if environ is None else environ
+        changes = {field: source[name] for name, field in OVERRIDES.items() if source.get(name)}
+        return self.model_copy(update=changes) if changes else self
 
 
 class AzureTypeSettings(BaseModel):
-    """A type's `azure:` section: the ARM template (relative to shipyard.yaml) and its inputs."""
+    """A type's `azure:` section: the ARM template (relative to shipyard.yaml) and its inputs.
+
+    `parameters_file` is an ARM parameters file whose values sit below Shipyard's parameters;
+    `unique` names template parameters that get a per-environment suffix (globally unique names
+    such as storage accounts); `release_parameter` names the template parameter that receives
+    the release version.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     template: str
     parameters_file: str | None = None
+    unique: tuple[str, ...] = ()
+    release_parameter: str | None = None

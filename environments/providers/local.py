@@ -21,6 +21,7 @@ from environments.catalog import Application
 from environments.errors import ProviderError
 from environments.model import Environment, Release
 from environments.providers.base import Progress, ProviderResult
+from environments.secrets import EnvRef, KeyVaultRef, parse_reference
 
 STATE_FILE = "instances.json"
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
@@ -167,7 +168,7 @@ class LocalProvider:
         values = {"python": sys.executable, "port": str(port), "host": self.host}
         command = [part.format(**values) for part in self.application.command]
         env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
-        env.update(parameters)
+        env.update(_runtime_values(parameters))
         env.update(
             PORT=str(port),
             HOST=self.host,
@@ -224,6 +225,23 @@ class LocalProvider:
         temporary = folder / f".{STATE_FILE}.tmp"
         temporary.write_text(json.dumps(state, indent=2))
         temporary.replace(folder / STATE_FILE)
+
+
+def _runtime_values(parameters: Mapping[str, str]) -> dict[str, str]:
+    """Environment variables for the process: @env references resolved here and nowhere else."""
+    resolved = {}
+    for key, value in parameters.items():
+        reference = parse_reference(key, value)
+        if isinstance(reference, EnvRef):
+            resolved[key] = reference.resolve(key)
+        elif isinstance(reference, KeyVaultRef):
+            raise ProviderError(
+                f"parameter {key} is {reference.text}: local environments cannot read Key Vault",
+                hint=f"for local types write {key}=@env(VARIABLE) and export VARIABLE",
+            )
+        else:
+            resolved[key] = value
+    return resolved
 
 
 def _instance(raw: dict[str, Any]) -> Instance:

@@ -251,6 +251,10 @@ def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deplo
             parameters_fingerprint=row.parameters_fingerprint,
             approved_by=tuple(Person(p) for p in approvers.get(row.id, [])),
             reason=row.reason,
+            parameters=row.parameters,
+            secret_refs=tuple(row.secret_refs or ()),
+            overrides=dict(row.overrides or {}),
+            environment_parameters=row.environment_parameters,
         )
         for row in rows
     ]
@@ -267,6 +271,8 @@ def insert_deployment(
     at: datetime,
     source_env_id: int | None = None,
     fingerprint: str | None = None,
+    overrides: dict[str, str] | None = None,
+    environment_parameters: dict[str, str] | None = None,
 ) -> int:
     return int(
         conn.execute(
@@ -280,6 +286,8 @@ def insert_deployment(
                 requested_at=at,
                 source_environment_id=source_env_id,
                 parameters_fingerprint=fingerprint,
+                overrides=overrides or {},
+                environment_parameters=environment_parameters,
             )
             .returning(deployments.c.id)
         ).scalar_one()
@@ -307,8 +315,13 @@ def set_deployment_status(
     at: datetime | None = None,
     reason: str | None = None,
     fingerprint: str | None = None,
+    parameters: dict[str, str] | None = None,
+    secret_refs: list[str] | None = None,
 ) -> None:
     values: dict[str, Any] = {"status": status.value}
+    if parameters is not None:
+        values["parameters"] = parameters
+        values["secret_refs"] = secret_refs or []
     if status.is_terminal:
         values["finished_at"] = at
     if reason is not None:

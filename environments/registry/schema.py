@@ -98,6 +98,11 @@ deployments = sa.Table(
     sa.Column("source_environment_id", sa.Integer, nullable=True),
     sa.Column("parameters_fingerprint", sa.String(64), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
+    # What the deployment rendered (secrets as references only), and what it was asked to apply.
+    sa.Column("parameters", sa.JSON, nullable=True),
+    sa.Column("secret_refs", sa.JSON, nullable=True),
+    sa.Column("overrides", sa.JSON, nullable=True),
+    sa.Column("environment_parameters", sa.JSON, nullable=True),
     sa.Index("ix_deployments_environment_id_id", "environment_id", "id"),
     sa.Index("ix_deployments_release_id", "release_id"),
     sa.Index("ix_deployments_status", "status"),

@@ -1,0 +1,128 @@
+"""`params show|diff|set`: an environment's layered parameters, rendered, compared and changed."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bot import render
+from bot.commands import Outcome, command
+from bot.grammar import Parser, _common, _waits
+from bot.runtime import Runtime
+from environments import parameters, renderings
+from environments.model import Environment
+from environments.parameters import Parameter
+from environments.policy import Actor
+from environments.registry import record as rec
+
+
+def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
+    group = groups.add_parser("params", help="parameters: show, diff, set")
+    verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    verbs.required = True
+    p = verbs.add_parser("show", help="an environment's parameters with the layer of each value")
+    _common(p, chat=chat)
+    p.add_argument("name")
+    p.add_argument(
+        "--format",
+        choices=renderings.FORMATS,
+        default="table",
+        help="table (default), sf-xml, arm-json, dotenv or json",
+    )
+    parser.verbs[("params", "show")] = p
+    p = verbs.add_parser("diff", help="what differs between two environments' parameters")
+    _common(p, chat=chat)
+    p.add_argument("first")
+    p.add_argument("second")
+    parser.verbs[("params", "diff")] = p
+    p = verbs.add_parser("set", help="change an environment's own parameters (redeploys)")
+    _common(p, chat=chat)
+    p.add_argument("name")
+    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--unset", action="append", default=[], metavar="KEY")
+    _waits(p)
+    parser.verbs[("params", "set")] = p
+
+
+def effective(rt: Runtime, env: Environment) -> dict[str, Parameter]:
+    """The parameters the running release got (or would get now), templates filled in."""
+    kind = rt.catalog.type(env.type)
+    resolved = parameters.resolve(
+        rt.catalog, kind, env.overrides, file_layer=renderings.file_layer(rt.catalog, kind)
+    )
+    context = parameters.Context(env.name, env.type, env.owner, env.outputs, env.release)
+    return parameters.render(resolved, context)
+
+
+def _environment(rt: Runtime, name: str) -> Environment:
+    with rt.database.read() as conn:
+        return rec.get_environment(conn, name)
+
+
+@command("params", "show")
+def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    env = _environment(rt, args.name)
+    shown = effective(rt, env)
+    kind = rt.catalog.type(env.type)
+    if args.format == "sf-xml":
+        result = renderings.sf_xml(rt.catalog, kind, env.name, shown)
+        notes = [
+            f"{key}: not set, the ApplicationManifest's default applies" for key in result.defaulted
+        ]
+        return Outcome(text=result.xml.rstrip("\n"), notes=notes)
+    if args.format == "arm-json":
+        return Outcome(text=renderings.arm_json(rt.catalog, shown).rstrip("\n"))
+    if args.format == "dotenv":
+        return Outcome(text=renderings.dotenv(shown).rstrip("\n"))
+    if args.format == "json":
+        return Outcome(text=renderings.as_json(shown).rstrip("\n"))
+    rows = [
+        [p.key, p.value, p.layer.value, "reference" if p.secret else ""] for p in shown.values()
+    ]
+    data = {
+        k: {"value": p.value, "layer": p.layer.value, "secret": p.secret} for k, p in shown.items()
+    }
+    return Outcome(text=render.table(["key", "value", "layer", "secret"], rows), data=data)
+
+
+@command("params", "diff")
+def params_diff(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    first = effective(rt, _environment(rt, args.first))
+    second = effective(rt, _environment(rt, args.second))
+    changes = parameters.diff(first, second)
+    rows = [
+        [
+            c.key,
+            f"{c.before} ({c.before_layer})" if c.before is not None else "-",
+            f"{c.after} ({c.after_layer})" if c.after is not None else "-",
+        ]
+        for c in changes
+    ]
+    text = (
+        render.table(["key", args.first, args.second], rows)
+        if rows
+        else (f"{args.first} and {args.second} have the same parameters")
+    )
+    return Outcome(text=text, data=changes)
+
+
+@command("params", "set")
+def params_set(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    changes = parameters.parse_assignments(args.assignments)
+    requested = rt.lifecycle.set_parameters(actor, args.name, changes, args.unset)
+    keys = ", ".join(sorted([*changes, *args.unset]))
+    if requested is None:
+        return Outcome(text=f"{args.name}: parameters {keys} set; they apply to its first release")
+    if requested.approval is not None:
+        a = requested.approval
+        return Outcome(
+            text=f"{args.name}: changing {keys} waits for approval (request #{a.id}, "
+            f"{a.required} of {', '.join(a.approvers)})",
+            data=requested,
+        )
+    return Outcome(
+        text=f"{args.name}: redeploying {requested.release} with {keys} changed "
+        f"(operation #{requested.operation_id})",
+        data=requested,
+        operation=requested.operation_id,
+    )

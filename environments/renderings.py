@@ -1,0 +1,88 @@
+"""Parameters rendered for their consumers: Service Fabric XML, ARM JSON, dotenv, JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from environments import servicefabric
+from environments.catalog import Catalog, EnvironmentType, resolve_path
+from environments.errors import InvalidInput
+from environments.parameters import Parameter
+from environments.secrets import EnvRef, KeyVaultRef
+
+FORMATS = ("table", "sf-xml", "arm-json", "dotenv", "json")
+ARM_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
+
+
+def file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, str]:
+    """The type's Service Fabric ApplicationParameters file, if it names one, as a layer."""
+    settings = env_type.service_fabric
+    if settings is None or settings.parameters_file is None:
+        return {}
+    return servicefabric.read_application_parameters(
+        resolve_path(catalog, settings.parameters_file)
+    )[1]
+
+
+def sf_xml(
+    catalog: Catalog, env_type: EnvironmentType, env_name: str, parameters: Mapping[str, Parameter]
+) -> servicefabric.Rendered:
+    settings = env_type.service_fabric
+    manifest = (
+        servicefabric.read_manifest(resolve_path(catalog, settings.manifest))
+        if (settings)
+        else None
+    )
+    application = (settings.application if settings and settings.application else None) or (
+        f"fabric:/{manifest.type_name.removesuffix('Type') if manifest else 'Application'}"
+    )
+    return servicefabric.render(application, parameters, manifest)
+
+
+def arm_json(catalog: Catalog, parameters: Mapping[str, Parameter]) -> str:
+    """An ARM deploymentParameters document; Key Vault references in ARM's `reference` form."""
+    shared = f"{catalog.azure.resource_group_prefix}-shared"
+    body: dict[str, Any] = {}
+    for key, parameter in parameters.items():
+        reference = parameter.reference
+        if isinstance(reference, KeyVaultRef):
+            entry: dict[str, Any] = {
+                "keyVault": {"id": reference.vault_id(catalog.azure.subscription_id, shared)},
+                "secretName": reference.name,
+            }
+            if reference.version:
+                entry["secretVersion"] = reference.version
+            body[key] = {"reference": entry}
+        elif isinstance(reference, EnvRef):
+            raise InvalidInput(
+                f"parameter {key} is {reference.text}, which only local environments can use",
+                hint="give ARM a Key Vault reference: @keyvault(VAULT, SECRET)",
+            )
+        else:
+            body[key] = {"value": parameter.value}
+    document = {"$schema": ARM_SCHEMA, "contentVersion": "1.0.0.0", "parameters": body}
+    return json.dumps(document, indent=2) + "\n"
+
+
+def dotenv(parameters: Mapping[str, Parameter]) -> str:
+    """KEY="value" lines; references stay references (the local provider resolves @env)."""
+    lines = []
+    for key, parameter in parameters.items():
+        escaped = parameter.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        lines.append(f'{key}="{escaped}"')
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def as_json(parameters: Mapping[str, Parameter]) -> str:
+    return (
+        json.dumps(
+            {
+                k: {"value": p.value, "layer": p.layer.value, "secret": p.secret}
+                for k, p in parameters.items()
+            },
+            indent=2,
+        )
+        + "\n"
+    )
