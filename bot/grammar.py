@@ -10,6 +10,10 @@ from typing import Any, NoReturn
 from environments.errors import InvalidInput
 
 
+# `/env params show X` reaches the params group; everything else is an `env` verb.
+CHAT_GROUPS = frozenset({"params", "loadtest", "schedule"})
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that raises a one-line InvalidInput with the usage instead of exiting.
 
@@ -110,6 +114,12 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
         help="a one-off parameter override (repeatable)",
     )
     _waits(p)
+    p.add_argument(
+        "--what-if",
+        dest="what_if",
+        action="store_true",
+        help="show what would change (ARM what-if for azure types) without doing it",
+    )
 
     p = verb("list", "list live environments", json_output=True)
     p.add_argument("--type", dest="env_type", help="only this type")
@@ -134,6 +144,12 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
         help="a parameter for this deployment only (repeatable)",
     )
     _waits(p)
+    p.add_argument(
+        "--what-if",
+        dest="what_if",
+        action="store_true",
+        help="show what would change (ARM what-if for azure types) without doing it",
+    )
 
     p = verb(
         "promote",
@@ -248,7 +264,8 @@ def parse_text(text: str, prog: str = "/env") -> argparse.Namespace:
         raise InvalidInput(f"I couldn't parse that: {exc}", hint="check your quotes") from None
     if any(word.split("=")[0] in ("--a", "--as") for word in words):
         raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
-    return parse(["env", *words], prog=prog, chat=True)
+    argv = words if words and words[0] in CHAT_GROUPS else ["env", *words]
+    return parse(argv, prog=prog, chat=True)
 
 
 def as_dict(namespace: argparse.Namespace) -> dict[str, Any]:

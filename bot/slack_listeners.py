@@ -24,7 +24,7 @@ from environments.policy import Actor, Channel
 from environments.registry import record as rec
 
 log = logging.getLogger(__name__)
-READ_VERBS = {"list", "show", "where", "matrix", "history", "approvals"}
+READ_VERBS = {"list", "show", "where", "matrix", "history", "approvals", "diff", "report"}
 EXTEND_BY = timedelta(hours=4)
 
 

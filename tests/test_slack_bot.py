@@ -402,3 +402,22 @@ def test_a_failure_says_why_and_what_to_do_in_the_thread(bot: Bot, slack: FakeSl
     shown = json.dumps(failed[0].params["blocks"])
     assert "GAME_DATABASE is not reachable" in shown and "What to do" in shown
     assert env_state(bot, "pr-9").release == "1.0.0", "the old release keeps serving"
+
+
+def test_parameters_from_slack_show_references_never_secret_values(
+    bot: Bot, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "tr0ub4dor-and-3-slack"
+    monkeypatch.setenv("GAME_DB_SECRET", secret)
+    ready_test_env(bot, "pr-10")
+    bot.command("alice", "params set pr-10 GAME_DB_PASSWORD=@env(GAME_DB_SECRET) GAME_MOTD=hey")
+    eventually(lambda: env_state(bot, "pr-10").overrides.get("GAME_MOTD") == "hey")
+    bot.command("alice", "params show pr-10")
+    shown = eventually(
+        lambda: [
+            c for c in slack.calls("response_url") if "GAME_DB_PASSWORD" in c.params.get("text", "")
+        ]
+    )
+    assert "@env(GAME_DB_SECRET)" in shown[0].params["text"]
+    assert "usage: /env params show" in bot.command("alice", "params show").body
+    assert secret not in json.dumps([c.params for c in slack.calls()])
