@@ -13,3 +13,7 @@ GRAMMARS: list[Callable[[Any, Any, bool], None]] = []
 from bot import cli_params  # noqa: E402
 
 GRAMMARS.append(cli_params.add_commands)
+
+from bot import cli_schedules  # noqa: E402
+
+GRAMMARS.append(cli_schedules.add_commands)

@@ -8,6 +8,7 @@ import threading
 from bot.app import build_app, web_client
 from bot.directory import SlackDirectory
 from bot.runtime import Runtime
+from bot.scheduler import lead_and_run
 from bot.settings import SlackSettings
 from bot.slack_notifier import SlackNotifier
 from bot.web import create_web_app
@@ -44,6 +45,10 @@ def serve(
         daemon=True,
     )
     worker.start()
+    leader = threading.Thread(
+        target=lead_and_run, args=(runtime, stop), name="shipyard-scheduler", daemon=True
+    )
+    leader.start()
     try:
         if socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -59,5 +64,6 @@ def serve(
     finally:
         stop.set()
         worker.join(timeout=10)
+        leader.join(timeout=10)
         runtime.close()
     return 0

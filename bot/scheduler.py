@@ -1,0 +1,267 @@
+"""Schedules from shipyard.yaml on APScheduler's SQLAlchemy job store; one leader runs them."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.runtime import Runtime
+from environments.catalog import Schedule
+from environments.errors import ConfigError, NotFound
+from environments.registry import operations as ops
+
+log = logging.getLogger(__name__)
+JOB_TABLE = "shipyard_schedule_jobs"
+LEADER_LOCK = 0x5348_4950  # "SHIP": the advisory lock id every replica competes for
+
+# Job functions are looked up by name when a job fires, so that the job store keeps only the
+# schedule's name (a textual reference), never a pickled runtime.
+_JOBS: dict[str, Callable[[Runtime, str, Schedule], str]] = {}
+_active: Runtime | None = None
+
+
+def job(name: str) -> Callable[[Callable[[Runtime, str, Schedule], str]], Any]:
+    """Register the function a schedule's `job:` names."""
+
+    def register(function: Callable[[Runtime, str, Schedule], str]) -> Any:
+        _JOBS[name] = function
+        return function
+
+    return register
+
+
+def trigger(schedule: Schedule) -> CronTrigger:
+    """Five fields as in crontab, or six with seconds first; in the schedule's timezone."""
+    fields = schedule.cron.split()
+    try:
+        if len(fields) == 5:
+            return CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+        if len(fields) == 6:
+            second, minute, hour, day, month, weekday = fields
+            return CronTrigger(
+                second=second,
+                minute=minute,
+                hour=hour,
+                day=day,
+                month=month,
+                day_of_week=weekday,
+                timezone=schedule.timezone,
+            )
+    except (ValueError, LookupError) as exc:
+        raise ConfigError(
+            f"schedule cron '{schedule.cron}' is not valid: {exc}",
+            hint="write five crontab fields, e.g. '0 2 * * *' for 02:00",
+        ) from None
+    raise ConfigError(
+        f"schedule cron '{schedule.cron}' has {len(fields)} fields",
+        hint="write five crontab fields, e.g. '0 2 * * *' for 02:00",
+    )
+
+
+def fire(name: str) -> None:
+    """What the job store calls: run the named schedule in the process that leads."""
+    if _active is None:
+        log.warning("schedule %s fired with no runtime", name)
+        return
+    run_now(_active, name)
+
+
+def run_now(runtime: Runtime, name: str) -> str:
+    """Run one schedule's job now, recording its start and outcome in the audit log."""
+    schedule = runtime.catalog.schedules.get(name)
+    if schedule is None:
+        raise NotFound(
+            f"there is no schedule '{name}'",
+            hint=f"schedules: {', '.join(runtime.catalog.schedules) or 'none'}",
+        )
+    function = _JOBS.get(schedule.job)
+    if function is None:
+        raise ConfigError(
+            f"schedule {name} names job '{schedule.job}', which does not exist",
+            hint=f"jobs: {', '.join(sorted(_JOBS)) or 'none'}",
+        )
+    clock = runtime.lifecycle.clock
+    with runtime.database.write() as conn:
+        ops.audit(
+            conn,
+            at=clock.now(),
+            actor="schedule",
+            action="schedule.start",
+            environment=None,
+            schedule=name,
+            job=schedule.job,
+        )
+    try:
+        outcome = function(runtime, name, schedule)
+    except Exception as exc:
+        outcome = f"failed: {exc}"
+        log.exception("schedule %s failed", name)
+    with runtime.database.write() as conn:
+        ops.audit(
+            conn,
+            at=clock.now(),
+            actor="schedule",
+            action="schedule.finish",
+            environment=None,
+            schedule=name,
+            outcome=outcome,
+        )
+    return outcome
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    name: str
+    cron: str
+    timezone: str
+    job: str
+    paused: bool
+    next_run: datetime | None
+
+
+class Schedules:
+    """The job store on the record's database, synced with shipyard.yaml."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.running = False
+        self.scheduler = BackgroundScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=runtime.database.engine, tablename=JOB_TABLE)
+            },
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def open(self, *, run: bool) -> Schedules:
+        """Start the scheduler (paused unless `run`), then bring jobs in line with the config."""
+        self.running = run
+        self.scheduler.start(paused=not run)
+        wanted = self.runtime.catalog.schedules
+        for existing in self.scheduler.get_jobs():
+            if existing.id not in wanted:
+                existing.remove()
+        for name, schedule in wanted.items():
+            current = self.scheduler.get_job(name)
+            wanted_trigger = trigger(schedule)
+            if current is not None and str(current.trigger) == str(wanted_trigger):
+                continue  # keep its next run time: a run missed while down still happens once
+            paused = current is not None and current.next_run_time is None
+            self.scheduler.add_job(
+                fire, wanted_trigger, args=[name], id=name, name=name, replace_existing=True
+            )
+            if paused:
+                self.scheduler.pause_job(name)
+        return self
+
+    def close(self) -> None:
+        if self.scheduler.running:
+            if not self.running:
+                # Detach the store first: shutting down wakes the loop once more, and a paused
+                # scheduler would otherwise consume (and lose) a due run it cannot execute.
+                self.scheduler.remove_jobstore("default", shutdown=True)
+            self.scheduler.shutdown(wait=False)
+
+    def states(self) -> list[ScheduleState]:
+        found = []
+        for name, schedule in self.runtime.catalog.schedules.items():
+            current = self.scheduler.get_job(name)
+            found.append(
+                ScheduleState(
+                    name,
+                    schedule.cron,
+                    schedule.timezone,
+                    schedule.job,
+                    paused=current is None or current.next_run_time is None,
+                    next_run=current.next_run_time if current else None,
+                )
+            )
+        return found
+
+    def pause(self, name: str) -> None:
+        self._known(name)
+        self.scheduler.pause_job(name)
+
+    def resume(self, name: str) -> None:
+        self._known(name)
+        self.scheduler.resume_job(name)
+
+    def _known(self, name: str) -> None:
+        if name not in self.runtime.catalog.schedules:
+            raise NotFound(
+                f"there is no schedule '{name}'",
+                hint=f"schedules: {', '.join(self.runtime.catalog.schedules) or 'none'}",
+            )
+
+
+class Leadership:
+    """Exactly one process runs the schedules: a PostgreSQL advisory lock held on a session of
+    its own, or on SQLite (one host) an exclusive lock on a file next to the record."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._conn: sa.Connection | None = None
+        self._file: Any = None
+
+    def try_acquire(self) -> bool:
+        if self.runtime.database.is_sqlite:
+            path = Path(self.runtime.home) / "scheduler.lock"
+            handle = path.open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        conn = self.runtime.database.engine.connect()
+        got = bool(
+            conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+        )
+        conn.commit()
+        if got:
+            self._conn = conn
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+            self._conn.commit()
+            self._conn.close()
+            self._conn = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0) -> None:
+    """Keep trying to lead; while leading, run the schedules until `stop` is set."""
+    global _active
+    leadership = Leadership(runtime)
+    while not stop.is_set():
+        if leadership.try_acquire():
+            break
+        stop.wait(retry)
+    else:
+        return
+    _active = runtime
+    schedules = Schedules(runtime).open(run=True)
+    log.info("leading the schedules: %s", ", ".join(runtime.catalog.schedules) or "none")
+    try:
+        stop.wait()
+    finally:
+        schedules.close()
+        _active = None
+        leadership.release()

@@ -1,0 +1,131 @@
+"""Schedules on APScheduler's job store in the real record: firing, pausing, leading, misfires."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot import scheduler
+from bot.runtime import Runtime
+from environments.catalog import Schedule
+from environments.errors import ConfigError, NotFound
+from tests.conftest import CONFIG
+
+FIRED: list[tuple[str, int, float]] = []
+
+
+@scheduler.job("test-tick")
+def tick(runtime: Runtime, name: str, schedule: Schedule) -> str:
+    FIRED.append((name, id(runtime), time.monotonic()))
+    return "ticked"
+
+
+def config_with(tmp_path: Path, schedules: str) -> str:
+    path = tmp_path / "shipyard.yaml"
+    path.write_text(CONFIG.read_text() + "\nschedules:\n" + schedules)
+    return str(path)
+
+
+EVERY_SECOND = "  tick:\n    cron: '* * * * * *'\n    job: test-tick\n"
+EVERY_MINUTE = "  slow:\n    cron: '* * * * *'\n    job: test-tick\n"
+
+
+@pytest.fixture
+def runtime_for(home: Path, tmp_path: Path, database_url: str) -> Iterator[object]:
+    made: list[Runtime] = []
+
+    def make(schedules: str) -> Runtime:
+        rt = Runtime.open(config_with(tmp_path, schedules), database_url=database_url)
+        made.append(rt)
+        return rt
+
+    FIRED.clear()
+    yield make
+    for rt in made:
+        rt.close()
+
+
+def lead(rt: Runtime) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    thread = threading.Thread(target=scheduler.lead_and_run, args=(rt, stop), kwargs={"retry": 0.2})
+    thread.start()
+    return stop, thread
+
+
+def test_a_schedule_fires_on_the_real_record(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    rt = runtime_for(EVERY_SECOND)
+    stop, thread = lead(rt)
+    time.sleep(3.2)
+    stop.set()
+    thread.join()
+    assert 2 <= len(FIRED) <= 4
+    from environments.registry import operations as ops
+
+    with rt.database.read() as conn:
+        actions = [e.action for e in ops.audit_log(conn, limit=20)]
+    assert "schedule.finish" in actions and "schedule.start" in actions
+
+
+def test_pause_and_resume_persist_in_the_job_store(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    rt = runtime_for(EVERY_MINUTE)
+    schedules = scheduler.Schedules(rt).open(run=False)
+    schedules.pause("slow")
+    schedules.close()
+    reopened = scheduler.Schedules(rt).open(run=False)
+    (state,) = reopened.states()
+    assert state.paused and state.next_run is None
+    reopened.resume("slow")
+    (state,) = reopened.states()
+    assert not state.paused and state.next_run is not None
+    with pytest.raises(NotFound, match="no schedule 'nightly'"):
+        reopened.pause("nightly")
+    reopened.close()
+
+
+def test_misfires_after_downtime_run_once(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    rt = runtime_for(EVERY_MINUTE)
+    schedules = scheduler.Schedules(rt).open(run=False)
+    # As if the process had been down for ten minutes: ten runs were missed.
+    schedules.scheduler.modify_job("slow", next_run_time=datetime.now(UTC) - timedelta(minutes=10))
+    schedules.close()
+    stop, thread = lead(rt)
+    time.sleep(2.0)
+    stop.set()
+    thread.join()
+    assert len(FIRED) == 1
+
+
+def test_only_one_process_leads(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    first, second = runtime_for(EVERY_SECOND), runtime_for(EVERY_SECOND)
+    a = scheduler.Leadership(first)
+    b = scheduler.Leadership(second)
+    assert a.try_acquire() is True
+    assert b.try_acquire() is False
+    a.release()
+    assert b.try_acquire() is True
+    b.release()
+
+
+def test_two_schedulers_on_one_record_fire_once_per_tick(runtime_for) -> None:  # type: ignore[no-untyped-def]
+    first, second = runtime_for(EVERY_SECOND), runtime_for(EVERY_SECOND)
+    stops = [lead(first), lead(second)]
+    time.sleep(3.5)
+    for stop, thread in stops:
+        stop.set()
+        thread.join()
+    assert 2 <= len(FIRED) <= 5
+    assert len({runtime for _, runtime, _ in FIRED}) == 1, "only the leader fires"
+    moments = sorted(at for _, _, at in FIRED)
+    assert all(b - a > 0.5 for a, b in zip(moments, moments[1:], strict=False)), "no double firing"
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "* * *", "0 2 * * * * *"])
+def test_a_bad_cron_is_refused_with_an_example(cron: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        scheduler.trigger(Schedule(cron=cron))
+    assert cron in refused.value.reason and "'0 2 * * *'" in refused.value.hint
