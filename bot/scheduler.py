@@ -17,8 +17,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.runtime import Runtime
-from environments.catalog import Schedule
 from environments.errors import ConfigError, NotFound
+from environments.loadtests.config import Schedule
 from environments.registry import operations as ops
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import pytest
 
 from bot import scheduler
 from bot.runtime import Runtime
-from environments.catalog import Schedule
 from environments.errors import ConfigError, NotFound
+from environments.loadtests.config import Schedule
 from tests.conftest import CONFIG
 
 FIRED: list[tuple[str, int, float]] = []
