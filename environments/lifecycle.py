@@ -8,10 +8,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import parameters, policy, renderings
+from environments import approvals, parameters, policy, promotion, renderings
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
-from environments.errors import Conflict, InvalidInput, NotFound
+from environments.errors import Conflict, InvalidInput
 from environments.model import (
     Approval,
     ApprovalDecision,
@@ -32,7 +32,7 @@ from environments.policy import Actor
 from environments.registry import Database
 from environments.registry import operations as ops
 from environments.registry import record as rec
-from environments.registry.schema import deployments, environments, releases
+from environments.registry.schema import environments
 
 SYSTEM = Actor(person="shipyard", channel=policy.Channel.SCHEDULE)
 WARN_BEFORE = timedelta(hours=1)
@@ -207,7 +207,7 @@ class Lifecycle:
         """Deploy into `target` (an environment or a type) what runs one step before it."""
         now = self.clock.now()
         with self.db.write() as conn:
-            target_env, target_type = self._promotion_target(conn, target)
+            target_env, target_type = promotion.target(conn, self.catalog, target)
             kind = self.catalog.type(target_type)
             source_env = rec.get_environment(conn, source) if source else None
             previous = self.catalog.previous_on_path(target_type)
@@ -217,7 +217,9 @@ class Lifecycle:
                 policy.promotion_target_type(self.catalog, target_type, target_type)
             assert previous is not None
             policy.require(self.catalog, actor, "deploy", kind)
-            version, source_env_id = self._promotable(conn, previous, release, source_env)
+            version, source_env_id = promotion.promotable(
+                conn, self.catalog, previous, release, source_env
+            )
             if target_env is None:
                 check_environment_name(target)
                 policy.require(self.catalog, actor, "create", kind)
@@ -327,7 +329,7 @@ class Lifecycle:
         now = self.clock.now()
         op_id: int | None = None
         with self.db.write() as conn:
-            approval = self.find_approval(conn, ref)
+            approval = approvals.find(conn, ref)
             if approval.state is ApprovalState.PENDING and approval.expires_at <= now:
                 raise Conflict(
                     f"request #{approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
@@ -356,48 +358,10 @@ class Lifecycle:
             state = policy.outcome(approval.required, (*approval.decisions, mine))
             if state is not ApprovalState.PENDING:
                 rec.set_approval_state(conn, approval.id, state, now)
-                op_id = self._settle(conn, approval, state, now)
+                op_id = approvals.settle(conn, approval, state, now)
             approval = rec.get_approval(conn, approval.id)
         self.notifier.approval_changed(approval)
         return approval, op_id
-
-    def _settle(
-        self, conn: sa.Connection, approval: Approval, state: ApprovalState, now: datetime
-    ) -> int | None:
-        """After the last decision: queue the deployment, or close it as not promoted."""
-        deployment = rec.get_deployment(conn, approval.deployment_id)
-        env = rec.get_environment(conn, deployment.environment)
-        if state is ApprovalState.APPROVED:
-            rec.set_deployment_status(conn, deployment.id, DeploymentStatus.QUEUED)
-            kind = (
-                OperationKind.CREATE
-                if env.state is EnvironmentState.REQUESTED
-                else OperationKind.DEPLOY
-            )
-            return ops.enqueue(
-                conn,
-                kind=kind,
-                env_id=env.id,
-                at=now,
-                deployment_id=deployment.id,
-                key=f"approval-{approval.id}",
-            )
-        outcome = (
-            DeploymentStatus.REJECTED
-            if state is ApprovalState.REJECTED
-            else DeploymentStatus.EXPIRED
-        )
-        rec.set_deployment_status(conn, deployment.id, outcome, at=now, reason="not promoted")
-        if env.state is EnvironmentState.REQUESTED and not rec.open_deployments(conn, env.id):
-            # Nothing was ever built for it: the environment simply never comes to be.
-            rec.update_environment(
-                conn,
-                env.id,
-                state=EnvironmentState.DESTROYED,
-                destroyed_at=now,
-                reason="not promoted",
-            )
-        return None
 
     # --- extend, destroy, expire ----------------------------------------------------------
 
@@ -487,7 +451,7 @@ class Lifecycle:
                 if approval.expires_at <= now and rec.set_approval_state(
                     conn, approval.id, ApprovalState.EXPIRED, now
                 ):
-                    self._settle(conn, approval, ApprovalState.EXPIRED, now)
+                    approvals.settle(conn, approval, ApprovalState.EXPIRED, now)
                     ops.audit(
                         conn,
                         at=now,
@@ -515,6 +479,10 @@ class Lifecycle:
             .values(warned_at=now)
         )
         return result.rowcount == 1
+
+    def find_approval(self, conn: sa.Connection, ref: str) -> Approval:
+        """An approval by number (`12`, `#12`) or by the one environment it waits on."""
+        return approvals.find(conn, ref)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -600,86 +568,3 @@ class Lifecycle:
                     f"(deployment #{waiting.id}, {waiting.status})",
                     hint="wait for it, or see 'shipyard env show " + env.name + "'",
                 )
-
-    def _promotion_target(self, conn: sa.Connection, target: str) -> tuple[Environment | None, str]:
-        env = rec.find_environment(conn, target)
-        if env is not None:
-            return env, env.type
-        if target not in self.catalog.types:
-            raise NotFound(
-                f"there is no environment or environment type '{target}'",
-                hint=f"promote into one of: {', '.join(self.catalog.promotion[1:])}",
-            )
-        live = rec.list_environments(conn, env_type=target)
-        if len(live) > 1:
-            raise InvalidInput(
-                f"there are {len(live)} {target} environments",
-                hint=f"name one of them: {', '.join(e.name for e in live)}",
-            )
-        return (live[0], target) if live else (None, target)
-
-    def _promotable(
-        self,
-        conn: sa.Connection,
-        previous: str,
-        release: str | None,
-        source: Environment | None,
-    ) -> tuple[str, int | None]:
-        """Which release to promote: only one that succeeded in the previous step of the path."""
-        if source is not None:
-            if release is not None and release != source.release:
-                raise InvalidInput(
-                    f"{source.name} runs {source.release}, not {release}",
-                    hint="leave out --release to promote what runs there",
-                )
-            if source.release is None or source.state is not EnvironmentState.READY:
-                raise Conflict(
-                    f"{source.name} is {source.state} with no release to promote",
-                    hint="wait until it is ready",
-                )
-            return source.release, source.id
-        query = (
-            sa.select(releases.c.version, deployments.c.environment_id)
-            .select_from(
-                deployments.join(
-                    environments, environments.c.id == deployments.c.environment_id
-                ).join(releases, releases.c.id == deployments.c.release_id)
-            )
-            .where(
-                environments.c.type == previous,
-                deployments.c.status == DeploymentStatus.SUCCEEDED.value,
-            )
-            .order_by(releases.c.id.desc(), deployments.c.id.desc())
-            .limit(1)
-        )
-        if release is not None:
-            check_version(release)
-            rec.release_id(conn, release)
-            query = query.where(releases.c.version == release)
-        found = conn.execute(query).first()
-        if found is None:
-            subject = f"release {release} has not" if release else "no release has"
-            raise Conflict(
-                f"{subject} been deployed successfully to a {previous} environment yet",
-                hint=f"deploy it to {previous} first; releases move along "
-                f"{' → '.join(self.catalog.promotion)}",
-            )
-        return str(found.version), int(found.environment_id)
-
-    def find_approval(self, conn: sa.Connection, ref: str) -> Approval:
-        """An approval by number (`12`, `#12`) or by the one environment it waits on."""
-        ref = ref.removeprefix("#")
-        if ref.isdigit():
-            return rec.get_approval(conn, int(ref))
-        waiting = rec.list_approvals(conn, environment=ref)
-        if len(waiting) == 1:
-            return waiting[0]
-        if not waiting:
-            raise NotFound(
-                f"nothing is waiting for approval on '{ref}'",
-                hint="see waiting requests with 'shipyard env approvals'",
-            )
-        raise InvalidInput(
-            f"{len(waiting)} requests wait on {ref}",
-            hint=f"name one by number: {', '.join('#' + str(a.id) for a in waiting)}",
-        )
