@@ -16,10 +16,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot import views
+from bot.dedupe import RequestLog
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
 from bot.slack_notifier import SlackNotifier
-from environments.registry import chat as chat_record
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,13 @@ def build_app(
 ) -> tuple[App, SlackFace]:
     app = App(client=client, signing_secret=signing_secret, process_before_response=False)
     face = SlackFace(runtime, notifier)
+    requests = RequestLog(runtime.database, runtime.lifecycle.clock)
 
     @app.middleware
     def handle_once(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         # Runs after Bolt has checked the signature and timestamp, so forgeries never get here.
-        with runtime.database.write() as conn:
-            new = chat_record.first_time(
-                conn, request_key(req.raw_body), runtime.lifecycle.clock.now()
-            )
-        if not new:
+        retry = bool(req.headers.get("x-slack-retry-num"))
+        if not requests.first_time(request_key(req.raw_body), retry=retry):
             log.info("duplicate delivery ignored (retry %s)", req.headers.get("x-slack-retry-num"))
             return BoltResponse(status=200, body="")
         return next()

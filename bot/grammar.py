@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from environments.errors import InvalidInput
-
 
 # `/env params show X` reaches the params group; everything else is an `env` verb.
 CHAT_GROUPS = frozenset({"params", "loadtest", "schedule"})
@@ -243,9 +243,16 @@ def _extensions() -> list[Callable[[Any, Parser, bool], None]]:
     return cli_extensions.GRAMMARS
 
 
+@functools.lru_cache(maxsize=8)
+def _parser(prog: str, chat: bool) -> Parser:
+    # Building the grammar costs milliseconds (argparse + gettext); parsing with it does not
+    # change it, so one parser serves every request.
+    return build_parser(prog, chat=chat)
+
+
 def parse(argv: Sequence[str], prog: str = "shipyard", *, chat: bool = False) -> argparse.Namespace:
     """Parse one command; a mistake names the usage of the verb it was made in."""
-    parser = build_parser(prog, chat=chat)
+    parser = _parser(prog, chat)
     namespace, extras = parser.parse_known_args(list(argv))
     if extras:
         where = parser.verbs.get((namespace.group, getattr(namespace, "verb", "")), parser)

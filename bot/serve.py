@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 
@@ -60,6 +61,10 @@ def serve(
             import uvicorn
 
             print(f"shipyard: serving Slack on http://{host}:{port}/slack/events", flush=True)
+            # Everything loaded so far lives as long as the process: keep the collector from
+            # walking it again and again (full collections paused every request in flight).
+            gc.collect()
+            gc.freeze()
             uvicorn.run(create_web_app(app), host=host, port=port or 3000, log_level="warning")
     finally:
         stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ READ_VERBS = {"list", "show", "where", "matrix", "history", "approvals", "diff",
 EXTEND_BY = timedelta(hours=4)
 
 
+@functools.cache
 def help_text() -> str:
     parser = build_parser("/env", chat=True)
     env = parser.verbs

@@ -36,3 +36,14 @@ def test_opening_twice_migrates_once_and_keeps_data(database_url: str) -> None:
     with second.read() as conn:
         assert conn.execute(sa.text("select count(*) from releases")).scalar() == 1
     second.dispose()
+
+
+def test_the_quick_head_check_agrees_with_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from environments.registry.database import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()

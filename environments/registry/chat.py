@@ -13,8 +13,10 @@ from environments.registry.schema import chat_messages, request_keys
 def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, **values: object) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on either database; True when the row is new."""
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return conn.execute(statement).rowcount == 1
+    key = next(iter(table.primary_key.columns))
+    # RETURNING tells reliably whether a row went in (rowcount does not, on every driver).
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return conn.execute(statement).first() is not None
 
 
 def first_time(conn: sa.Connection, key: str, at: datetime) -> bool:

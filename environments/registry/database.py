@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from environments.errors import ConfigError
 
@@ -36,6 +35,7 @@ class Database:
     """An engine plus the transaction helpers every repository call goes through."""
 
     engine: sa.Engine
+    _local_writer: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def is_sqlite(self) -> bool:
@@ -43,8 +43,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
-        with self.engine.connect().execution_options(shipyard_write=True) as conn, conn.begin():
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
+
+        On SQLite, threads of one process also queue on a lock of their own first: waiting in
+        SQLite's busy handler sleeps in growing steps (up to 100 ms), a lock hands over at once.
+        """
+        with (
+            self._local_writer if self.is_sqlite else contextlib.nullcontext(),
+            self.engine.connect().execution_options(shipyard_write=True) as conn,
+            conn.begin(),
+        ):
             yield conn
 
     @contextmanager
@@ -53,12 +61,20 @@ class Database:
             yield conn
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (a no-op when it is there already)."""
-        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        """Bring the schema to the newest revision (a no-op when it is there already).
+
+        The common case (already there) is one query; Alembic is only imported to upgrade.
+        """
         with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        if current == head:
+            try:
+                current = conn.execute(sa.text("select version_num from alembic_version")).scalar()
+            except sa.exc.DBAPIError:
+                current = None
+            conn.rollback()
+        if current == head_revision():
             return
+        from alembic import command
+
         with self.engine.begin() as conn:
             config = _alembic_config()
             config.attributes["connection"] = conn
@@ -68,7 +84,27 @@ class Database:
         self.engine.dispose()
 
 
-def _alembic_config() -> Config:
+def head_revision() -> str:
+    """The newest migration's id, read from the migration files without importing Alembic."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = re.search(r"^revision = ['\"](\w+)['\"]", text, re.M)
+        down = re.search(r"^down_revision = (?:['\"](\w+)['\"]|None)", text, re.M)
+        if revision:
+            revisions[revision.group(1)] = down.group(1) if down else None
+    heads = set(revisions) - {d for d in revisions.values() if d}
+    if len(heads) != 1:
+        raise ConfigError(
+            f"migrations have {len(heads)} heads: {sorted(heads)}",
+            hint="merge the migration branches",
+        )
+    return heads.pop()
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
