@@ -16,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot import views
+from bot.ackfirst import ACKS, AckFirstExecutor
 from bot.dedupe import RequestLog
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
@@ -45,7 +46,14 @@ def request_key(body: str) -> str:
 def build_app(
     runtime: Runtime, client: WebClient, *, signing_secret: str, notifier: SlackNotifier
 ) -> tuple[App, SlackFace]:
-    app = App(client=client, signing_secret=signing_secret, process_before_response=False)
+    # Acks run inline in the request's thread; lazy work goes to one thread that yields to
+    # acknowledgements, and long operations from there to the worker pool (SlackFace).
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        process_before_response=True,
+        listener_executor=AckFirstExecutor(ACKS),
+    )
     face = SlackFace(runtime, notifier)
     requests = RequestLog(runtime.database, runtime.lifecycle.clock)
 

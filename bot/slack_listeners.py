@@ -6,6 +6,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -73,6 +74,8 @@ class SlackFace:
         self.rt = runtime
         self.notifier = notifier
         self._created = Handoff()
+        # Operations take seconds to minutes: they run here, never in the lazy-listener thread.
+        self.operations = ThreadPoolExecutor(max_workers=4, thread_name_prefix="shipyard-op")
 
     def actor(self, user_id: str) -> Actor:
         return Actor(person=self.rt.catalog.person_for_slack(user_id), channel=Channel.CHAT)
@@ -154,7 +157,13 @@ class SlackFace:
             self.notifier.track(outcome.operation, posted[0], posted[1], title)
         else:
             respond(text=f"⏳ {title} (operation #{outcome.operation})", response_type="ephemeral")
-        self.rt.worker.run(outcome.operation)
+        self.operations.submit(self._run_operation, outcome.operation)
+
+    def _run_operation(self, op_id: int) -> None:
+        try:
+            self.rt.worker.run(op_id)
+        except Exception:
+            log.exception("operation #%s could not be run; the worker will retry it", op_id)
 
     # --- approvals ------------------------------------------------------------------------------
 

@@ -10,13 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.ackfirst import ACKS
+
 
 def create_web_app(bolt: App) -> Starlette:
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
-        # Bolt's listeners are synchronous: run them off the event loop so requests overlap.
-        response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
-        return to_starlette_response(response)
+        with ACKS:
+            body = await request.body()
+            # Bolt's listeners are synchronous: run them off the event loop so requests overlap.
+            response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
+            return to_starlette_response(response)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
