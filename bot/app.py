@@ -44,7 +44,12 @@ def request_key(body: str) -> str:
 
 
 def build_app(
-    runtime: Runtime, client: WebClient, *, signing_secret: str, notifier: SlackNotifier
+    runtime: Runtime,
+    client: WebClient,
+    *,
+    signing_secret: str,
+    notifier: SlackNotifier,
+    extra: Callable[[App], None] | None = None,
 ) -> tuple[App, SlackFace]:
     # Acks run inline in the request's thread; lazy work goes to one thread that yields to
     # acknowledgements, and long operations from there to the worker pool (SlackFace).
@@ -79,6 +84,8 @@ def build_app(
         if event.get("tab", "home") == "home":
             face.publish_home(client, event["user"])
 
+    if extra is not None:
+        extra(app)
     return app, face
 
 

@@ -15,6 +15,7 @@ from bot.commands import Outcome, execute
 from bot.grammar import parse
 from bot.runtime import Runtime
 from environments.errors import ShipyardError
+from environments.loadtests.summary import LoadTestSummary
 from environments.model import Approval, Environment, Operation, OperationState
 from environments.policy import Actor, Channel
 
@@ -49,6 +50,9 @@ class TerminalNotifier:
             f"{environment.name} expires {render.when(environment.expires_at)} "
             f"(extend with: shipyard env extend {environment.name} --by 4h)"
         )
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None:
+        pass  # the command that ran it prints the summary
 
 
 def follow(runtime: Runtime, op_id: int) -> Operation:
@@ -119,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
     if getattr(args, "json", False):
         print(render.to_json(outcome.data))
-        return 0
+        return outcome.exit_code
     print(outcome.text, flush=True)
     for note in outcome.notes:
         print(f"  note: {note}", file=sys.stderr)
@@ -128,7 +132,7 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
         if pending:
             print("  queued; 'shipyard worker' runs it")
         return 0
-    code = 0
+    code = outcome.exit_code
     for op_id in pending:
         op = follow(runtime, op_id)
         if op.state is OperationState.SUCCEEDED:

@@ -14,6 +14,18 @@ from bot import cli_params  # noqa: E402
 
 GRAMMARS.append(cli_params.add_commands)
 
+from bot import cli_azure  # noqa: E402
+
+GRAMMARS.append(cli_azure.add_commands)
+
 from bot import cli_schedules  # noqa: E402
 
 GRAMMARS.append(cli_schedules.add_commands)
+
+from bot import cli_loadtests  # noqa: E402
+
+GRAMMARS.append(cli_loadtests.add_commands)
+
+from bot import cli_pipelines  # noqa: E402
+
+GRAMMARS.append(cli_pipelines.add_commands)

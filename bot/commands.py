@@ -10,6 +10,7 @@ from typing import Any
 from bot import render
 from bot.runtime import Runtime
 from environments import parameters
+from environments.errors import InvalidInput
 from environments.lifecycle import Requested
 from environments.model import format_duration, parse_duration
 from environments.policy import Actor
@@ -25,6 +26,7 @@ class Outcome:
     operation: int | None = None
     follow: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    exit_code: int = 0
 
 
 Handler = Callable[[Runtime, Actor, argparse.Namespace], Outcome]
@@ -57,6 +59,10 @@ def _requested(requested: Requested, what: str) -> Outcome:
 
 @command("env", "create")
 def env_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    if getattr(args, "what_if", False):
+        from bot import cli_azure
+
+        return cli_azure.what_if_create(rt, actor, args)
     requested = rt.lifecycle.create(
         actor,
         args.name,
@@ -70,6 +76,10 @@ def env_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
 
 @command("env", "deploy")
 def env_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    if getattr(args, "what_if", False):
+        from bot import cli_azure
+
+        return cli_azure.what_if_deploy(rt, actor, args)
     requested = rt.lifecycle.deploy(
         actor,
         args.name,
@@ -81,7 +91,13 @@ def env_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
 
 @command("env", "promote")
 def env_promote(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
-    requested = rt.lifecycle.promote(actor, args.target, release=args.release, source=args.source)
+    requested = rt.lifecycle.promote(
+        actor,
+        args.target,
+        release=args.release,
+        source=args.source,
+        override_reason=args.override_reason,
+    )
     return _requested(requested, f"promote {requested.release} into {requested.environment}")
 
 
@@ -170,6 +186,23 @@ def env_extend(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
 def env_destroy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     op_id = rt.lifecycle.destroy(actor, args.name, force=args.force)
     return Outcome(text=f"destroy {args.name}: queued as operation #{op_id}", operation=op_id)
+
+
+@command("env", "loadtest")
+def env_loadtest(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    if args.users is not None and not 1 <= args.users <= 10_000:
+        raise InvalidInput(f"--users {args.users} is out of range", hint="use 1 to 10000")
+    summary = rt.loadtesting.run(
+        actor,
+        args.name,
+        plan=args.plan,
+        users=args.users,
+        duration=parse_duration(args.duration) if args.duration else None,
+    )
+    # A failed or regressed run exits non-zero, so a pipeline step can stop on it.
+    return Outcome(
+        text=summary.text(), data=summary, exit_code=9 if summary.outcome.blocks_promotion else 0
+    )
 
 
 @command("env", "expire")

@@ -112,6 +112,9 @@ def _story(demo: Transcript) -> None:
         body = json.loads(response.read())
     print(f"POST /Login/LoginDeviceId → {response.status} NewlyCreated={body.get('NewlyCreated')}")
 
+    demo.say("a real Locust run against it: the first passing run becomes the baseline")
+    demo.run("env loadtest pr-1234 --as alice")
+
     demo.say("carol promotes what passed test into staging; staging needs a release manager's OK")
     demo.run("env promote staging --as carol")
     demo.say("carol cannot approve her own request")
@@ -123,6 +126,10 @@ def _story(demo: Transcript) -> None:
 
     demo.say("alice deploys the next release into her test environment")
     demo.run("env deploy pr-1234 --release 1.1.0 --as alice")
+    demo.say("1.1.0 signs session tickets: the load test catches it against 1.0.0")
+    demo.run("env loadtest pr-1234 --as alice")
+    demo.say("so 1.1.0 cannot be promoted without a stated reason")
+    demo.run("env promote staging --release 1.1.0 --as carol", expect_refusal=True)
 
     demo.say("which release runs where")
     demo.run("env matrix --as alice")

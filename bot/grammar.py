@@ -160,6 +160,11 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
         "--release", help="which release (default: the newest that passed the previous step)"
     )
     p.add_argument("--from", dest="source", metavar="ENV", help="promote what runs in ENV")
+    p.add_argument(
+        "--override-reason",
+        metavar="WHY",
+        help="promote although the release's last load test failed or regressed",
+    )
     _waits(p)
 
     p = verb("approve", "approve a waiting deployment or promotion")
@@ -193,6 +198,12 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     p.add_argument("--limit", type=int, default=20)
 
     verb("expire", "warn owners of environments about to expire; destroy expired ones")
+
+    p = verb("loadtest", "load-test an environment and judge the release against its baseline")
+    p.add_argument("name")
+    p.add_argument("--plan", help="a plan under loadtests: in shipyard.yaml (default: the type's)")
+    p.add_argument("--users", type=int, help="simulated users (default: the plan's)")
+    p.add_argument("--duration", help="how long, e.g. 30s or 2m (default: the plan's)")
 
     release = groups.add_parser("release", help="releases: add, list")
     rverbs = release.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)

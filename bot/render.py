@@ -55,6 +55,9 @@ def environment_detail(env: Environment, waiting: Sequence[Approval], health: st
     ]
     if env.overrides:
         lines.append("  overrides " + ", ".join(sorted(env.overrides)))
+    shown = {k: v for k, v in env.outputs.items() if k not in ("folder", "ports")}
+    if shown:
+        lines.append("  outputs   " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
     if env.reason:
         lines.append(f"  note      {env.reason}")
     for approval in waiting:

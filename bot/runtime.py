@@ -8,6 +8,7 @@ from pathlib import Path
 from environments.catalog import Catalog, Directory, config_path, load_catalog
 from environments.clock import Clock, SystemClock
 from environments.lifecycle import Lifecycle
+from environments.loadtests.service import LoadTesting
 from environments.notify import Notifier, Notifiers
 from environments.providers.base import Provider
 from environments.providers.local import LocalProvider
@@ -25,6 +26,7 @@ class Runtime:
     worker: Worker
     home: Path
     notifiers: Notifiers
+    loadtesting: LoadTesting
 
     @classmethod
     def open(
@@ -46,6 +48,11 @@ class Runtime:
         providers: dict[str, Provider] = {
             "local": LocalProvider(home / "environments", catalog.application),
         }
+        if any(kind.provider == "azure" for kind in catalog.types.values()):
+            # Imported only when needed; its clients and credential are built on first use.
+            from environments.providers.azure import AzureProvider
+
+            providers["azure"] = AzureProvider(catalog)
         return cls(
             catalog=catalog,
             database=database,
@@ -53,6 +60,7 @@ class Runtime:
             worker=Worker(catalog, database, providers, clock=clock, notifier=notifiers),
             home=home,
             notifiers=notifiers,
+            loadtesting=LoadTesting(catalog, database, clock=clock, notifier=notifiers, home=home),
         )
 
     def close(self) -> None:

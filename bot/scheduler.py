@@ -265,3 +265,11 @@ def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0
         schedules.close()
         _active = None
         leadership.release()
+
+
+@job("nightly-loadtest")
+def nightly_loadtest(runtime: Runtime, name: str, schedule: Schedule) -> str:
+    """DESIGN's nightly run: fresh environment, newest release, the plan, report, destroy."""
+    from environments.loadtests.nightly import run_nightly
+
+    return run_nightly(runtime.lifecycle, runtime.worker, runtime.loadtesting, schedule)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 
 from bot.app import build_app, web_client
 from bot.directory import SlackDirectory
+from bot.pipeline_bridge import PipelineBridge
 from bot.runtime import Runtime
 from bot.scheduler import lead_and_run
 from bot.settings import SlackSettings
@@ -17,12 +19,22 @@ from bot.web import create_web_app
 log = logging.getLogger(__name__)
 
 
-def background_worker(runtime: Runtime, stop: threading.Event, interval: float = 2.0) -> None:
-    """Sweep expiry and run queued or abandoned operations until stopped."""
+def background_worker(
+    runtime: Runtime,
+    stop: threading.Event,
+    interval: float = 2.0,
+    bridge: PipelineBridge | None = None,
+    poll_every: float = 60.0,
+) -> None:
+    """Sweep expiry, run queued or abandoned operations, and poll Azure DevOps, until stopped."""
+    last_poll = 0.0
     while not stop.is_set():
         try:
             runtime.lifecycle.expire()
             runtime.worker.run_pending()
+            if bridge is not None and time.monotonic() - last_poll >= poll_every:
+                last_poll = time.monotonic()
+                bridge.poll()
         except Exception:
             log.exception("background worker pass failed; trying again")
         stop.wait(interval)
@@ -37,11 +49,18 @@ def serve(
     runtime = Runtime.open(config, directory=SlackDirectory(client))
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
     runtime.notifiers.add(notifier)
-    app, _ = build_app(runtime, client, signing_secret=secret or "socket-mode", notifier=notifier)
+    bridge = PipelineBridge.from_environment(runtime, client)
+    app, _ = build_app(
+        runtime,
+        client,
+        signing_secret=secret or "socket-mode",
+        notifier=notifier,
+        extra=bridge.register if bridge else None,
+    )
     stop = threading.Event()
     worker = threading.Thread(
         target=background_worker,
-        args=(runtime, stop, interval),
+        args=(runtime, stop, interval, bridge),
         name="shipyard-worker",
         daemon=True,
     )
@@ -65,7 +84,10 @@ def serve(
             # walking it again and again (full collections paused every request in flight).
             gc.collect()
             gc.freeze()
-            uvicorn.run(create_web_app(app), host=host, port=port or 3000, log_level="warning")
+            routes = [bridge.route()] if bridge else []
+            uvicorn.run(
+                create_web_app(app, routes), host=host, port=port or 3000, log_level="warning"
+            )
     finally:
         stop.set()
         worker.join(timeout=10)

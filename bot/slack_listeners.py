@@ -28,6 +28,7 @@ from environments.registry import record as rec
 log = logging.getLogger(__name__)
 READ_VERBS = {"list", "show", "where", "matrix", "history", "approvals", "diff", "report"}
 EXTEND_BY = timedelta(hours=4)
+SLOW = {("env", "loadtest"), ("schedule", "run")}
 
 
 @functools.cache
@@ -123,6 +124,12 @@ class SlackFace:
         if args.verb == "destroy":
             return
         actor = self.actor(body["user_id"])
+        if (args.group, args.verb) in SLOW:
+            # Seconds to minutes of work: not on the lazy thread. The result is posted by the
+            # notifier (a load test's verdict and chart go to the environment's thread).
+            respond(text=f"⏳ `/env {text}` started", response_type="ephemeral")
+            self.operations.submit(self._slow, actor, args, respond)
+            return
         try:
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
@@ -158,6 +165,14 @@ class SlackFace:
         else:
             respond(text=f"⏳ {title} (operation #{outcome.operation})", response_type="ephemeral")
         self.operations.submit(self._run_operation, outcome.operation)
+
+    def _slow(self, actor: Actor, args: Any, respond: Callable[..., Any]) -> None:
+        try:
+            outcome = execute(self.rt, actor, args)
+        except ShipyardError as exc:
+            respond(text=exc.one_line(), response_type="ephemeral")
+            return
+        respond(text=f"```{outcome.text}```", response_type="ephemeral")
 
     def _run_operation(self, op_id: int) -> None:
         try:

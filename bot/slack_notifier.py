@@ -12,9 +12,11 @@ from slack_sdk.errors import SlackApiError
 from bot import views
 from environments.catalog import Catalog
 from environments.clock import Clock
+from environments.loadtests.summary import LoadTestSummary
 from environments.model import Approval, Environment
 from environments.registry import Database
 from environments.registry import chat as chat_record
+from environments.registry import loadtests as loadtest_runs
 from environments.registry import record as rec
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,14 @@ class SlackNotifier:
             return
         tracked.steps.append(f"ready: {environment.release} at {environment.endpoint}")
         self._update(tracked, done=True)
+        with self.db.write() as conn:
+            chat_record.remember_message(
+                conn,
+                f"environment:{environment.name}",
+                tracked.channel,
+                tracked.ts,
+                self.clock.now(),
+            )
         self._call(
             "chat_postMessage",
             channel=tracked.channel,
@@ -139,15 +149,28 @@ class SlackNotifier:
     def _details(self, approval: Approval) -> list[str]:
         """What changes besides the release: the parameters, compared with what runs now."""
         with self.db.read() as conn:
-            asked = rec.get_deployment(conn, approval.deployment_id).parameters_fingerprint
+            deployment = rec.get_deployment(conn, approval.deployment_id)
+            asked = deployment.parameters_fingerprint
             env = rec.find_environment(conn, approval.environment)
             current = rec.current_deployment(conn, env.id) if env else None
+            tested = loadtest_runs.last_verdict(conn, approval.release)
+        lines = []
         if current is None:
-            return [f"New environment; parameters `{asked}`"]
-        running = f"{current.release} with parameters `{current.parameters_fingerprint}`"
-        if current.parameters_fingerprint == asked:
-            return [f"Runs {running} now; parameters unchanged"]
-        return [f"Runs {running} now; parameters change to `{asked}`"]
+            lines.append(f"New environment; parameters `{asked}`")
+        else:
+            running = f"{current.release} with parameters `{current.parameters_fingerprint}`"
+            change = (
+                "unchanged" if current.parameters_fingerprint == asked else f"change to `{asked}`"
+            )
+            lines.append(f"Runs {running} now; parameters {change}")
+        if tested is not None:
+            lines.append(
+                f"Last load test of {approval.release}: *{tested.outcome}* "
+                f"(#{tested.id} on {tested.environment})"
+            )
+        if deployment.reason and deployment.reason.startswith("override:"):
+            lines.append(f"⚠️ {deployment.reason}")
+        return lines
 
     def approval_thread(self, approval_id: int) -> tuple[str, str] | None:
         with self.db.read() as conn:
@@ -167,6 +190,29 @@ class SlackNotifier:
             return
         text, blocks = views.expiry_warning(self.catalog, environment)
         self._call("chat_postMessage", channel=owner, text=text, blocks=blocks)
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None:
+        """The verdict, figures and chart in the environment's thread (or the default channel)."""
+        with self.db.read() as conn:
+            thread = chat_record.message(conn, f"environment:{summary.environment}")
+        channel = thread[0] if thread else self.catalog.slack.channel
+        if channel is None:
+            return
+        mark = {"passed": "✅", "failed": "❌", "regressed": "📉", "errored": "⚠️"}
+        text = f"{mark.get(summary.outcome.value, '')} {summary.text()}"
+        thread_ts = thread[1] if thread else None
+        if summary.chart is not None and summary.chart.exists():
+            self._call(
+                "files_upload_v2",
+                channel=channel,
+                thread_ts=thread_ts,
+                file=str(summary.chart),
+                filename=summary.chart.name,
+                title=f"load test #{summary.run_id}",
+                initial_comment=text,
+            )
+        else:
+            self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, text=text)
 
     def _call(self, method: str, **arguments: object) -> dict[str, object] | None:
         try:

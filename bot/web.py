@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.applications import Starlette
@@ -13,7 +15,7 @@ from starlette.routing import Route
 from bot.ackfirst import ACKS
 
 
-def create_web_app(bolt: App) -> Starlette:
+def create_web_app(bolt: App, extra_routes: Sequence[Route] = ()) -> Starlette:
     async def slack_events(request: Request) -> Response:
         with ACKS:
             body = await request.body()
@@ -28,5 +30,6 @@ def create_web_app(bolt: App) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *extra_routes,
         ]
     )

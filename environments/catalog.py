@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from environments.errors import ConfigError, NotFound, ShipyardError
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
+from environments.pipelines_config import AzureDevOpsSettings
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
 from environments.yamlsource import SourcedYaml, load_yaml
@@ -130,6 +131,7 @@ class Catalog(_Strict):
     types: dict[str, EnvironmentType] = Field(min_length=1)
     promotion: tuple[str, ...] = ()
     azure: AzureSettings = AzureSettings()
+    azure_devops: AzureDevOpsSettings = AzureDevOpsSettings()
     loadtests: dict[str, LoadTestPlan] = {}
     schedules: dict[str, Schedule] = {}
     source: str = Field(default="", exclude=True)

@@ -203,6 +203,7 @@ class Lifecycle:
         *,
         release: str | None = None,
         source: str | None = None,
+        override_reason: str | None = None,
     ) -> Requested:
         """Deploy into `target` (an environment or a type) what runs one step before it."""
         now = self.clock.now()
@@ -220,6 +221,7 @@ class Lifecycle:
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
+            override = promotion.load_test_gate(conn, version, override_reason)
             if target_env is None:
                 check_environment_name(target)
                 policy.require(self.catalog, actor, "create", kind)
@@ -248,6 +250,15 @@ class Lifecycle:
                 source_env_id=source_env_id,
                 creating=target_env is None,
             )
+            if override:
+                rec.set_deployment_status(
+                    conn,
+                    requested.deployment_id,
+                    DeploymentStatus.AWAITING_APPROVAL
+                    if requested.approval
+                    else DeploymentStatus.QUEUED,
+                    reason=override,
+                )
             ops.audit(
                 conn,
                 at=now,
@@ -257,6 +268,7 @@ class Lifecycle:
                 release=version,
                 source=source_env.name if source_env else previous,
                 deployment=requested.deployment_id,
+                override=override,
             )
         self._announce(requested)
         return requested

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from environments.model import Approval, Environment
+
+if TYPE_CHECKING:
+    from environments.loadtests.summary import LoadTestSummary
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,8 @@ class Notifier(Protocol):
     def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None: ...
 
     def expiry_warning(self, environment: Environment) -> None: ...
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None: ...
 
 
 class SilentNotifier:
@@ -45,6 +50,9 @@ class SilentNotifier:
         pass
 
     def expiry_warning(self, environment: Environment) -> None:
+        pass
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None:
         pass
 
 
@@ -81,3 +89,6 @@ class Notifiers:
 
     def expiry_warning(self, environment: Environment) -> None:
         self._each("expiry_warning", environment)
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None:
+        self._each("loadtest_finished", summary)

@@ -39,6 +39,8 @@ def allowed(catalog: Catalog, person: str, action: str, env_type: EnvironmentTyp
 
 
 def require(catalog: Catalog, actor: Actor, action: str, env_type: EnvironmentType) -> None:
+    if actor.channel is Channel.SCHEDULE:
+        return  # schedules act on what whoever controls shipyard.yaml configured
     if not allowed(catalog, actor.person, action, env_type):
         who = ", ".join(sorted(catalog.members(env_type.allow.get(action, ()))))  # type: ignore[call-overload]
         raise PolicyRefused(
@@ -51,7 +53,7 @@ def require_destroyable(
     catalog: Catalog, actor: Actor, env_type: EnvironmentType, force: bool
 ) -> None:
     """Protected environments: never destroyed from chat; from the CLI by an admin with --force."""
-    if env_type.protected:
+    if env_type.protected and actor.channel is not Channel.SCHEDULE:
         if actor.channel is Channel.CHAT:
             raise PolicyRefused(
                 f"{env_type.name} environments are protected and cannot be destroyed from chat",

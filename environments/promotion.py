@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from environments.catalog import Catalog
 from environments.errors import Conflict, InvalidInput, NotFound
 from environments.model import DeploymentStatus, Environment, EnvironmentState, check_version
+from environments.registry import loadtests as loadtest_runs
 from environments.registry import record as rec
 from environments.registry.schema import deployments, environments, releases
 
@@ -77,3 +78,19 @@ def promotable(
             f"{' → '.join(catalog.promotion)}",
         )
     return str(found.version), int(found.environment_id)
+
+
+def load_test_gate(conn: sa.Connection, release: str, override_reason: str | None) -> str | None:
+    """A release whose last load test failed or regressed moves on only with a stated reason.
+
+    Returns the override to record and show to approvers (None when no override was needed).
+    """
+    last = loadtest_runs.last_verdict(conn, release)
+    if last is None or last.outcome == "passed":
+        return None
+    if not (override_reason and override_reason.strip()):
+        raise Conflict(
+            f"release {release}'s last load test (#{last.id} on {last.environment}) {last.outcome}",
+            hint="fix the release, or promote with --override-reason 'why it may go anyway'",
+        )
+    return f"override: {override_reason.strip()} (load test #{last.id} {last.outcome})"

@@ -66,6 +66,9 @@ class RecordingNotifier:
     def expiry_warning(self, environment: Environment) -> None:
         self.events.append(("expiry_warning", environment.name))
 
+    def loadtest_finished(self, summary: object) -> None:
+        self.events.append(("loadtest_finished", summary))
+
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.events]
 

@@ -204,11 +204,20 @@ class Bot:
 
 
 @contextmanager
-def running_bot(runtime_factory: Any, slack: FakeSlack) -> Iterator[Bot]:
+def running_bot(
+    runtime_factory: Any, slack: FakeSlack, bridge_factory: Any = None
+) -> Iterator[Bot]:
     client = web_client(DEFAULT_TOKEN, slack.base_url)
     runtime: Runtime = runtime_factory(SlackDirectory(client))
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
     runtime.notifiers.add(notifier)
-    app, _ = build_app(runtime, client, signing_secret=SIGNING_SECRET, notifier=notifier)
-    with serving(create_web_app(app)) as url:
+    bridge = bridge_factory(runtime, client) if bridge_factory else None
+    app, _ = build_app(
+        runtime,
+        client,
+        signing_secret=SIGNING_SECRET,
+        notifier=notifier,
+        extra=bridge.register if bridge else None,
+    )
+    with serving(create_web_app(app, [bridge.route()] if bridge else [])) as url:
         yield Bot(url, slack, runtime)

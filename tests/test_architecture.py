@@ -62,7 +62,8 @@ def test_edges_do_not_import_each_other_outside_the_composition_root(
     package: str, other: str
 ) -> None:
     for path in modules(package):
-        if rel(path) == "bot/runtime.py":
+        # The composition root: where the Slack and Azure DevOps edges are wired together.
+        if rel(path) in ("bot/runtime.py", "bot/cli_pipelines.py", "bot/pipeline_bridge.py"):
             continue
         bad = {m for m in imports(path) if m.split(".")[0] == other}
         assert not bad, f"{rel(path)} imports {sorted(bad)}"

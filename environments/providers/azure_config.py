@@ -26,7 +26,8 @@ class AzureSettings(BaseModel):
     resource_group_prefix: str = "shipyard"
     resource_manager_url: str = "https://management.azure.com"
     credential_scope: str = "https://management.azure.com/.default"
-    # Where Key Vaults named only by name (`@keyvault(my-vault, secret)`) live: the shared group.
+    # Where Key Vaults named only by name (`@keyvault(my-vault, secret)`) live; empty means the
+    # shared resource group `<resource_group_prefix>-shared`.
     key_vault_resource_group: str = ""
     # Seconds between polls when Azure gives no Retry-After (re-attaching to a deployment).
     polling_interval: float = Field(default=10.0, gt=0, le=300)
@@ -47,10 +48,10 @@ class AzureSettings(BaseModel):
 class AzureTypeSettings(BaseModel):
     """A type's `azure:` section: the ARM template (relative to shipyard.yaml) and its inputs.
 
-    `parameters_file` is an ARM parameters file whose values sit below Shipyard's parameters;
-    `unique` names template parameters that get a per-environment suffix (globally unique names
-    such as storage accounts); `release_parameter` names the template parameter that receives
-    the release version.
+    `parameters_file` is an ARM parameters file whose values sit below Shipyard's parameters
+    (a value `{{ release.version }}` in Shipyard's parameters receives the release); `unique`
+    names template parameters that get a per-environment suffix (globally unique names such as
+    storage accounts).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,4 +59,3 @@ class AzureTypeSettings(BaseModel):
     template: str
     parameters_file: str | None = None
     unique: tuple[str, ...] = ()
-    release_parameter: str | None = None

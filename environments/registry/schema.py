@@ -103,7 +103,10 @@ deployments = sa.Table(
     sa.Column("secret_refs", sa.JSON, nullable=True),
     sa.Column("overrides", sa.JSON, nullable=True),
     sa.Column("environment_parameters", sa.JSON, nullable=True),
+    # The Azure DevOps run that carried the deployment out, if a pipeline did.
+    sa.Column("run_url", sa.String(1024), nullable=True),
     sa.Index("ix_deployments_environment_id_id", "environment_id", "id"),
+    sa.Index("ix_deployments_run_url", "run_url"),
     sa.Index("ix_deployments_release_id", "release_id"),
     sa.Index("ix_deployments_status", "status"),
 )
@@ -185,4 +188,27 @@ request_keys = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("seen_at", UTCDateTime, nullable=False),
+)
+
+loadtest_runs = sa.Table(
+    "loadtest_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("environment", sa.String(40), nullable=False),
+    sa.Column("environment_type", sa.String(40), nullable=False),
+    sa.Column("release", sa.String(64), nullable=False),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("engine", sa.String(32), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("load", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("report", sa.JSON, nullable=True),
+    sa.Column("criteria", sa.JSON, nullable=True),
+    sa.Column("baseline_run_id", sa.Integer, nullable=True),
+    sa.Column("comparison", sa.JSON, nullable=True),
+    sa.Column("folder", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_loadtest_runs_release_plan", "release", "plan", "environment_type"),
 )

@@ -1,0 +1,167 @@
+"""Load engines behind one interface: Locust as a subprocess, JMeter where one is configured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from environments.errors import InvalidInput, ProviderError
+from environments.loadtests.aggregate import aggregate
+from environments.loadtests.readers import read_result
+from environments.loadtests.results import AggregateReport
+
+
+@dataclass(frozen=True)
+class Load:
+    """How hard and how long: users (threads), their spawn rate, and the duration."""
+
+    users: int
+    spawn_rate: float
+    duration: timedelta
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What an engine left behind: the aggregate report and the files it came from."""
+
+    report: AggregateReport
+    result_file: Path
+    history_file: Path | None
+
+
+class Engine(Protocol):
+    name: str
+
+    def command(self, plan: Path, endpoint: str, load: Load, folder: Path) -> list[str]: ...
+
+    def run(self, plan: Path, endpoint: str, load: Load, folder: Path) -> EngineRun: ...
+
+
+def _execute(command: list[str], folder: Path, timeout: float, engine: str) -> None:
+    log = folder / f"{engine}.log"
+    with log.open("wb") as output:
+        try:
+            done = subprocess.run(
+                command,
+                cwd=folder,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise ProviderError(
+                f"{command[0]} is not installed", hint=f"install {engine}"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise ProviderError(
+                f"{engine} did not finish within {timeout:.0f}s", hint=f"see {log}"
+            ) from None
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise ProviderError(
+            f"{engine} exited with {done.returncode}: {' | '.join(tail)}", hint=f"see {log}"
+        )
+
+
+class LocustEngine:
+    """Locust headless against the environment's endpoint; its CSV statistics are the result."""
+
+    name = "locust"
+
+    def command(self, plan: Path, endpoint: str, load: Load, folder: Path) -> list[str]:
+        seconds = max(1, int(load.duration.total_seconds()))
+        return [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(plan),
+            "--headless",
+            "-u",
+            str(load.users),
+            "-r",
+            f"{load.spawn_rate:g}",
+            "-t",
+            f"{seconds}s",
+            "--host",
+            endpoint,
+            "--csv",
+            str(folder / "locust"),
+            "--csv-full-history",
+            "--only-summary",
+            "--exit-code-on-error",
+            "0",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "2",
+        ]
+
+    def run(self, plan: Path, endpoint: str, load: Load, folder: Path) -> EngineRun:
+        timeout = load.duration.total_seconds() + 60
+        _execute(self.command(plan, endpoint, load, folder), folder, timeout, self.name)
+        stats = folder / "locust_stats.csv"
+        history = folder / "locust_stats_history.csv"
+        return EngineRun(
+            aggregate(read_result(stats)), stats, history if history.exists() else None
+        )
+
+
+class JMeterEngine:
+    """JMeter in non-GUI mode; the plan reads host, port, threads and duration via ${__P(…)}."""
+
+    name = "jmeter"
+
+    def __init__(self, binary: str | None = None) -> None:
+        self.binary = binary or os.environ.get("SHIPYARD_JMETER") or shutil.which("jmeter")
+
+    def command(self, plan: Path, endpoint: str, load: Load, folder: Path) -> list[str]:
+        if not self.binary:
+            raise InvalidInput(
+                "no JMeter binary is configured",
+                hint="set SHIPYARD_JMETER to the jmeter executable",
+            )
+        url = urlsplit(endpoint)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        ramp = max(1, int(load.users / max(load.spawn_rate, 0.001)))
+        return [
+            self.binary,
+            "-n",
+            "-t",
+            str(plan),
+            "-l",
+            str(folder / "results.jtl"),
+            f"-Jprotocol={url.scheme or 'http'}",
+            f"-Jhost={url.hostname}",
+            f"-Jport={port}",
+            f"-Jthreads={load.users}",
+            f"-Jrampup={ramp}",
+            f"-Jduration={max(1, int(load.duration.total_seconds()))}",
+            "-Jjmeter.save.saveservice.output_format=csv",
+            "-Jjmeter.save.saveservice.print_field_names=true",
+        ]
+
+    def run(self, plan: Path, endpoint: str, load: Load, folder: Path) -> EngineRun:
+        timeout = load.duration.total_seconds() + 120
+        _execute(self.command(plan, endpoint, load, folder), folder, timeout, self.name)
+        results = folder / "results.jtl"
+        return EngineRun(aggregate(read_result(results)), results, None)
+
+
+def engine(name: str) -> Engine:
+    engines: dict[str, Engine] = {"locust": LocustEngine(), "jmeter": JMeterEngine()}
+    if name not in engines:
+        raise InvalidInput(
+            f"there is no load engine '{name}'",
+            hint="use locust or jmeter (azure-load-testing is not built yet)",
+        )
+    return engines[name]

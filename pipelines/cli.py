@@ -1,0 +1,295 @@
+"""`shipyard pipelines …` (Azure DevOps sync, runs, approvals) and `shipyard pipeline …` steps.
+
+The `pipeline` verbs are what steps inside an Azure DevOps pipeline call: no prompts, secrets only
+from the pipeline's environment, and exit codes a step can act on (0 done; 2 bad input; 3
+configuration; 4 no such environment; 8 the environment failed; 124 timed out waiting). This
+module knows no `bot`: the composition root wraps HANDLERS into commands (bot/cli_pipelines.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from environments import parameters, renderings
+from environments.catalog import Catalog
+from environments.errors import ShipyardError
+from environments.lifecycle import Lifecycle
+from environments.model import DeploymentStatus, EnvironmentState, parse_duration
+from environments.registry import Database
+from environments.registry import record as rec
+from pipelines.azure_devops import AzureDevOps, live_environments
+from pipelines.deployments import SYSTEM, PipelineDeployment, record_deployment
+from pipelines.webhooks import reconcile_runs
+
+__all__ = ["HANDLERS", "Context", "StepFailed", "add_commands"]
+
+EXIT_FAILED = 8
+EXIT_TIMED_OUT = 124
+STEP_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class Context(Protocol):
+    """What a handler needs from the process: configuration, the record, the use cases."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def lifecycle(self) -> Lifecycle: ...
+
+
+Result = tuple[str, Any, int]
+Handler = Callable[[Context, argparse.Namespace], Result]
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+class StepFailed(ShipyardError):
+    """A step ended without doing its job; carries the exit code the pipeline sees."""
+
+    def __init__(self, reason: str, *, exit_code: int, hint: str = "") -> None:
+        super().__init__(reason, hint=hint)
+        self.exit_code = exit_code
+
+
+def handler(group: str, verb: str) -> Callable[[Handler], Handler]:
+    def register(function: Handler) -> Handler:
+        HANDLERS[(group, verb)] = function
+        return function
+
+    return register
+
+
+def add_commands(
+    groups: Any, parser_class: type[argparse.ArgumentParser], chat: bool
+) -> dict[tuple[str, str], argparse.ArgumentParser]:
+    """Add the `pipelines` and `pipeline` groups; returns each verb's parser by (group, verb)."""
+    verbs: dict[tuple[str, str], argparse.ArgumentParser] = {}
+
+    group = groups.add_parser("pipelines", help="Azure DevOps: sync, runs, approvals, reconcile")
+    sub = group.add_subparsers(dest="verb", metavar="VERB", parser_class=parser_class)
+    sub.required = True
+    p = sub.add_parser(
+        "sync",
+        help="make Azure DevOps environments and approval checks match shipyard.yaml",
+        description="Each Shipyard environment gets an Azure DevOps environment "
+        "shipyard-<env> whose approval check says what its type's approval says.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would be synced")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    verbs[("pipelines", "sync")] = p
+    p = sub.add_parser("runs", help="recent runs of the deploy pipeline")
+    p.add_argument("--pipeline", type=int, help="pipeline id (default: azure_devops.pipeline_id)")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    verbs[("pipelines", "runs")] = p
+    p = sub.add_parser("approvals", help="Azure DevOps approvals waiting for a decision")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    verbs[("pipelines", "approvals")] = p
+    p = sub.add_parser("reconcile", help="record completed runs that no service hook reported")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    verbs[("pipelines", "reconcile")] = p
+
+    group = groups.add_parser("pipeline", help="steps for inside a pipeline: render, record, wait")
+    sub = group.add_subparsers(dest="verb", metavar="VERB", parser_class=parser_class)
+    sub.required = True
+    p = sub.add_parser(
+        "render-parameters", help="write an environment's parameters for the deploy task"
+    )
+    p.add_argument("name", metavar="ENV")
+    p.add_argument(
+        "--format", choices=[f for f in renderings.FORMATS if f != "table"], default="sf-xml"
+    )
+    p.add_argument("--out", metavar="FILE", help="file to write (default: standard output)")
+    p.add_argument("--release", help="the release being deployed ({{ release.version }})")
+    verbs[("pipeline", "render-parameters")] = p
+    p = sub.add_parser("record-deployment", help="record what this run deployed where")
+    p.add_argument("--env", dest="environment", required=True, metavar="ENV")
+    p.add_argument("--release", required=True)
+    p.add_argument("--run-url", required=True, metavar="URL")
+    p.add_argument("--status", required=True, choices=STEP_STATUSES)
+    p.add_argument(
+        "--approved-by",
+        action="append",
+        default=[],
+        metavar="PERSON",
+        help="who approved (repeatable or comma-separated)",
+    )
+    p.add_argument("--requested-by", metavar="PERSON", help="default: --as, else the run's user")
+    p.add_argument("--artifact", default="", help="where the release's artifact lives")
+    verbs[("pipeline", "record-deployment")] = p
+    p = sub.add_parser("wait-ready", help="wait until an environment is ready")
+    p.add_argument("name", metavar="ENV")
+    p.add_argument("--timeout", default="10m", help="how long to wait (default 10m)")
+    p.add_argument("--interval", default="5s", help="between looks at the record (default 5s)")
+    verbs[("pipeline", "wait-ready")] = p
+    return verbs
+
+
+# --- pipelines: the Azure DevOps side --------------------------------------------------------
+
+
+def _client(context: Context) -> AzureDevOps:
+    return AzureDevOps.from_environment(context.catalog)
+
+
+@handler("pipelines", "sync")
+def pipelines_sync(context: Context, args: argparse.Namespace) -> Result:
+    with context.database.read() as conn:
+        live = live_environments(conn)
+    changes = _client(context).sync(context.catalog, live, dry_run=args.dry_run)
+    text = (
+        "\n".join(
+            f"{c.environment}: {c.action}" + (f" ({c.detail})" if c.detail else "") for c in changes
+        )
+        or "nothing to sync"
+    )
+    return text, changes, 0
+
+
+@handler("pipelines", "runs")
+def pipelines_runs(context: Context, args: argparse.Namespace) -> Result:
+    client = _client(context)
+    pipeline = args.pipeline or client.settings.pipeline_id
+    if pipeline is None:
+        raise StepFailed(
+            "which pipeline?",
+            exit_code=2,
+            hint="pass --pipeline ID or set azure_devops.pipeline_id",
+        )
+    runs = client.list_runs(pipeline)[: max(1, args.limit)]
+    lines = [
+        f"#{r.id} {r.state}{' ' + str(r.result) if r.result else ''} {r.web_url}" for r in runs
+    ]
+    return "\n".join(lines) or f"pipeline {pipeline} has no runs", runs, 0
+
+
+@handler("pipelines", "approvals")
+def pipelines_approvals(context: Context, args: argparse.Namespace) -> Result:
+    waiting = _client(context).list_approvals()
+    lines = [
+        f"{a.id}: {a.environment or '?'} {a.release or ''} — {a.min_required or 'all'} of "
+        f"{', '.join(s.assigned.name or s.assigned.id for s in a.steps)} — {a.run_url or ''}"
+        for a in waiting
+    ]
+    return "\n".join(lines) or "no Azure DevOps approval is waiting", waiting, 0
+
+
+@handler("pipelines", "reconcile")
+def pipelines_reconcile(context: Context, args: argparse.Namespace) -> Result:
+    report = reconcile_runs(
+        _client(context), context.database, context.catalog, clock=context.lifecycle.clock
+    )
+    lines = [r.line() for r in report.recorded] + [f"skipped: {s}" for s in report.skipped]
+    summary = f"looked at {report.runs_checked} completed run(s) no hook reported"
+    return "\n".join([summary, *lines]), report, 0
+
+
+# --- pipeline: steps inside a pipeline -------------------------------------------------------
+
+
+@handler("pipeline", "render-parameters")
+def render_parameters(context: Context, args: argparse.Namespace) -> Result:
+    catalog = context.catalog
+    with context.database.read() as conn:
+        env = rec.get_environment(conn, args.name)
+    kind = catalog.type(env.type)
+    resolved = parameters.resolve(
+        catalog, kind, env.overrides, file_layer=renderings.file_layer(catalog, kind)
+    )
+    release = args.release or env.release
+    shown = parameters.render(
+        resolved, parameters.Context(env.name, env.type, env.owner, env.outputs, release)
+    )
+    notes: list[str] = []
+    if args.format == "sf-xml":
+        rendered = renderings.sf_xml(catalog, kind, env.name, shown)
+        text = rendered.xml
+        notes = [
+            f"{k}: not set, the ApplicationManifest's default applies" for k in rendered.defaulted
+        ]
+    elif args.format == "arm-json":
+        text = renderings.arm_json(catalog, shown)
+    elif args.format == "dotenv":
+        text = renderings.dotenv(shown)
+    else:
+        text = renderings.as_json(shown)
+    if not args.out or args.out == "-":
+        return text.rstrip("\n"), {"parameters": sorted(shown), "notes": notes}, 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    for note in notes:
+        print(f"  note: {note}", file=sys.stderr)
+    secrets = parameters.secret_names(shown)
+    said = f"wrote {out} ({len(shown)} parameters of {env.name}, {args.format}"
+    said += f"; secret references: {', '.join(secrets)})" if secrets else ")"
+    return said, {"file": str(out), "parameters": sorted(shown), "notes": notes}, 0
+
+
+def _requester(args: argparse.Namespace) -> str:
+    return (
+        args.requested_by
+        or getattr(args, "person", None)
+        or os.environ.get("SHIPYARD_USER")
+        or os.environ.get("BUILD_REQUESTEDFOREMAIL")
+        or os.environ.get("BUILD_REQUESTEDFOR")
+        or SYSTEM
+    )
+
+
+@handler("pipeline", "record-deployment")
+def record_step(context: Context, args: argparse.Namespace) -> Result:
+    approvers = tuple(
+        p.strip() for given in args.approved_by for p in given.split(",") if p.strip()
+    )
+    done = PipelineDeployment(
+        environment=args.environment,
+        release=args.release,
+        status=DeploymentStatus(args.status),
+        run_url=args.run_url,
+        requested_by=_requester(args),
+        approved_by=approvers,
+        artifact=args.artifact,
+        build_id=os.environ.get("BUILD_BUILDID", ""),
+    )
+    now = context.lifecycle.clock.now()
+    with context.database.write() as conn:
+        recorded = record_deployment(conn, context.catalog, done, at=now)
+    return recorded.line(), recorded, 0
+
+
+@handler("pipeline", "wait-ready")
+def wait_ready(context: Context, args: argparse.Namespace) -> Result:
+    timeout = parse_duration(args.timeout)
+    interval = parse_duration(args.interval).total_seconds()
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        with context.database.read() as conn:
+            env = rec.get_environment(conn, args.name)
+        if env.state is EnvironmentState.READY:
+            release = f" with {env.release}" if env.release else ""
+            return f"{env.name} is ready{release}", {"environment": env.name, "state": "ready"}, 0
+        if env.state is EnvironmentState.FAILED:
+            raise StepFailed(
+                f"{env.name} failed" + (f": {env.reason}" if env.reason else ""),
+                exit_code=EXIT_FAILED,
+                hint=f"see 'shipyard env show {env.name}'",
+            )
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StepFailed(
+                f"{env.name} is still {env.state} after {args.timeout}",
+                exit_code=EXIT_TIMED_OUT,
+                hint="is 'shipyard worker' (or 'shipyard serve') running its operation?",
+            )
+        print(f"  {env.name} is {env.state}; waiting", file=sys.stderr, flush=True)
+        time.sleep(min(interval, left))

@@ -1,0 +1,469 @@
+"""Azure DevOps service hooks, authenticated and applied once; and the poll that catches misses.
+
+`WebhookHandler.handle(headers, body)` is framework-free: the web app passes the request's
+headers and raw body and answers with `result.status`. A forged request is refused before
+anything is parsed; an event id already seen (a retried delivery) has no second effect; a run or
+stage that finished becomes deployments in the record; an approval that waits is handed back for
+Slack to post. `reconcile_runs` finds completed runs whose hooks never arrived.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from environments.catalog import Catalog
+from environments.clock import Clock, SystemClock
+from environments.errors import InvalidInput, NotFound
+from environments.model import DeploymentStatus
+from environments.pipelines_config import WEBHOOK_SECRET_VARIABLE, AzureDevOpsSettings
+from environments.registry import Database
+from environments.registry.chat import first_time
+from environments.registry.schema import request_keys
+from pipelines.azure_devops import (
+    PipelineApproval,
+    PipelineError,
+    PipelineRun,
+    RunState,
+    StageOutcome,
+    approval_from_json,
+    environment_of_stage,
+    person_of,
+)
+from pipelines.deployments import SYSTEM, PipelineDeployment, Recorded, record_deployment
+
+__all__ = [
+    "SECRET_HEADER",
+    "ReconcileReport",
+    "RunSource",
+    "WebhookAction",
+    "WebhookHandler",
+    "WebhookResult",
+    "deployments_of_run",
+    "reconcile_runs",
+    "record_run",
+]
+
+SECRET_HEADER = "X-Shipyard-Webhook-Secret"
+RUN_STATE_CHANGED = "ms.vss-pipelines.run-state-changed-event"
+STAGE_STATE_CHANGED = "ms.vss-pipelines.stage-state-changed-event"
+APPROVAL_PENDING = "ms.vss-pipelinechecks-events.approval-pending"
+APPROVAL_COMPLETED = "ms.vss-pipelinechecks-events.approval-completed"
+STAGE_RESULTS = {
+    "succeeded": DeploymentStatus.SUCCEEDED,
+    "succeededwithissues": DeploymentStatus.SUCCEEDED,
+    "failed": DeploymentStatus.FAILED,
+    "canceled": DeploymentStatus.CANCELLED,
+    "abandoned": DeploymentStatus.CANCELLED,
+}
+
+
+class RunSource(Protocol):
+    """What the webhook and the poll read from Azure DevOps (AzureDevOps implements it)."""
+
+    settings: AzureDevOpsSettings
+
+    def get_run(self, pipeline_id: int, run_id: int) -> PipelineRun: ...
+
+    def list_runs(self, pipeline_id: int) -> list[PipelineRun]: ...
+
+    def stages(self, run: PipelineRun) -> list[StageOutcome]: ...
+
+    def approvals_by_id(self, ids: Sequence[str]) -> list[PipelineApproval]: ...
+
+    def describe(self, approval: PipelineApproval) -> PipelineApproval: ...
+
+
+class WebhookAction(StrEnum):
+    """What a delivery led to."""
+
+    REFUSED = "refused"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    RETRY = "retry"
+    RUN_PROGRESS = "run-progress"
+    DEPLOYMENT_RECORDED = "deployment-recorded"
+    APPROVAL_PENDING = "approval-pending"
+    APPROVAL_COMPLETED = "approval-completed"
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """The answer to one delivery: the HTTP status to send and what happened.
+
+    `approval` is set for approval-pending (what Slack should post) and approval-completed (what
+    Slack should update); `recorded` lists the deployments the event wrote or confirmed.
+    """
+
+    status: int
+    action: WebhookAction
+    message: str
+    event_id: str | None = None
+    event_type: str | None = None
+    recorded: tuple[Recorded, ...] = ()
+    skipped: tuple[str, ...] = ()
+    approval: PipelineApproval | None = None
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What one poll found: runs looked at, deployments recorded, and what it could not record."""
+
+    runs_checked: int
+    recorded: tuple[Recorded, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass
+class _Effect:
+    action: WebhookAction
+    message: str
+    deployments: list[PipelineDeployment] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    approval: PipelineApproval | None = None
+    run_key: str | None = None
+
+
+class WebhookHandler:
+    """Authenticates and applies Azure DevOps service-hook deliveries.
+
+    `secret` is the shared secret (AZURE_DEVOPS_WEBHOOK_SECRET): the hook sends it as the basic
+    auth password or in the X-Shipyard-Webhook-Secret header. Without a secret every delivery is
+    refused. `source` (an AzureDevOps client) is asked for a finished run's template parameters,
+    stages and approvals, which the events do not carry.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str,
+        database: Database,
+        catalog: Catalog,
+        source: RunSource | None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.secret = secret
+        self.database = database
+        self.catalog = catalog
+        self.source = source
+        self.clock = clock or SystemClock()
+
+    @classmethod
+    def from_environment(
+        cls,
+        *,
+        database: Database,
+        catalog: Catalog,
+        source: RunSource | None,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> WebhookHandler:
+        secret = (os.environ if environ is None else environ).get(WEBHOOK_SECRET_VARIABLE, "")
+        return cls(secret=secret, database=database, catalog=catalog, source=source, clock=clock)
+
+    # --- the one entry point -------------------------------------------------------------
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        if not self._authentic({k.lower(): v for k, v in headers.items()}):
+            return WebhookResult(401, WebhookAction.REFUSED, "not a delivery from our service hook")
+        try:
+            event = json.loads(body)
+            event_id = str(event["id"])
+            event_type = str(event["eventType"])
+            resource = event.get("resource") or {}
+            if not isinstance(resource, dict):
+                raise TypeError("resource is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            return WebhookResult(400, WebhookAction.INVALID, f"not a service-hook event: {exc}")
+        key = f"ado:{event_id}"
+        duplicate = WebhookResult(
+            200, WebhookAction.DUPLICATE, "already handled", event_id, event_type
+        )
+        with self.database.read() as conn:
+            if _seen(conn, key):
+                return duplicate
+        try:
+            effect = self._effect(event_type, resource)
+        except PipelineError as exc:
+            # Not remembered: Azure DevOps retries the delivery, or the poll catches the run.
+            return WebhookResult(503, WebhookAction.RETRY, exc.one_line(), event_id, event_type)
+        with self.database.write() as conn:
+            if not first_time(conn, key, self.clock.now()):
+                return duplicate
+            recorded, skipped = _write(conn, self.catalog, effect.deployments, self.clock.now())
+            if effect.run_key:
+                first_time(conn, effect.run_key, self.clock.now())
+        lines = [r.line() for r in recorded] + [*effect.skipped, *skipped]
+        return WebhookResult(
+            200,
+            effect.action,
+            "; ".join(lines) or effect.message,
+            event_id,
+            event_type,
+            recorded=tuple(recorded),
+            skipped=tuple([*effect.skipped, *skipped]),
+            approval=effect.approval,
+        )
+
+    def _authentic(self, headers: Mapping[str, str]) -> bool:
+        if not self.secret:
+            return False
+        expected = self.secret.encode()
+        given = headers.get(SECRET_HEADER.lower())
+        if given is not None:
+            return hmac.compare_digest(given.encode(), expected)
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        _, _, password = decoded.partition(b":")
+        return hmac.compare_digest(password, expected)
+
+    # --- events --------------------------------------------------------------------------
+
+    def _effect(self, event_type: str, resource: dict[str, Any]) -> _Effect:
+        if event_type == RUN_STATE_CHANGED:
+            return self._run_changed(resource)
+        if event_type == STAGE_STATE_CHANGED:
+            return self._stage_changed(resource)
+        if event_type in (APPROVAL_PENDING, APPROVAL_COMPLETED):
+            return self._approval(event_type, resource)
+        return _Effect(WebhookAction.IGNORED, f"{event_type} is not an event Shipyard uses")
+
+    def _run_of(self, resource: dict[str, Any]) -> tuple[int, int] | None:
+        run = resource.get("run") or {}
+        pipeline = resource.get("pipeline") or run.get("pipeline") or {}
+        run_id, pipeline_id = run.get("id"), pipeline.get("id")
+        if not isinstance(run_id, int) or not isinstance(pipeline_id, int):
+            return None
+        return pipeline_id, run_id
+
+    def _source(self) -> RunSource:
+        if self.source is None:
+            raise PipelineError(
+                "Azure DevOps is not configured, so the run cannot be read",
+                hint="set azure_devops in shipyard.yaml and AZURE_DEVOPS_PAT",
+            )
+        return self.source
+
+    def _run_changed(self, resource: dict[str, Any]) -> _Effect:
+        ids = self._run_of(resource)
+        state = str((resource.get("run") or {}).get("state") or "")
+        if ids is None:
+            return _Effect(WebhookAction.IGNORED, "the event names no run")
+        if state != RunState.COMPLETED:
+            return _Effect(WebhookAction.RUN_PROGRESS, f"run {ids[1]} is {state}")
+        source = self._source()
+        run = source.get_run(*ids)
+        deployments, skipped = deployments_of_run(source, run)
+        return _Effect(
+            WebhookAction.DEPLOYMENT_RECORDED if deployments else WebhookAction.IGNORED,
+            f"run {run.id} {run.result}: it deployed nothing Shipyard knows",
+            deployments,
+            skipped,
+            run_key=_run_key(run.pipeline_id, run.id),
+        )
+
+    def _stage_changed(self, resource: dict[str, Any]) -> _Effect:
+        stage = resource.get("stage") or {}
+        name = str(stage.get("name") or "")
+        ids = self._run_of(resource)
+        if environment_of_stage(name) is None or ids is None:
+            return _Effect(WebhookAction.IGNORED, f"stage {name or '?'} deploys no environment")
+        if stage.get("state") != "completed":
+            return _Effect(WebhookAction.RUN_PROGRESS, f"stage {name} is {stage.get('state')}")
+        source = self._source()
+        run = source.get_run(*ids)
+        deployments, skipped = deployments_of_run(source, run, stage=name)
+        return _Effect(
+            WebhookAction.DEPLOYMENT_RECORDED if deployments else WebhookAction.IGNORED,
+            f"stage {name} of run {run.id}: nothing to record",
+            deployments,
+            skipped,
+        )
+
+    def _approval(self, event_type: str, resource: dict[str, Any]) -> _Effect:
+        body = resource.get("approval")
+        if not isinstance(body, dict) or "id" not in body:
+            return _Effect(WebhookAction.IGNORED, "the event carries no approval")
+        approval = approval_from_json(body)
+        stage = (resource.get("stage") or {}).get("name") or resource.get("stageName")
+        ids = self._run_of(resource)
+        pipeline_id, run_id = ids if ids else (approval.pipeline_id, approval.run_id)
+        approval = replace(
+            approval,
+            pipeline_id=pipeline_id,
+            run_id=run_id,
+            run_url=resource.get("url") or approval.run_url,
+            environment=environment_of_stage(str(stage)) if stage else None,
+        )
+        if self.source is not None and run_id is not None:
+            try:
+                described = self.source.describe(approval)
+                approval = replace(
+                    described, environment=approval.environment or described.environment
+                )
+            except PipelineError:
+                pass  # Slack still gets what the event says; the poll fills in the rest later.
+        pending = event_type == APPROVAL_PENDING
+        where = f" for {approval.environment}" if approval.environment else ""
+        release = f" ({approval.release})" if approval.release else ""
+        return _Effect(
+            WebhookAction.APPROVAL_PENDING if pending else WebhookAction.APPROVAL_COMPLETED,
+            f"approval {approval.id}{where}{release} is {approval.status}",
+            approval=approval,
+        )
+
+
+def deployments_of_run(
+    source: RunSource, run: PipelineRun, *, stage: str | None = None
+) -> tuple[list[PipelineDeployment], list[str]]:
+    """The deployments a run made: one per finished `shipyard_deploy_<env>` stage.
+
+    The release is the run's `release` template parameter, else its name (build number). A run
+    without such stages that names an `environment` template parameter counts as one deployment
+    into it with the run's result. Returns (deployments, reasons some were skipped).
+    """
+    # A run built for the release it deploys names it by its build number (examples/…).
+    release = _given(run.parameters.get("release")) or run.name
+    requested_by = _given(run.parameters.get("requestedBy")) or SYSTEM
+    skipped: list[str] = []
+    found: list[PipelineDeployment] = []
+    outcomes = [
+        s
+        for s in source.stages(run)
+        if s.environment is not None and (stage is None or s.name == stage)
+    ]
+    if not outcomes and stage is None and run.parameters.get("environment") and run.is_finished:
+        outcomes = [
+            StageOutcome(
+                name=run.parameters["environment"],
+                state="completed",
+                result=str(run.result or "failed"),
+            )
+        ]
+    identities = source.settings.identities
+    for outcome in outcomes:
+        environment = outcome.environment or outcome.name
+        status = STAGE_RESULTS.get((outcome.result or "").lower())
+        if outcome.state != "completed" or status is None:
+            continue  # still running, or skipped: nothing was deployed
+        if not release:
+            skipped.append(f"run {run.id} deployed into {environment} but names no release")
+            continue
+        approved: list[str] = []
+        for approval in source.approvals_by_id(outcome.approval_ids):
+            if approval.status == "rejected":
+                status = DeploymentStatus.REJECTED
+            approved += [person_of(s, identities) for s in approval.steps if s.status == "approved"]
+        found.append(
+            PipelineDeployment(
+                environment=environment,
+                release=release,
+                status=status,
+                run_url=run.web_url,
+                requested_by=requested_by,
+                approved_by=tuple(approved) if status is not DeploymentStatus.REJECTED else (),
+                artifact=run.parameters.get("artifact", ""),
+                build_id=str(run.id),
+                finished_at=run.finished,
+            )
+        )
+    return found, skipped
+
+
+def record_run(
+    source: RunSource,
+    database: Database,
+    catalog: Catalog,
+    run: PipelineRun,
+    *,
+    clock: Clock | None = None,
+) -> tuple[list[Recorded], list[str]]:
+    """Record what a run Shipyard followed (wait_for_run) deployed; the poll then skips it."""
+    clock = clock or SystemClock()
+    deployments, skipped = deployments_of_run(source, run)
+    with database.write() as conn:
+        recorded, more = _write(conn, catalog, deployments, clock.now())
+        if run.is_finished:
+            first_time(conn, _run_key(run.pipeline_id, run.id), clock.now())
+    return recorded, skipped + more
+
+
+def reconcile_runs(
+    source: RunSource,
+    database: Database,
+    catalog: Catalog,
+    *,
+    clock: Clock | None = None,
+    pipelines: Sequence[int] | None = None,
+    lookback: timedelta | None = None,
+) -> ReconcileReport:
+    """Record completed runs of the watched pipelines that no hook reported (idempotent)."""
+    clock = clock or SystemClock()
+    now = clock.now()
+    since = now - (lookback or timedelta(hours=source.settings.reconcile_lookback_hours))
+    recorded: list[Recorded] = []
+    skipped: list[str] = []
+    checked = 0
+    for pipeline_id in pipelines if pipelines is not None else source.settings.pipelines:
+        for listed in source.list_runs(pipeline_id):
+            if not listed.is_finished or (listed.finished and listed.finished < since):
+                continue
+            key = _run_key(pipeline_id, listed.id)
+            with database.read() as conn:
+                if _seen(conn, key):
+                    continue
+            checked += 1
+            run = source.get_run(pipeline_id, listed.id)
+            deployments, why = deployments_of_run(source, run)
+            with database.write() as conn:
+                if not first_time(conn, key, clock.now()):
+                    continue
+                done, more = _write(conn, catalog, deployments, clock.now())
+            recorded += done
+            skipped += why + more
+    return ReconcileReport(checked, tuple(recorded), tuple(skipped))
+
+
+def _write(
+    conn: sa.Connection, catalog: Catalog, deployments: Sequence[PipelineDeployment], at: datetime
+) -> tuple[list[Recorded], list[str]]:
+    recorded: list[Recorded] = []
+    skipped: list[str] = []
+    for deployment in deployments:
+        # record_deployment refuses (unknown environment, bad version) before it writes anything.
+        try:
+            recorded.append(record_deployment(conn, catalog, deployment, at=at))
+        except (NotFound, InvalidInput) as exc:
+            skipped.append(f"{deployment.environment}: {exc.reason}")
+    return recorded, skipped
+
+
+def _given(value: str | None) -> str:
+    """A template parameter's value, unless it is empty or an unexpanded `$(macro)`."""
+    text = (value or "").strip()
+    return "" if not text or "$(" in text else text
+
+
+def _seen(conn: sa.Connection, key: str) -> bool:
+    found = conn.execute(sa.select(request_keys.c.key).where(request_keys.c.key == key)).first()
+    return found is not None
+
+
+def _run_key(pipeline_id: int, run_id: int) -> str:
+    return f"ado-run:{pipeline_id}/{run_id}"
