@@ -92,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo import run_demo
 
             return run_demo(keep=args.keep)
+        if (args.group, getattr(args, "verb", None)) == ("loadtest", "report"):
+            # Reading a result file needs no configuration and no record.
+            from bot.cli_loadtests import loadtest_report
+
+            outcome = loadtest_report(None, Actor(person=args.person or _os_user()), args)  # type: ignore[arg-type]
+            print(render.to_json(outcome.data) if args.json else outcome.text)
+            return outcome.exit_code
         if args.group == "serve":
             from bot.serve import serve
 

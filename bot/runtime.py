@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from environments.catalog import Catalog, Directory, config_path, load_catalog
 from environments.clock import Clock, SystemClock
 from environments.lifecycle import Lifecycle
-from environments.loadtests.service import LoadTesting
 from environments.notify import Notifier, Notifiers
 from environments.providers.base import Provider
 from environments.providers.local import LocalProvider
 from environments.registry import Database, open_database, shipyard_home
 from environments.worker import Worker
+
+if TYPE_CHECKING:
+    from environments.loadtests.service import LoadTesting
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Runtime:
     worker: Worker
     home: Path
     notifiers: Notifiers
-    loadtesting: LoadTesting
+    clock: Clock
 
     @classmethod
     def open(
@@ -60,7 +64,16 @@ class Runtime:
             worker=Worker(catalog, database, providers, clock=clock, notifier=notifiers),
             home=home,
             notifiers=notifiers,
-            loadtesting=LoadTesting(catalog, database, clock=clock, notifier=notifiers, home=home),
+            clock=clock,
+        )
+
+    @functools.cached_property
+    def loadtesting(self) -> LoadTesting:
+        """Built on first use: its engines and readers bring numpy and polars along."""
+        from environments.loadtests.service import LoadTesting
+
+        return LoadTesting(
+            self.catalog, self.database, clock=self.clock, notifier=self.notifiers, home=self.home
         )
 
     def close(self) -> None:
