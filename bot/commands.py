@@ -141,7 +141,7 @@ def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         env = rec.get_environment(conn, args.name)
         waiting = rec.list_approvals(conn, environment=env.name)
-    provider = rt.worker.providers[rt.catalog.type(env.type).provider]
+    provider = rt.worker.provider_for(env.type)
     health = provider.health(env)
     return Outcome(
         text=render.environment_detail(env, waiting, health),

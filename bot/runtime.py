@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,17 @@ class Runtime:
             from environments.providers.azure import AzureProvider
 
             providers["azure"] = AzureProvider(catalog)
+        piped = {k.provider for k in catalog.types.values() if k.engine == "azure-pipelines"}
+        if piped:
+            # Composition root: the Azure DevOps edge becomes the deploy engine of these types.
+            from pipelines.azure_devops import AzureDevOps
+            from pipelines.engine import PipelineEngine
+
+            ado = AzureDevOps.from_environment(catalog)
+            for name in piped:
+                providers[f"{name}+azure-pipelines"] = PipelineEngine(
+                    providers[name], ado, timeout=timedelta(hours=2)
+                )
         return cls(
             catalog=catalog,
             database=database,

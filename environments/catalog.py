@@ -95,6 +95,8 @@ class EnvironmentType(_Strict):
     name: str = ""
     description: str = ""
     provider: Literal["local", "azure"] = "local"
+    # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
+    engine: Literal["direct", "azure-pipelines"] = "direct"
     azure: AzureTypeSettings | None = None
     loadtest: str | None = None
     service_fabric: ServiceFabricSettings | None = None

@@ -55,6 +55,12 @@ class Worker:
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+    def provider_for(self, env_type: str) -> Provider:
+        """The type's provider, or its pipeline engine when the type deploys through one."""
+        kind = self.catalog.type(env_type)
+        key = kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
+        return self.providers[key]
+
     # --- running ----------------------------------------------------------------------------
 
     def run_pending(self, *, limit: int = 50) -> list[Operation]:
@@ -107,7 +113,7 @@ class Worker:
         try:
             with self.db.read() as conn:
                 env = rec.environment_by_id(conn, op.environment_id)
-            provider = self.providers[self.catalog.type(env.type).provider]
+            provider = self.provider_for(env.type)
             steps = {
                 OperationKind.CREATE: (("provision", self._provision), ("deploy", self._deploy)),
                 OperationKind.DEPLOY: (("deploy", self._deploy),),
@@ -189,6 +195,8 @@ class Worker:
             )
             if deployment.environment_parameters is not None:
                 rec.update_environment(conn, env.id, overrides=applied)
+            if result.outputs.get("run_url"):
+                rec.set_run_url(conn, deployment.id, str(result.outputs["run_url"]))
             rec.set_current_release(
                 conn,
                 env.id,

@@ -307,6 +307,13 @@ def current_deployment(conn: sa.Connection, env_id: int) -> Deployment | None:
     return get_deployment(conn, deployment_id) if deployment_id else None
 
 
+def set_run_url(conn: sa.Connection, deployment_id: int, run_url: str) -> None:
+    """The pipeline run that carried a deployment out (a service hook then finds it recorded)."""
+    conn.execute(
+        deployments.update().where(deployments.c.id == deployment_id).values(run_url=run_url)
+    )
+
+
 def set_deployment_status(
     conn: sa.Connection,
     deployment_id: int,
