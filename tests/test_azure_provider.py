@@ -303,6 +303,7 @@ def _arm_schema_validator(name: str) -> Any:
     return jsonschema.Draft4Validator(schema, registry=Registry(retrieve=retrieve))
 
 
+@pytest.mark.skipif(not REFERENCE.exists(), reason=f"{REFERENCE} is not beside the clone")
 @pytest.mark.parametrize("env_type", ["storage", "fabric"])
 def test_the_reference_templates_validate_render_and_deploy(
     rt: Runtime, fake: FakeArm, env_type: str

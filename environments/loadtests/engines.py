@@ -158,10 +158,14 @@ class JMeterEngine:
 
 
 def engine(name: str) -> Engine:
+    if name == "azure-load-testing":
+        from environments.loadtests.azure import AzureLoadTestingEngine
+
+        return AzureLoadTestingEngine()
     engines: dict[str, Engine] = {"locust": LocustEngine(), "jmeter": JMeterEngine()}
     if name not in engines:
         raise InvalidInput(
             f"there is no load engine '{name}'",
-            hint="use locust or jmeter (azure-load-testing is not built yet)",
+            hint="use locust, jmeter or azure-load-testing",
         )
     return engines[name]
