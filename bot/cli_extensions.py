@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-# Each entry: add_commands(groups, parser, chat) adds subparsers to `groups` (argparse's
-# subparsers action of the top-level parser) and registers verbs in `parser.verbs`; its module
-# registers handlers with `bot.commands.command(group, verb)`.
-GRAMMARS: list[Callable[[Any, Any, bool], None]] = []
+AddCommands = Callable[[Any, Any, bool], None]
 
-from bot import cli_params  # noqa: E402
 
-GRAMMARS.append(cli_params.add_commands)
+@functools.cache
+def grammars() -> tuple[AddCommands, ...]:
+    """Each feature's add_commands(groups, parser, chat); importing a feature module registers
+    its handlers with `bot.commands.command(group, verb)`. Imported on first use, so that any
+    module (a feature's own included) can be imported first."""
+    from bot import cli_azure, cli_loadtests, cli_params, cli_pipelines, cli_schedules
 
-from bot import cli_azure  # noqa: E402
-
-GRAMMARS.append(cli_azure.add_commands)
-
-from bot import cli_schedules  # noqa: E402
-
-GRAMMARS.append(cli_schedules.add_commands)
-
-from bot import cli_loadtests  # noqa: E402
-
-GRAMMARS.append(cli_loadtests.add_commands)
-
-from bot import cli_pipelines  # noqa: E402
-
-GRAMMARS.append(cli_pipelines.add_commands)
+    return tuple(
+        module.add_commands
+        for module in (cli_params, cli_azure, cli_schedules, cli_loadtests, cli_pipelines)
+    )

@@ -39,12 +39,21 @@ HEADERS = (
 
 
 def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    """The `loadtest` group; not in chat, since the result file lives where the CLI runs."""
-    if chat:
-        return
-    group = groups.add_parser("loadtest", help="load tests: report on results")
+    """The `loadtest` group; `report` is not in chat (the result file lives where the CLI runs)."""
+    group = groups.add_parser("loadtest", help="load tests: report, history, compare")
     verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     verbs.required = True
+    history = verbs.add_parser("history", help="recorded load-test runs, newest first")
+    history.add_argument("--release", help="only runs of this release")
+    history.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.verbs[("loadtest", "history")] = history
+    compare = verbs.add_parser("compare", help="two recorded runs side by side, per label")
+    compare.add_argument("first", type=int, metavar="RUN_A")
+    compare.add_argument("second", type=int, metavar="RUN_B")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.verbs[("loadtest", "compare")] = compare
+    if chat:
+        return
     report = verbs.add_parser("report", help=REPORT_HELP, description=REPORT_HELP)
     parser.verbs[("loadtest", "report")] = report
     report.add_argument(
@@ -157,3 +166,68 @@ def _table(rows: list[list[str]]) -> str:
         return "  ".join(parts).rstrip()
 
     return "\n".join([line([h.upper() for h in HEADERS]), *(line(r) for r in rows)])
+
+
+@command("loadtest", "history")
+def loadtest_history(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    from environments.registry import loadtests as runs
+
+    with rt.database.read() as conn:
+        found = runs.history(conn, release=args.release)
+
+    def total(run: runs.RunRecord, key: str) -> str:
+        value = run.report_figures.get("TOTAL", {}).get(key)
+        return f"{value:.0f}" if isinstance(value, int | float) else "-"
+
+    rows = [
+        [
+            f"#{r.id}",
+            render.when(r.started_at),
+            r.release,
+            r.environment,
+            r.plan,
+            r.outcome or "running",
+            total(r, "p95"),
+            total(r, "samples"),
+            f"#{r.baseline_run_id}" if r.baseline_run_id else "-",
+        ]
+        for r in found
+    ]
+    headers = [
+        "run",
+        "when",
+        "release",
+        "environment",
+        "plan",
+        "verdict",
+        "p95 ms",
+        "samples",
+        "baseline",
+    ]
+    return Outcome(text=render.table(headers, rows), data=found)
+
+
+@command("loadtest", "compare")
+def loadtest_compare(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    from environments.loadtests.verdicts import compare
+    from environments.registry import loadtests as runs
+
+    with rt.database.read() as conn:
+        first, second = runs.get(conn, args.first), runs.get(conn, args.second)
+    comparisons = compare(second.report_figures, first.report_figures)
+    rows = [
+        [
+            c.label,
+            f"{c.baseline_p95:.0f}" if c.baseline_p95 is not None else "-",
+            f"{c.p95:.0f}" if c.p95 is not None else "-",
+            f"{c.p95_change * 100:+.0f}%" if c.p95_change is not None else "-",
+            "regressed" if c.regressed else "ok",
+        ]
+        for c in comparisons
+    ]
+    title = (
+        f"#{first.id} ({first.release} on {first.environment}) → "
+        f"#{second.id} ({second.release} on {second.environment})"
+    )
+    table = render.table(["label", f"p95 #{first.id}", f"p95 #{second.id}", "change", ""], rows)
+    return Outcome(text=f"{title}\n{table}", data=comparisons)

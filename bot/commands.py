@@ -42,6 +42,9 @@ def command(group: str, verb: str) -> Callable[[Handler], Handler]:
 
 
 def execute(runtime: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    from bot.cli_extensions import grammars
+
+    grammars()  # the feature modules' handlers are registered when they are imported
     return HANDLERS[(args.group, args.verb)](runtime, actor, args)
 
 
@@ -252,7 +255,3 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
         )
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
     return Outcome(text="\n".join(lines), data=c.model_dump(mode="json"))
-
-
-# Feature modules register their own handlers (and grammar) when imported.
-from bot import cli_extensions  # noqa: E402, F401

@@ -251,7 +251,7 @@ def _extensions() -> list[Callable[[Any, Parser, bool], None]]:
     """Feature modules that add their own command groups (params, loadtest, reconcile, …)."""
     from bot import cli_extensions
 
-    return cli_extensions.GRAMMARS
+    return list(cli_extensions.grammars())
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.cli_loadtests import loadtest_compare, loadtest_history
 from bot.runtime import Runtime
 from environments.errors import Conflict, InvalidInput
 from environments.loadtests.config import Schedule
@@ -81,6 +83,13 @@ def test_a_slower_release_is_flagged_and_cannot_be_promoted_without_a_reason(
     assert deployment.reason == (
         f"override: hotfix for the login outage (load test #{second.run_id} regressed)"
     )
+
+    listed = loadtest_history(rt, alice, argparse.Namespace(release=None, json=False))
+    assert [r.outcome for r in listed.data] == ["regressed", "passed"]
+    compared = loadtest_compare(
+        rt, alice, argparse.Namespace(first=first.run_id, second=second.run_id, json=False)
+    )
+    assert "LoginDeviceId" in compared.text and "regressed" in compared.text
 
 
 def test_the_nightly_run_tears_its_environment_down_even_when_the_test_fails(rt: Runtime) -> None:
