@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from bot.runtime import Runtime
 from environments.errors import PolicyRefused, ShipyardError
+from environments.pipelines_config import pipelines_settings
 from environments.registry import chat as chat_record
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps, PipelineApproval
@@ -40,9 +41,9 @@ class PipelineBridge:
     @classmethod
     def from_environment(cls, runtime: Runtime, client: WebClient) -> PipelineBridge | None:
         """A bridge when Azure DevOps is configured (shipyard.yaml or AZURE_DEVOPS_*), else None."""
-        ado = AzureDevOps.from_environment(runtime.catalog)
-        if not ado.settings.configured:
+        if not pipelines_settings(runtime.catalog).configured:
             return None
+        ado = AzureDevOps.from_environment(runtime.catalog)
         webhook = WebhookHandler.from_environment(
             database=runtime.database,
             catalog=runtime.catalog,

@@ -123,3 +123,15 @@ def test_a_pipeline_approval_is_posted_and_answered_in_slack_under_shipyards_pol
     patched = wait(lambda: fake.requests("PATCH"))
     assert "approved in Slack by dave" in json.dumps(patched[0].body)
     wait(lambda: "approved" in slack.message("C0RELEASES", ts)["text"])
+
+
+def test_without_azure_devops_configured_there_is_no_bridge(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AZURE_DEVOPS_ORG_URL", "AZURE_DEVOPS_PROJECT", "AZURE_DEVOPS_PAT"):
+        monkeypatch.delenv(name, raising=False)
+    rt = Runtime.open(str(CONFIG), database_url=f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        assert PipelineBridge.from_environment(rt, None) is None  # type: ignore[arg-type]
+    finally:
+        rt.close()
