@@ -12,10 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bot.cli import TerminalNotifier, follow
 from bot.commands import execute
 from bot.grammar import parse
 from bot.runtime import Runtime
+from bot.terminal import TerminalNotifier, follow
 from environments.errors import ShipyardError
 from environments.model import OperationState
 from environments.policy import Actor, Channel

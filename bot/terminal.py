@@ -1,0 +1,153 @@
+"""The full command line: act as a person, print text or JSON, follow operations, run the worker."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from bot import render
+from bot.commands import Outcome, execute
+from bot.grammar import parse
+from bot.runtime import Runtime
+from environments.errors import ShipyardError
+from environments.loadtests.summary import LoadTestSummary
+from environments.model import Approval, Environment, Operation, OperationState
+from environments.policy import Actor, Channel
+
+
+class TerminalNotifier:
+    """Progress and news on standard error, so standard output stays clean for --json."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+
+    def _say(self, text: str) -> None:
+        print(f"  [{time.monotonic() - self.started:5.1f}s] {text}", file=self.stream, flush=True)
+
+    def approval_requested(self, approval: Approval) -> None:
+        self._say(f"approval needed: {render.approval_line(approval)}")
+
+    def approval_changed(self, approval: Approval) -> None:
+        pass
+
+    def progress(self, environment: str, message: str, *, operation: int) -> None:
+        self._say(message)
+
+    def environment_ready(self, environment: Environment, *, operation: int) -> None:
+        pass
+
+    def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
+        self._say(f"{environment} failed: {reason}" + (f" — {hint}" if hint else ""))
+
+    def expiry_warning(self, environment: Environment) -> None:
+        self._say(
+            f"{environment.name} expires {render.when(environment.expires_at)} "
+            f"(extend with: shipyard env extend {environment.name} --by 4h)"
+        )
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None:
+        pass  # the command that ran it prints the summary
+
+
+def follow(runtime: Runtime, op_id: int) -> Operation:
+    """Run (or wait for) one operation, showing progress; returns it finished."""
+
+    def waiting(op: Operation) -> None:
+        print(
+            f"  waiting: {op.environment} is busy with an earlier operation; "
+            f"#{op.id} runs after it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    finished = runtime.worker.run(op_id, wait=True, on_wait=waiting)
+    assert finished is not None
+    return finished
+
+
+def run_worker(runtime: Runtime, *, once: bool, interval: float) -> int:
+    while True:
+        runtime.lifecycle.expire()
+        for op in runtime.worker.run_pending():
+            print(
+                f"operation #{op.id} {op.kind} {op.environment}: {op.state}"
+                + (f" ({op.error})" if op.error else ""),
+                flush=True,
+            )
+        if once:
+            return 0
+        time.sleep(interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+        if args.group == "demo":
+            from bot.demo import run_demo
+
+            return run_demo(keep=args.keep)
+        if args.group == "serve":
+            from bot.serve import serve
+
+            return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
+        return _run(args)
+    except ShipyardError as exc:
+        print(f"shipyard: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(
+            "shipyard: interrupted; unfinished operations resume with 'shipyard worker'",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    runtime = Runtime.open(args.config, notifier=TerminalNotifier())
+    try:
+        actor = Actor(person=args.person or _os_user(), channel=Channel.CLI)
+        if args.group == "worker":
+            return run_worker(runtime, once=args.once, interval=args.interval)
+        outcome = execute(runtime, actor, args)
+        return _print(runtime, args, outcome)
+    finally:
+        runtime.close()
+
+
+def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
+    if getattr(args, "json", False):
+        print(render.to_json(outcome.data))
+        return outcome.exit_code
+    print(outcome.text, flush=True)
+    for note in outcome.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    pending = ([outcome.operation] if outcome.operation else []) + outcome.follow
+    if getattr(args, "no_wait", False):
+        if pending:
+            print("  queued; 'shipyard worker' runs it")
+        return 0
+    code = outcome.exit_code
+    for op_id in pending:
+        op = follow(runtime, op_id)
+        if op.state is OperationState.SUCCEEDED:
+            print(f"operation #{op.id} ({op.kind} {op.environment}) succeeded")
+        else:
+            print(
+                f"operation #{op.id} ({op.kind} {op.environment}) failed: {op.error}",
+                file=sys.stderr,
+            )
+            code = 8
+    return code
+
+
+def _os_user() -> str:
+    try:
+        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
