@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes.server import serve, shut
+
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 SLACK = 0.005  # seconds of clock slack before an early request counts as a violation
 
@@ -148,32 +150,16 @@ class FakeArm:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FakeArm:
-        import ssl
-
         fake = self
 
         class Handler(_Handler):
             arm = fake
 
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 256  # socketserver's 5 drops SYNs of a burst (1 s retries)
-
-        server = Server(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ca_file, self._key_file)
-        # Handshakes happen in each connection's own thread, not one by one in accept().
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self.server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server, _ = serve(Handler, certificate=(self.ca_file, self._key_file))
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        shut(self.server)
 
     def __enter__(self) -> FakeArm:
         return self.start()

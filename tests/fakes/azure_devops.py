@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes.server import serve, shut
+
 # The SDK caches route discovery on disk, in the folder this names when it is first imported.
 os.environ.setdefault("AZURE_DEVOPS_CACHE_DIR", tempfile.mkdtemp(prefix="shipyard-ado-cache-"))
 
@@ -203,24 +205,14 @@ class FakeAzureDevOps:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> FakeAzureDevOps:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server, self._thread = serve(_Handler)
+        self._server.fake = self  # type: ignore[attr-defined]
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        shut(server, thread)
 
     def __enter__(self) -> FakeAzureDevOps:
         return self.start()

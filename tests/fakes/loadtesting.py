@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.arm import _certificate
+from tests.fakes.server import serve, shut
 
 API_VERSION = "2022-11-01"
 JTL_HEADER = (
@@ -109,28 +110,16 @@ class FakeLoadTesting:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FakeLoadTesting:
-        import ssl
-
         fake = self
 
         class Handler(_Handler):
             alt = fake
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ca_file, self._key_file)
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self.server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server, _ = serve(Handler, certificate=(self.ca_file, self._key_file))
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        shut(self.server)
 
     def __enter__(self) -> FakeLoadTesting:
         return self.start()

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.server import serve, shut
+
 DEFAULT_TOKEN = "xoxb-test-token"
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T0001", "team": "Test", "app_id": "A0001"}
 
@@ -77,24 +79,14 @@ class FakeSlack:
     def start(self) -> FakeSlack:
         if self._server is not None:
             raise RuntimeError("FakeSlack already started")
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server, self._thread = serve(_Handler)
+        self._server.fake = self  # type: ignore[attr-defined]
         return self
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        shut(server, thread)
 
     def __enter__(self) -> FakeSlack:
         return self.start()
