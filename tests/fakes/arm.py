@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fakes.server import serve, shut
+from tests.fakes.server import Injected, serve, shut, take_injected
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 SLACK = 0.005  # seconds of clock slack before an early request counts as a violation
@@ -41,17 +41,6 @@ class Seen:
     body: Any
     at: float
     status: int = 0
-
-
-@dataclass
-class Injected:
-    """An answer the fake gives instead of the real one, `times` times."""
-
-    method: str
-    pattern: str
-    status: int
-    times: int
-    retry_after: int | None
 
 
 @dataclass
@@ -243,17 +232,17 @@ class FakeArm:
                 self.violations.append(
                     f"{key} sent {self._not_before[key] - now:.3f}s before its Retry-After"
                 )
-            for injected in self.injected:
-                wanted = injected.times > 0 and injected.method == method
-                if wanted and re.search(injected.pattern, path, re.I):
-                    injected.times -= 1
-                    headers = {}
-                    if injected.retry_after is not None:
-                        headers["Retry-After"] = str(injected.retry_after)
-                        self._not_before[key] = now + injected.retry_after
-                    code = "TooManyRequests" if injected.status == 429 else "InternalServerError"
-                    seen.status = injected.status
-                    return injected.status, headers, _error(code, f"injected {injected.status}")
+            injected = take_injected(self.injected, method, path, flags=re.I)
+            if injected is not None:
+                if injected.retry_after is not None:
+                    self._not_before[key] = now + injected.retry_after
+                code = "TooManyRequests" if injected.status == 429 else "InternalServerError"
+                seen.status = injected.status
+                return (
+                    injected.status,
+                    injected.headers(),
+                    _error(code, f"injected {injected.status}"),
+                )
             status, headers, answer = self._route(method, path, query, body, now)
             seen.status = status
             if "Retry-After" in headers:

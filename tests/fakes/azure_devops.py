@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fakes.server import serve, shut
+from tests.fakes.server import Injected, serve, shut, take_injected
 
 # The SDK caches route discovery on disk, in the folder this names when it is first imported.
 os.environ.setdefault("AZURE_DEVOPS_CACHE_DIR", tempfile.mkdtemp(prefix="shipyard-ado-cache-"))
@@ -137,15 +137,6 @@ class Seen:
     headers: dict[str, str]
     at: float
     status: int = 0
-
-
-@dataclass
-class Injected:
-    method: str
-    pattern: str
-    status: int
-    times: int
-    retry_after: int | None
 
 
 @dataclass
@@ -687,18 +678,11 @@ class FakeAzureDevOps:
     def dispatch(self, seen: Seen) -> tuple[int, dict[str, str], Any]:
         with self._lock:
             self.seen.append(seen)
-            for rule in self._injected:
-                if (
-                    rule.times > 0
-                    and rule.method == seen.method
-                    and re.search(rule.pattern, seen.path)
-                ):
-                    rule.times -= 1
-                    headers = {}
-                    if rule.retry_after is not None:
-                        headers["Retry-After"] = str(rule.retry_after)
-                        self._retry_not_before[seen.path] = seen.at + rule.retry_after
-                    return rule.status, headers, _error(f"injected {rule.status}")
+            rule = take_injected(self._injected, seen.method, seen.path)
+            if rule is not None:
+                if rule.retry_after is not None:
+                    self._retry_not_before[seen.path] = seen.at + rule.retry_after
+                return rule.status, rule.headers(), _error(f"injected {rule.status}")
             not_before = self._retry_not_before.pop(seen.path, None)
             if not_before is not None and seen.at + SLACK < not_before:
                 self.violations.append(seen)

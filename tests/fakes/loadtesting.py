@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.arm import _certificate
-from tests.fakes.server import serve, shut
+from tests.fakes.server import Injected, serve, shut, take_injected
 
 API_VERSION = "2022-11-01"
 JTL_HEADER = (
@@ -40,15 +40,6 @@ class Seen:
     query: dict[str, list[str]]
     at: float
     status: int = 0
-
-
-@dataclass
-class Injected:
-    method: str
-    pattern: str
-    status: int
-    times: int
-    retry_after: int | None
 
 
 @dataclass
@@ -171,19 +162,12 @@ class FakeLoadTesting:
             key = f"{method} {path}"
             if now + 0.005 < self._not_before.get(key, 0.0):
                 self.violations.append(f"{key} sent before its Retry-After")
-            for injected in self.injected:
-                if (
-                    injected.times > 0
-                    and injected.method == method
-                    and re.search(injected.pattern, path)
-                ):
-                    injected.times -= 1
-                    headers = {}
-                    if injected.retry_after is not None:
-                        headers["Retry-After"] = str(injected.retry_after)
-                        self._not_before[key] = now + injected.retry_after
-                    seen.status = injected.status
-                    return injected.status, headers, _error("TooManyRequests", "injected")
+            injected = take_injected(self.injected, method, path)
+            if injected is not None:
+                if injected.retry_after is not None:
+                    self._not_before[key] = now + injected.retry_after
+                seen.status = injected.status
+                return injected.status, injected.headers(), _error("TooManyRequests", "injected")
             if query.get("api-version") != [API_VERSION]:
                 seen.status = 400
                 return 400, {}, _error("InvalidApiVersion", f"api-version {query}")

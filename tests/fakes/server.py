@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -43,3 +45,28 @@ def shut(server: ThreadingHTTPServer | None, thread: threading.Thread | None = N
         server.server_close()
     if thread is not None:
         thread.join(timeout=5)
+
+
+@dataclass
+class Injected:
+    """An answer a fake gives instead of the real one, `times` times (429s with Retry-After)."""
+
+    method: str
+    pattern: str
+    status: int
+    times: int
+    retry_after: int | None
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+def take_injected(
+    rules: list[Injected], method: str, path: str, *, flags: int = 0
+) -> Injected | None:
+    """The first rule still in force for this request, used up once; None when there is none."""
+    for rule in rules:
+        if rule.times > 0 and rule.method == method and re.search(rule.pattern, path, flags):
+            rule.times -= 1
+            return rule
+    return None
