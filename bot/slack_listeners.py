@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import functools
+import argparse
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import render, views
-from bot.commands import Outcome, execute
-from bot.grammar import build_parser, one_line_usage, parse_text
+from bot.command import Outcome, chat_text
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from bot.table import chat_help, command_of, execute, parse_text
 from environments import parameters, policy
 from environments.errors import InvalidInput, NotFound, PolicyRefused, ShipyardError
 from environments.lifecycle import Requested
@@ -26,29 +26,16 @@ from environments.policy import Actor, Channel
 from environments.registry import record as rec
 
 log = logging.getLogger(__name__)
-READ_VERBS = {"list", "show", "where", "matrix", "history", "approvals", "diff", "report"}
 EXTEND_BY = timedelta(hours=4)
-SLOW = {("env", "loadtest"), ("schedule", "run")}
+T = TypeVar("T")
 
 
-@functools.cache
-def help_text() -> str:
-    parser = build_parser("/env", chat=True)
-    env = parser.verbs
-    lines = ["*Shipyard* — `/env VERB …` (the same grammar as `shipyard env …`):"]
-    for (group, _), sub in env.items():
-        if group == "env":
-            lines.append(f"• `{one_line_usage(sub).removeprefix('usage: ')}` — {sub.description}")
-    lines.append("`/env create` with no arguments opens a form.")
-    return "\n".join(lines)
-
-
-class Handoff:
+class Handoff(Generic[T]):
     """Passes what an ack listener decided to the lazy listener Bolt starts beside it."""
 
     def __init__(self, wait: float = 10.0) -> None:
         self.wait = wait
-        self._results: dict[str, Requested | None] = {}
+        self._results: dict[str, T | None] = {}
         self._ready: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -56,12 +43,12 @@ class Handoff:
         with self._lock:
             return self._ready.setdefault(key, threading.Event())
 
-    def put(self, key: str, result: Requested | None) -> None:
+    def put(self, key: str, result: T | None) -> None:
         with self._lock:
             self._results[key] = result
         self._event(key).set()
 
-    def take(self, key: str) -> Requested | None:
+    def take(self, key: str) -> T | None:
         self._event(key).wait(self.wait)
         with self._lock:
             self._ready.pop(key, None)
@@ -74,7 +61,9 @@ class SlackFace:
     def __init__(self, runtime: Runtime, notifier: SlackNotifier) -> None:
         self.rt = runtime
         self.notifier = notifier
-        self._created = Handoff()
+        self._created: Handoff[Requested] = Handoff()
+        # `/env TEXT` is parsed once, by the ack listener; the lazy listener takes the result.
+        self._parsed: Handoff[argparse.Namespace] = Handoff()
         # Operations take seconds to minutes: they run here, never in the lazy-listener thread.
         self.operations = ThreadPoolExecutor(max_workers=4, thread_name_prefix="shipyard-op")
 
@@ -86,45 +75,46 @@ class SlackFace:
     def ack_command(
         self, ack: Callable[..., None], body: dict[str, Any], client: WebClient
     ) -> None:
+        args = self._ack_command(ack, body, client)
+        self._parsed.put(body["trigger_id"], args)
+
+    def _ack_command(
+        self, ack: Callable[..., None], body: dict[str, Any], client: WebClient
+    ) -> argparse.Namespace | None:
+        """Ack `/env TEXT`; the parsed command when the lazy listener has work to do."""
         text = (body.get("text") or "").strip()
         words = text.split()
         if not words or words[0] in ("help", "-h", "--help"):
-            ack(text=help_text())
-            return
+            ack(text=chat_help())
+            return None
         if words == ["create"]:
             ack()
             self._open(client, body["trigger_id"], self._create_modal(body.get("channel_id", "")))
-            return
+            return None
         if words[0] == "reject" and len(words) == 2 and "--reason" not in text:
             self._ack_with_reject_modal(ack, client, body["trigger_id"], body["user_id"], words[1])
-            return
+            return None
         try:
             args = parse_text(text)
         except InvalidInput as exc:
             ack(text=f"{exc.reason}\n{exc.hint}")
-            return
-        if args.verb == "destroy" and not getattr(args, "confirmed", False):
+            return None
+        if args.verb == "destroy":
             ack(blocks=self._destroy_confirmation(args.name), text=f"Destroy {args.name}?")
-            return
+            return None
         ack()
+        return args
 
     def run_command(
         self, body: dict[str, Any], respond: Callable[..., Any], client: WebClient
     ) -> None:
         text = (body.get("text") or "").strip()
-        words = text.split()
-        if not words or words[0] in ("help", "-h", "--help") or words == ["create"]:
-            return
-        if words[0] == "reject" and len(words) == 2 and "--reason" not in text:
-            return
-        try:
-            args = parse_text(text)
-        except InvalidInput:
-            return
-        if args.verb == "destroy":
+        args = self._parsed.take(body["trigger_id"])
+        if args is None:
             return
         actor = self.actor(body["user_id"])
-        if (args.group, args.verb) in SLOW:
+        command = command_of(args)
+        if command.slow:
             # Seconds to minutes of work: not on the lazy thread. The result is posted by the
             # notifier (a load test's verdict and chart go to the environment's thread).
             respond(text=f"⏳ `/env {text}` started", response_type="ephemeral")
@@ -135,7 +125,7 @@ class SlackFace:
         except ShipyardError as exc:
             respond(text=f"{exc.one_line()}", response_type="ephemeral")
             return
-        if args.verb in READ_VERBS:
+        if command.read_only:
             respond(text=f"```{outcome.text}```", response_type="ephemeral")
             return
         self._report(client, respond, body.get("channel_id", ""), f"/env {text}", outcome)
@@ -151,7 +141,8 @@ class SlackFace:
     ) -> None:
         """Post one message that the operation then updates; or say where the request waits."""
         if outcome.operation is None:
-            respond(text=outcome.text, response_type="ephemeral")
+            hints = [f"{hint.label} with `{chat_text(hint)}`" for hint in outcome.hints]
+            respond(text="\n".join([outcome.text, *hints]), response_type="ephemeral")
             return
         posted = self._post(
             client,

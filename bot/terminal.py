@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from bot import render
-from bot.commands import Outcome, execute
-from bot.grammar import parse
+from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments.errors import ShipyardError
 from environments.loadtests.summary import LoadTestSummary
 from environments.model import Approval, Environment, Operation, OperationState
@@ -125,6 +125,8 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
         print(render.to_json(outcome.data))
         return outcome.exit_code
     print(outcome.text, flush=True)
+    for hint in outcome.hints:
+        print(f"  {hint.label} with: {cli_text(hint)}")
     for note in outcome.notes:
         print(f"  note: {note}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow

@@ -217,7 +217,7 @@ class Lifecycle:
             elif previous is None:
                 policy.promotion_target_type(self.catalog, target_type, target_type)
             assert previous is not None
-            policy.require(self.catalog, actor, "deploy", kind)
+            policy.require(self.catalog, actor, "promote", kind)
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
@@ -287,7 +287,7 @@ class Lifecycle:
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
-            policy.require(self.catalog, actor, "deploy", kind)
+            policy.require(self.catalog, actor, "params_set", kind)
             missing = [key for key in unset if key not in env.overrides]
             if missing:
                 raise InvalidInput(
