@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_report(args[2:])
     from bot.terminal import main as full
 
-    return full(args)
+    return full(args, processes={"demo": _demo, "serve": _serve})
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.serve import serve
+
+    return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
 
 
 if __name__ == "__main__":

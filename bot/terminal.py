@@ -7,7 +7,7 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from bot import render
@@ -85,17 +85,15 @@ def run_worker(runtime: Runtime, *, once: bool, interval: float) -> int:
         time.sleep(interval)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+Process = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {}) -> int:
+    """Run one command line; `processes` start the commands that are processes (serve, demo)."""
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
-        if args.group == "demo":
-            from bot.demo import run_demo
-
-            return run_demo(keep=args.keep)
-        if args.group == "serve":
-            from bot.serve import serve
-
-            return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
+        if args.group in processes:
+            return processes[args.group](args)
         return _run(args)
     except ShipyardError as exc:
         print(f"shipyard: {exc.one_line()}", file=sys.stderr)

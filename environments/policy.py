@@ -189,17 +189,21 @@ def require_approver(
     requested_by: str,
     state: ApprovalState,
     decisions: Iterable[ApprovalDecision],
+    blocked: Iterable[str] = (),
+    what: str = "this request",
 ) -> None:
-    """May this person decide on this request now? Not the requester, not twice, not unlisted."""
+    """May this person decide on this request now? Not the requester (nor anyone `blocked`,
+    as Azure DevOps blocks a run's requester), not twice, not unlisted. Slack's approvals and
+    Azure DevOps gates alike are decided by the type's `approval.approvers`."""
     if state.is_terminal:
         raise Conflict(f"this request is already {state}", hint="nothing more to decide")
     deciders = catalog.members(tuple(approvers))
     if person not in deciders:
         raise PolicyRefused(
-            f"{person} is not an approver for this request",
-            hint=f"ask one of: {', '.join(sorted(deciders))}",
+            f"{person} is not an approver for {what}",
+            hint=f"ask one of: {', '.join(sorted(deciders)) or 'an admin to add approvers'}",
         )
-    if person == requested_by:
+    if person == requested_by or person in set(blocked):
         raise PolicyRefused(
             "you cannot approve your own request",
             hint=f"ask another approver: {', '.join(sorted(deciders - {person}))}",
