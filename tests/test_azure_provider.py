@@ -189,7 +189,6 @@ def render(tpl: arm.Template, **supplied: str) -> dict[str, dict[str, Any]]:
     ("spec", "text", "value"),
     [
         ({"type": "string"}, "x", "x"),
-        ({"type": "SecureString"}, "s3", "s3"),
         ({"type": "int"}, "-42", -42),
         ({"type": "Int", "minValue": 1, "maxValue": 3}, "3", 3),
         ({"type": "bool"}, "TRUE", True),
@@ -218,6 +217,7 @@ def test_values_are_typed_as_the_template_declares(
         ({"type": "array", "allowedValues": [1]}, "[2]", "p: [2] is not allowed (allowed: 1)"),
         ({"type": "string"}, "@keyvault(v)", "p: @keyvault(v) needs a vault and a secret name"),
         ({"type": "string"}, "@env(X)", "p: @env(X) is for local environments"),
+        ({"type": "SecureString"}, "s3", "p: shipyard.yaml or --set gives a literal value"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_template(
