@@ -26,10 +26,11 @@ from environments.providers.azure import AzureProvider
 from environments.registry import record as rec
 from tests.conftest import EXAMPLES, MovableClock, RecordingNotifier, person
 from tests.fakes.arm import SUBSCRIPTION, FakeArm
+from tests.reference import REFERENCE as DATA_REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = Path(__file__).parent / "data" / "azure" / "shipyard.yaml"
-REFERENCE = ROOT.parent / "shared" / "reference" / "arm"
+REFERENCE = DATA_REFERENCE / "arm"
 VAULT = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/sy-shared/providers/Microsoft.KeyVault"
 ALICE = person("alice")
 
@@ -303,7 +304,6 @@ def _arm_schema_validator(name: str) -> Any:
     return jsonschema.Draft4Validator(schema, registry=Registry(retrieve=retrieve))
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason=f"{REFERENCE} is not beside the clone")
 @pytest.mark.parametrize("env_type", ["storage", "fabric"])
 def test_the_reference_templates_validate_render_and_deploy(
     rt: Runtime, fake: FakeArm, env_type: str
