@@ -15,8 +15,10 @@ OUTSIDE = re.compile(r"shared/reference|[\"']shared[\"']|ROOT\.parent|parents\[[
 def test_no_test_refers_to_a_path_outside_the_repository() -> None:
     offenders = [
         f"{path.relative_to(TESTS)}:{number}: {line.strip()}"
-        for path in sorted(TESTS.rglob("*.py"))
-        if path.name != Path(__file__).name
+        for path in sorted(TESTS.rglob("*"))
+        if path.suffix in {".py", ".yaml", ".yml", ".json", ".toml", ".cfg"}
+        and path.name != Path(__file__).name
+        and REFERENCE not in path.parents
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if OUTSIDE.search(line) and not line.lstrip().startswith("#")
     ]
