@@ -117,13 +117,20 @@ def _environment(row: sa.Row[Any]) -> Environment:
     )
 
 
-def find_environment(conn: sa.Connection, name: str) -> Environment | None:
-    row = conn.execute(_env_select.where(environments.c.name == name, LIVE)).first()
+def _locked(query: sa.Select[Any], lock: bool) -> sa.Select[Any]:
+    """With `lock`, the environment's row stays locked until the transaction ends (PostgreSQL
+    `FOR UPDATE`; SQLite's write transaction already holds the whole database), so a
+    read-modify-write of an environment cannot lose a concurrent one's change."""
+    return query.with_for_update(of=environments) if lock else query
+
+
+def find_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> Environment | None:
+    row = conn.execute(_locked(_env_select.where(environments.c.name == name, LIVE), lock)).first()
     return _environment(row) if row else None
 
 
-def get_environment(conn: sa.Connection, name: str) -> Environment:
-    found = find_environment(conn, name)
+def get_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> Environment:
+    found = find_environment(conn, name, lock=lock)
     if found is None:
         raise NotFound(
             f"there is no environment '{name}'",
@@ -132,8 +139,9 @@ def get_environment(conn: sa.Connection, name: str) -> Environment:
     return found
 
 
-def environment_by_id(conn: sa.Connection, env_id: int) -> Environment:
-    return _environment(conn.execute(_env_select.where(environments.c.id == env_id)).one())
+def environment_by_id(conn: sa.Connection, env_id: int, *, lock: bool = False) -> Environment:
+    query = _locked(_env_select.where(environments.c.id == env_id), lock)
+    return _environment(conn.execute(query).one())
 
 
 def list_environments(
