@@ -251,6 +251,7 @@ class Lifecycle:
                 creating=target_env is None,
             )
             if override:
+                rec.set_override_reason(conn, requested.deployment_id, override)
                 rec.set_deployment_status(
                     conn,
                     requested.deployment_id,

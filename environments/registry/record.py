@@ -263,6 +263,7 @@ def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deplo
             secret_refs=tuple(row.secret_refs or ()),
             overrides=dict(row.overrides or {}),
             environment_parameters=row.environment_parameters,
+            override_reason=row.override_reason,
         )
         for row in rows
     ]
@@ -434,6 +435,7 @@ def matrix(
 _approval_select = sa.select(
     approvals,
     deployments.c.kind,
+    deployments.c.override_reason,
     environments.c.name.label("environment_name"),
     releases.c.version.label("release_version"),
     _source.c.name.label("source_name"),
@@ -498,6 +500,7 @@ def _approvals(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Approva
             requested_at=row.requested_at,
             expires_at=row.expires_at,
             decisions=tuple(decisions.get(row.id, [])),
+            override_reason=row.override_reason,
         )
         for row in rows
     ]
@@ -549,3 +552,25 @@ def set_approval_state(
         .values(state=state.value, decided_at=at)
     )
     return result.rowcount == 1
+
+
+def set_override_reason(conn: sa.Connection, deployment_id: int, reason: str) -> None:
+    """Why a deployment goes ahead past a blocking load test: kept for good, shown to approvers."""
+    conn.execute(
+        deployments.update().where(deployments.c.id == deployment_id).values(override_reason=reason)
+    )
+
+
+def deployed_release_of_type(conn: sa.Connection, env_type: str) -> str | None:
+    """The release most recently put into a live environment of this type, if any."""
+    row = conn.execute(
+        sa.select(releases.c.version)
+        .join(environments, releases.c.id == environments.c.release_id)
+        .where(
+            environments.c.type == env_type,
+            environments.c.state.not_in(("destroying", "destroyed")),
+        )
+        .order_by(environments.c.release_since.desc(), environments.c.id.desc())
+        .limit(1)
+    ).first()
+    return str(row[0]) if row else None
