@@ -200,6 +200,7 @@ class Deployment:
     secret_refs: tuple[str, ...] = ()
     overrides: dict[str, str] = field(default_factory=dict)
     environment_parameters: dict[str, str] | None = None
+    override_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class Approval:
     requested_at: datetime
     expires_at: datetime
     decisions: tuple[ApprovalDecision, ...] = ()
+    override_reason: str | None = None
 
     @property
     def approvals(self) -> tuple[Person, ...]:

@@ -21,7 +21,7 @@ FIRED: list[tuple[str, int, float]] = []
 
 
 @scheduler.job("test-tick")
-def tick(runtime: Runtime, name: str, schedule: Schedule) -> str:
+def tick(runtime: Runtime, name: str, schedule: Schedule, triggered_by: str) -> str:
     FIRED.append((name, id(runtime), time.monotonic()))
     return "ticked"
 
