@@ -101,10 +101,12 @@ def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         env = rec.get_environment(conn, args.name)
         waiting = rec.list_approvals(conn, environment=env.name)
+        current = rec.current_deployment(conn, env.id)
     provider = rt.worker.provider_for(env.type)
     health = provider.health(env)
+    override = current.override_reason if current else None
     return Outcome(
-        text=render.environment_detail(env, waiting, health),
+        text=render.environment_detail(env, waiting, health, override),
         data={"environment": env, "health": health, "waiting": waiting},
     )
 
@@ -203,7 +205,8 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
     # Every azure type's template checked against its parameters.
     lines += cli_azure.azure_check_lines(rt)
-    return Outcome(text="\n".join(lines), data=c.model_dump(mode="json"))
+    data = {"ok": True, "problems": [], "source": c.source, **c.model_dump(mode="json")}
+    return Outcome(text="\n".join(lines), data=data)
 
 
 def _type_of_environment(rt: Runtime, args: argparse.Namespace) -> EnvironmentType:
@@ -479,6 +482,7 @@ COMMANDS = (
         "validate shipyard.yaml and say what it declares",
         config_check,
         read_only=True,
+        json=True,
         surfaces=CLI,
     ),
 )

@@ -105,6 +105,8 @@ deployments = sa.Table(
     sa.Column("environment_parameters", sa.JSON, nullable=True),
     # The Azure DevOps run that carried the deployment out, if a pipeline did.
     sa.Column("run_url", sa.String(1024), nullable=True),
+    # Why it went ahead although its release's load test blocked it (kept after it ends).
+    sa.Column("override_reason", sa.Text, nullable=True),
     sa.Index("ix_deployments_environment_id_id", "environment_id", "id"),
     sa.Index("ix_deployments_run_url", "run_url"),
     sa.Index("ix_deployments_release_id", "release_id"),
@@ -210,5 +212,24 @@ loadtest_runs = sa.Table(
     sa.Column("comparison", sa.JSON, nullable=True),
     sa.Column("folder", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # Whether the run's verdict decides promotion (the plan is a gate), the runs it was judged
+    # against, its one-line explanation, and the schedule that started it (None: a person did).
+    sa.Column("gate", sa.Boolean, nullable=True),
+    sa.Column("baseline_runs", sa.JSON, nullable=True),
+    sa.Column("verdict", sa.Text, nullable=True),
+    sa.Column("schedule", sa.String(64), nullable=True),
     sa.Index("ix_loadtest_runs_release_plan", "release", "plan", "environment_type"),
+)
+
+# A run's raw latency samples (samplesets.SampleSet.to_bytes): a later run's baseline.
+loadtest_samples = sa.Table(
+    "loadtest_samples",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("loadtest_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
