@@ -17,6 +17,17 @@ from environments.registry import record as rec
 
 
 def _requested(requested: Requested, what: str) -> Outcome:
+    if requested.opens_at is not None:
+        waits = (
+            f"waiting for approval (request #{requested.approval.id}), then "
+            if requested.approval
+            else ""
+        )
+        text = (
+            f"{what}: {waits}queued for when the deploy window opens "
+            f"({render.when(requested.opens_at)}); the worker starts it then"
+        )
+        return Outcome(text=text, data=requested)
     if requested.approval is not None:
         a = requested.approval
         text = (
@@ -51,6 +62,8 @@ def env_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         args.name,
         release=args.release,
         overrides=parameters.parse_assignments(args.overrides),
+        when_open=args.when_open,
+        window_override=args.override_window,
     )
     return _requested(requested, f"deploy {args.release} into {args.name}")
 
@@ -62,6 +75,8 @@ def env_promote(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         release=args.release,
         source=args.source,
         override_reason=args.override_reason,
+        when_open=args.when_open,
+        window_override=args.override_window,
     )
     return _requested(requested, f"promote {requested.release} into {requested.environment}")
 
@@ -256,11 +271,27 @@ def _name(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name")
 
 
+def _windowed(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--when-open",
+        dest="when_open",
+        action="store_true",
+        help="if the type's deploy window is closed, queue it to start when it opens",
+    )
+    p.add_argument(
+        "--override-window",
+        dest="override_window",
+        metavar="WHY",
+        help="admins only: deploy although the window is closed (shown to approvers)",
+    )
+
+
 def _deploy_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name")
     p.add_argument("--release", required=True)
     _overrides(p, "a parameter for this deployment only (repeatable)")
     _what_if(p)
+    _windowed(p)
 
 
 def _promote_args(p: argparse.ArgumentParser, chat: bool) -> None:
@@ -274,6 +305,7 @@ def _promote_args(p: argparse.ArgumentParser, chat: bool) -> None:
         metavar="WHY",
         help="promote although the release's last load test failed or regressed",
     )
+    _windowed(p)
 
 
 def _approve_args(p: argparse.ArgumentParser, chat: bool) -> None:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.runtime import Runtime
+from bot.speech import for_chat
 from environments import policy
 from environments.errors import PolicyRefused, ShipyardError
 from environments.model import ApprovalState
@@ -128,9 +129,9 @@ class PipelineBridge:
         except ShipyardError as exc:
             channel = (body.get("channel") or {}).get("id") or user
             try:
-                client.chat_postEphemeral(channel=channel, user=user, text=exc.one_line())
+                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc.one_line()))
             except SlackApiError:
-                client.chat_postMessage(channel=user, text=exc.one_line())
+                client.chat_postMessage(channel=user, text=for_chat(exc.one_line()))
             return
         self.show(decided if decided.environment else approval)
 

@@ -17,6 +17,7 @@ from bot import render, views
 from bot.command import Outcome, chat_text
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from bot.speech import for_chat
 from bot.table import chat_help, command_of, execute, parse_text
 from environments import parameters, policy
 from environments.errors import InvalidInput, NotFound, PolicyRefused, ShipyardError
@@ -97,7 +98,7 @@ class SlackFace:
         try:
             args = parse_text(text)
         except InvalidInput as exc:
-            ack(text=f"{exc.reason}\n{exc.hint}")
+            ack(text=for_chat(f"{exc.reason}\n{exc.hint}"))
             return None
         if args.verb == "destroy":
             ack(blocks=self._destroy_confirmation(args.name), text=f"Destroy {args.name}?")
@@ -123,7 +124,7 @@ class SlackFace:
         try:
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
-            respond(text=f"{exc.one_line()}", response_type="ephemeral")
+            respond(text=f"{for_chat(exc.one_line())}", response_type="ephemeral")
             return
         if command.read_only:
             respond(text=f"```{outcome.text}```", response_type="ephemeral")
@@ -161,7 +162,7 @@ class SlackFace:
         try:
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
-            respond(text=exc.one_line(), response_type="ephemeral")
+            respond(text=for_chat(exc.one_line()), response_type="ephemeral")
             return
         respond(text=f"```{outcome.text}```", response_type="ephemeral")
 
@@ -228,7 +229,7 @@ class SlackFace:
                 decisions=approval.decisions,
             )
         except ShipyardError as exc:
-            ack() if body is not None else ack(text=exc.one_line())
+            ack() if body is not None else ack(text=for_chat(exc.one_line()))
             if body is not None:
                 self._explain(client, body, exc)
             return
@@ -244,7 +245,7 @@ class SlackFace:
                 self.actor(body["user"]["id"]), view["private_metadata"], reason=reason
             )
         except ShipyardError as exc:
-            ack(response_action="errors", errors={"reason": exc.one_line()[:150]})
+            ack(response_action="errors", errors={"reason": for_chat(exc.one_line())[:150]})
             return
         ack()
 
@@ -271,17 +272,17 @@ class SlackFace:
         try:
             check_environment_name(field("name"))
         except ShipyardError as exc:
-            errors["name"] = exc.one_line()[:150]
+            errors["name"] = for_chat(exc.one_line())[:150]
         ttl = None
         try:
             ttl = parse_duration(field("ttl")) if field("ttl") else None
         except ShipyardError as exc:
-            errors["ttl"] = exc.one_line()[:150]
+            errors["ttl"] = for_chat(exc.one_line())[:150]
         overrides: dict[str, str] = {}
         try:
             overrides = parameters.parse_assignments(field("overrides").splitlines())
         except ShipyardError as exc:
-            errors["overrides"] = exc.one_line()[:150]
+            errors["overrides"] = for_chat(exc.one_line())[:150]
         if errors:
             self._created.put(view["id"], None)
             ack(response_action="errors", errors=errors)
@@ -308,7 +309,7 @@ class SlackFace:
                 )
             )
             self._created.put(view["id"], None)
-            ack(response_action="errors", errors={block: exc.one_line()[:150]})
+            ack(response_action="errors", errors={block: for_chat(exc.one_line())[:150]})
             return
         self._created.put(view["id"], requested)
         ack()
@@ -348,7 +349,9 @@ class SlackFace:
         try:
             op_id = self.rt.lifecycle.destroy(self.actor(body["user"]["id"]), name)
         except ShipyardError as exc:
-            respond(text=exc.one_line(), response_type="ephemeral", replace_original=False)
+            respond(
+                text=for_chat(exc.one_line()), response_type="ephemeral", replace_original=False
+            )
             return
         respond(delete_original=True)
         channel = body.get("channel", {}).get("id") or body["user"]["id"]
@@ -395,11 +398,11 @@ class SlackFace:
         user = body["user"]["id"]
         if channel:
             try:
-                client.chat_postEphemeral(channel=channel, user=user, text=exc.one_line())
+                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc.one_line()))
                 return
             except SlackApiError:
                 pass
-        self._post(client, channel=user, text=exc.one_line())
+        self._post(client, channel=user, text=for_chat(exc.one_line()))
 
     def _post(self, client: WebClient, **arguments: Any) -> tuple[str, str] | None:
         try:

@@ -16,6 +16,7 @@ from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
+from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
 
 # What the rule table (`allow:`) speaks of. Per environment type:
@@ -139,6 +140,7 @@ class EnvironmentType(_Strict):
     protected: bool = False
     allow: dict[TypeAction, tuple[str, ...]] = {}
     limits: Limits = Limits()
+    windows: Windows | None = None
     approval: ApprovalPolicy | None = None
     parameters: dict[str, ParameterValue] = {}
 

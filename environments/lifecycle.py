@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import approvals, parameters, policy, promotion, renderings
+from environments import approvals, parameters, policy, promotion, renderings, windows
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput
@@ -47,6 +48,8 @@ class Requested:
     release: str
     operation_id: int | None
     approval: Approval | None
+    # Set when the type's deploy window is closed and the request waits for it to open.
+    opens_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -162,13 +165,17 @@ class Lifecycle:
         *,
         release: str,
         overrides: dict[str, str] | None = None,
+        when_open: bool = False,
+        window_override: str | None = None,
     ) -> Requested:
-        """Deploy a release; `overrides` apply to this deployment only."""
+        """Deploy a release; `overrides` apply to this deployment only. A closed deploy window
+        refuses it, unless `when_open` (it waits) or an admin's `window_override` reason."""
         now = self.clock.now()
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
+            window = self._window(actor, kind, now, when_open, window_override)
             rec.release_id(conn, release)
             if not overrides:
                 self._not_already(conn, env, release)
@@ -183,6 +190,7 @@ class Lifecycle:
                 now=now,
                 overrides=overrides,
             )
+            requested = self._windowed(conn, requested, window)
             ops.audit(
                 conn,
                 at=now,
@@ -196,6 +204,37 @@ class Lifecycle:
         self._announce(requested)
         return requested
 
+    def _window(
+        self,
+        actor: Actor,
+        kind: EnvironmentType,
+        now: datetime,
+        when_open: bool,
+        override: str | None,
+    ) -> windows.WindowGate:
+        """The type's deploy window, as a gate over the time (policy.authorize ran before)."""
+        if actor.channel is policy.Channel.SCHEDULE:
+            return windows.WindowGate()
+        return windows.gate(
+            kind.name,
+            kind.windows,
+            now,
+            person=actor.person,
+            admin=actor.person in self.catalog.admins,
+            when_open=when_open,
+            override=override,
+        )
+
+    def _windowed(
+        self, conn: sa.Connection, requested: Requested, window: windows.WindowGate
+    ) -> Requested:
+        """Record a window override on the deployment; say when a deferred one may start."""
+        if window.override and not window.deferred:
+            rec.set_override_reason(conn, requested.deployment_id, window.override)
+        if window.deferred:
+            return dataclasses.replace(requested, opens_at=window.opens_at)
+        return requested
+
     def promote(
         self,
         actor: Actor,
@@ -204,6 +243,8 @@ class Lifecycle:
         release: str | None = None,
         source: str | None = None,
         override_reason: str | None = None,
+        when_open: bool = False,
+        window_override: str | None = None,
     ) -> Requested:
         """Deploy into `target` (an environment or a type) what runs one step before it."""
         now = self.clock.now()
@@ -218,6 +259,7 @@ class Lifecycle:
                 policy.promotion_target_type(self.catalog, target_type, target_type)
             assert previous is not None
             policy.require(self.catalog, actor, "promote", kind)
+            window = self._window(actor, kind, now, when_open, window_override)
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
@@ -250,6 +292,9 @@ class Lifecycle:
                 source_env_id=source_env_id,
                 creating=target_env is None,
             )
+            requested = self._windowed(conn, requested, window)
+            if window.override:
+                override = "; ".join(o for o in (override, window.override) if o)
             if override:
                 rec.set_override_reason(conn, requested.deployment_id, override)
                 rec.set_deployment_status(

@@ -165,7 +165,7 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
     if target_type not in catalog.promotion:
         raise InvalidInput(
             f"{target_type} is not on the promotion path ({' → '.join(catalog.promotion)})",
-            hint="deploy into it with 'env deploy' instead",
+            hint="deploy into it with 'shipyard env deploy' instead",
         )
     previous = catalog.previous_on_path(target_type)
     if previous != source_type:
@@ -176,7 +176,7 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
             hint=(
                 f"promote into {target_type} a release that passed {previous}"
                 if previous
-                else f"deploy into {target_type} with 'env deploy' instead"
+                else f"deploy into {target_type} with 'shipyard env deploy' instead"
             ),
         )
 

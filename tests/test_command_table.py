@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.command import Command, Surface
+from bot.command import Command, Hint, Surface, chat_text, cli_text
+from bot.speech import for_chat
 from bot.table import BY_KEY, TABLE, chat_help, offered, parse, parse_text, parser
 from environments.errors import InvalidInput
 
@@ -118,3 +119,31 @@ def test_pipeline_templates_call_only_pipeline_commands() -> None:
     for key in calls:
         assert key in BY_KEY, key
         assert BY_KEY[key].offered_on(Surface.PIPELINE), key
+
+
+@pytest.mark.parametrize(
+    ("core", "chat"),
+    [
+        ("see 'shipyard env list'", "see `/env list`"),
+        ("see 'shipyard params show pr-1'", "see `/env params show pr-1`"),
+        ("deploy with 'shipyard env deploy' instead", "deploy with `/env deploy` instead"),
+        (
+            "add it with 'shipyard release add 1.0 --artifact PATH'",
+            "add it with `shipyard release add 1.0 --artifact PATH` (on the command line)",
+        ),
+        (
+            "run 'shipyard config check' again",
+            "run `shipyard config check` (on the command line) again",
+        ),
+        ("see 'shipyard loadtest history'", "see `/env loadtest history`"),
+    ],
+)
+def test_chat_says_commands_as_chat_spells_them(core: str, chat: str) -> None:
+    assert for_chat(core) == chat
+
+
+def test_hints_are_rendered_per_surface() -> None:
+    hint = Hint("approve", "env", "approve", ("12",))
+    assert cli_text(hint) == "shipyard env approve 12"
+    assert chat_text(hint) == "/env approve 12"
+    assert chat_text(Hint("see", "params", "show", ("pr-1",))) == "/env params show pr-1"
