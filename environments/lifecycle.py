@@ -31,6 +31,7 @@ from environments.model import (
 from environments.notify import Notifier, SilentNotifier
 from environments.policy import Actor
 from environments.registry import Database
+from environments.registry import loadtests as loadtest_runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import environments
@@ -263,7 +264,8 @@ class Lifecycle:
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
-            override = promotion.load_test_gate(conn, version, override_reason)
+            last_verdict = loadtest_runs.last_verdict(conn, version)
+            override = promotion.load_test_gate(last_verdict, version, override_reason)
             if target_env is None:
                 check_environment_name(target)
                 policy.require(self.catalog, actor, "create", kind)

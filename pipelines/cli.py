@@ -24,10 +24,10 @@ from environments.errors import ShipyardError
 from environments.lifecycle import Lifecycle
 from environments.model import DeploymentStatus, EnvironmentState, parse_duration
 from environments.outcome import Outcome
+from environments.pipeline_deployments import SYSTEM, PipelineDeployment, record_deployment
 from environments.registry import Database
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps, live_environments
-from pipelines.deployments import SYSTEM, PipelineDeployment, record_deployment
 from pipelines.webhooks import reconcile_runs
 
 __all__ = ["STEPS", "Context", "Step", "StepFailed"]
