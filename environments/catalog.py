@@ -66,9 +66,11 @@ class ApprovalPolicy(_Strict):
 
 
 class ChatSettings(_Strict):
-    """Where Shipyard speaks in Slack when nothing more specific is configured."""
+    """Where Shipyard speaks in Slack when nothing more specific is configured, and the
+    workspace (team id, e.g. T0123) whose members may sign in to the dashboard."""
 
     channel: str | None = None
+    team: str | None = None
 
 
 class Directory(Protocol):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from environments.model import Approval, Environment
+from environments.model import Approval, Environment, HealthStatus
 
 if TYPE_CHECKING:
     from environments.loadtests.summary import LoadTestSummary
+    from environments.providers.base import HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ class Notifier(Protocol):
     def expiry_warning(self, environment: Environment) -> None: ...
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None: ...
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None: ...
 
 
 class SilentNotifier:
@@ -53,6 +58,11 @@ class SilentNotifier:
         pass
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
+        pass
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
         pass
 
 
@@ -92,3 +102,8 @@ class Notifiers:
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
         self._each("loadtest_finished", summary)
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
+        self._each("health_changed", environment, previous, report)
