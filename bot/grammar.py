@@ -226,7 +226,10 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     config = groups.add_parser("config", help="configuration: check")
     cverbs = config.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     cverbs.required = True
-    _common(cverbs.add_parser("check", help="validate shipyard.yaml and say what it declares"))
+    _common(
+        cverbs.add_parser("check", help="validate shipyard.yaml and say what it declares"),
+        json_output=True,
+    )
 
     p = groups.add_parser("worker", help="run queued operations (and resume interrupted ones)")
     _common(p)

@@ -64,7 +64,9 @@ def environments_table(envs: Sequence[Environment]) -> str:
     )
 
 
-def environment_detail(env: Environment, waiting: Sequence[Approval], live: str) -> str:
+def environment_detail(
+    env: Environment, waiting: Sequence[Approval], live: str, override: str | None = None
+) -> str:
     lines = [
         f"{env.name}  ({env.type}, {env.state})",
         f"  release   {env.release or '-'}"
@@ -81,6 +83,8 @@ def environment_detail(env: Environment, waiting: Sequence[Approval], live: str)
         lines.append("  outputs   " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
     if env.reason:
         lines.append(f"  note      {env.reason}")
+    if override:
+        lines.append(f"  ⚠ release went past its load test: {override}")
     for approval in waiting:
         lines.append("  waiting   " + approval_line(approval))
     return "\n".join(lines)
@@ -96,6 +100,7 @@ def approval_line(a: Approval) -> str:
         f"{got}/{a.required} approval(s)"
         + (f" ({', '.join(a.approvals)})" if a.approvals else "")
         + (f", expires {when(a.expires_at)}" if a.state == "pending" else "")
+        + (f"\n    ⚠ {a.override_reason}" if a.override_reason else "")
     )
 
 

@@ -8,13 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from environments.catalog import Catalog, Directory, config_path, load_catalog
+from environments import validation
+from environments.catalog import Catalog, Directory, config_path
 from environments.clock import Clock, SystemClock
 from environments.lifecycle import Lifecycle
 from environments.notify import Notifier, Notifiers
 from environments.providers.base import Provider
 from environments.providers.local import LocalProvider
 from environments.registry import Database, open_database, shipyard_home
+from environments.secrets import remember_env_values
 from environments.worker import Worker
 
 if TYPE_CHECKING:
@@ -43,9 +45,13 @@ class Runtime:
         notifier: Notifier | None = None,
         directory: Directory | None = None,
     ) -> Runtime:
-        catalog = load_catalog(config_path(config))
+        # The full check: nothing reaches a worker that `shipyard config check` would refuse.
+        catalog = validation.load(config_path(config))
         if directory is not None:
             catalog = catalog.with_directory(directory)
+        remember_env_values(catalog.parameters)
+        for kind in catalog.types.values():
+            remember_env_values(kind.parameters)
         home = shipyard_home()
         database = open_database(database_url)
         clock = clock or SystemClock()

@@ -27,14 +27,15 @@ LEADER_LOCK = 0x5348_4950  # "SHIP": the advisory lock id every replica competes
 
 # Job functions are looked up by name when a job fires, so that the job store keeps only the
 # schedule's name (a textual reference), never a pickled runtime.
-_JOBS: dict[str, Callable[[Runtime, str, Schedule], str]] = {}
+# A job gets the runtime, the schedule's name and entry, and who triggered it.
+_JOBS: dict[str, Callable[[Runtime, str, Schedule, str], str]] = {}
 _active: Runtime | None = None
 
 
-def job(name: str) -> Callable[[Callable[[Runtime, str, Schedule], str]], Any]:
+def job(name: str) -> Callable[[Callable[[Runtime, str, Schedule, str], str]], Any]:
     """Register the function a schedule's `job:` names."""
 
-    def register(function: Callable[[Runtime, str, Schedule], str]) -> Any:
+    def register(function: Callable[[Runtime, str, Schedule, str], str]) -> Any:
         _JOBS[name] = function
         return function
 
@@ -77,7 +78,7 @@ def fire(name: str) -> None:
     run_now(_active, name)
 
 
-def run_now(runtime: Runtime, name: str) -> str:
+def run_now(runtime: Runtime, name: str, *, triggered_by: str = "schedule") -> str:
     """Run one schedule's job now, recording its start and outcome in the audit log."""
     schedule = runtime.catalog.schedules.get(name)
     if schedule is None:
@@ -96,14 +97,14 @@ def run_now(runtime: Runtime, name: str) -> str:
         ops.audit(
             conn,
             at=clock.now(),
-            actor="schedule",
+            actor=triggered_by,
             action="schedule.start",
             environment=None,
             schedule=name,
             job=schedule.job,
         )
     try:
-        outcome = function(runtime, name, schedule)
+        outcome = function(runtime, name, schedule, triggered_by)
     except Exception as exc:
         outcome = f"failed: {exc}"
         log.exception("schedule %s failed", name)
@@ -111,7 +112,7 @@ def run_now(runtime: Runtime, name: str) -> str:
         ops.audit(
             conn,
             at=clock.now(),
-            actor="schedule",
+            actor=triggered_by,
             action="schedule.finish",
             environment=None,
             schedule=name,
@@ -276,8 +277,16 @@ def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0
 
 
 @job("nightly-loadtest")
-def nightly_loadtest(runtime: Runtime, name: str, schedule: Schedule) -> str:
+def nightly_loadtest(runtime: Runtime, name: str, schedule: Schedule, triggered_by: str) -> str:
     """DESIGN's nightly run: fresh environment, newest release, the plan, report, destroy."""
     from environments.loadtests.nightly import run_nightly
 
-    return run_nightly(runtime.lifecycle, runtime.worker, runtime.loadtesting, schedule)
+    result = run_nightly(
+        runtime.lifecycle,
+        runtime.worker,
+        runtime.loadtesting,
+        schedule,
+        name=name,
+        triggered_by=triggered_by,
+    )
+    return str(result)

@@ -168,9 +168,10 @@ class SlackNotifier:
             lines.append(
                 f"Last load test of {approval.release}: *{tested.outcome}* "
                 f"(#{tested.id} on {tested.environment})"
+                + (f"\n{tested.verdict}" if tested.verdict else "")
             )
-        if deployment.reason and deployment.reason.startswith("override:"):
-            lines.append(f"⚠️ {deployment.reason}")
+        if deployment.override_reason:
+            lines.append(f"⚠️ {deployment.override_reason}")
         return lines
 
     def approval_thread(self, approval_id: int) -> tuple[str, str] | None:

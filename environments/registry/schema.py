@@ -109,6 +109,8 @@ deployments = sa.Table(
     sa.Column("environment_parameters", sa.JSON, nullable=True),
     # The Azure DevOps run that carried the deployment out, if a pipeline did.
     sa.Column("run_url", sa.String(1024), nullable=True),
+    # Why it went ahead although its release's load test blocked it (kept after it ends).
+    sa.Column("override_reason", sa.Text, nullable=True),
     sa.Index("ix_deployments_environment_id_id", "environment_id", "id"),
     sa.Index("ix_deployments_run_url", "run_url"),
     sa.Index("ix_deployments_release_id", "release_id"),
@@ -215,6 +217,12 @@ loadtest_runs = sa.Table(
     sa.Column("comparison", sa.JSON, nullable=True),
     sa.Column("folder", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # Whether the run's verdict decides promotion (the plan is a gate), the runs it was judged
+    # against, its one-line explanation, and the schedule that started it (None: a person did).
+    sa.Column("gate", sa.Boolean, nullable=True),
+    sa.Column("baseline_runs", sa.JSON, nullable=True),
+    sa.Column("verdict", sa.Text, nullable=True),
+    sa.Column("schedule", sa.String(64), nullable=True),
     sa.Index("ix_loadtest_runs_release_plan", "release", "plan", "environment_type"),
     sa.Index("ix_loadtest_runs_environment_id", "environment", "id"),
     sa.Index("ix_loadtest_runs_plan_id", "plan", "id"),
@@ -246,4 +254,17 @@ api_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+# A run's raw latency samples (samplesets.SampleSet.to_bytes): a later run's baseline.
+loadtest_samples = sa.Table(
+    "loadtest_samples",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("loadtest_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )

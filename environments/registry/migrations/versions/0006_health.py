@@ -1,14 +1,14 @@
 """Health as recorded facts (latest on the environment, history in health_checks); API tokens.
 
 Revision ID: 0006_health
-Revises: 0005
+Revises: 0012_loadtest_verdicts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_health"
-down_revision = "0005"
+down_revision = "0012_loadtest_verdicts"
 branch_labels = None
 depends_on = None
 
