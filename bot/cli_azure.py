@@ -68,10 +68,11 @@ def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
             text="no environment type uses provider azure: nothing to reconcile",
             data={"orphans": [], "vanished": []},
         )
-    with rt.database.read() as conn:
-        live = rec.list_environments(conn)
     assert _is_azure(provider)
-    drift = provider.drift(live)
+    from bot.health_leader import record_drift
+
+    drift = record_drift(rt, actor.person)  # also what the dashboard's orphans banner shows
+    assert drift is not None
     data = {
         "orphans": [dataclasses.asdict(o) for o in drift.orphans],
         "vanished": [
