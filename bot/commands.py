@@ -146,8 +146,9 @@ def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         waiting = rec.list_approvals(conn, environment=env.name)
     provider = rt.worker.provider_for(env.type)
     health = provider.health(env)
+    about = rt.catalog.types[env.type].summary if env.type in rt.catalog.types else ""
     return Outcome(
-        text=render.environment_detail(env, waiting, health),
+        text=render.environment_detail(env, waiting, health, about),
         data={"environment": env, "health": health, "waiting": waiting},
     )
 

@@ -44,9 +44,12 @@ def environments_table(envs: Sequence[Environment]) -> str:
     )
 
 
-def environment_detail(env: Environment, waiting: Sequence[Approval], health: str) -> str:
+def environment_detail(
+    env: Environment, waiting: Sequence[Approval], health: str, about: str = ""
+) -> str:
     lines = [
         f"{env.name}  ({env.type}, {env.state})",
+        *([f"  type      {about}"] if about else []),
         f"  release   {env.release or '-'}"
         + (f"  since {when(env.release_since)} by {env.release_by}" if env.release else ""),
         f"  endpoint  {env.endpoint or '-'}  [{health}]",

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from environments.ade import Definition, load_definition
 from environments.errors import ConfigError, NotFound, ShipyardError
+from environments.inputs import Input
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
@@ -98,6 +100,9 @@ class EnvironmentType(_Strict):
     # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
     engine: Literal["direct", "azure-pipelines"] = "direct"
     azure: AzureTypeSettings | None = None
+    # An Azure Deployment Environments catalog item (folder with environment.yaml), instead of
+    # azure.template: its manifest gives the template and the type's user-facing parameters.
+    ade: str | None = None
     loadtest: str | None = None
     service_fabric: ServiceFabricSettings | None = None
     ttl: TTL | None = None
@@ -105,10 +110,28 @@ class EnvironmentType(_Strict):
     allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
     approval: ApprovalPolicy | None = None
     parameters: dict[str, ParameterValue] = {}
+    _definition: Definition | None = PrivateAttr(default=None)
 
     @property
     def ephemeral(self) -> bool:
         return self.ttl is not None
+
+    @property
+    def definition(self) -> Definition | None:
+        """The ADE environment definition behind the type (`ade:`), read when loaded."""
+        return self._definition
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        """The parameters a person sets when creating one (from the ADE manifest)."""
+        return self._definition.inputs if self._definition else ()
+
+    @property
+    def summary(self) -> str:
+        """One line about the type: its description, else the ADE definition's summary."""
+        if self.description:
+            return self.description
+        return self._definition.headline() if self._definition else ""
 
 
 class Application(_Strict):
@@ -219,6 +242,7 @@ def load_catalog(path: Path) -> Catalog:
     except ValidationError as exc:
         raise ConfigError(_first_problem(exc, source), hint=_problem_count(exc)) from None
     _cross_check(catalog, source)
+    _read_definitions(catalog, source)
     return catalog
 
 
@@ -282,6 +306,46 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
                     f"{len(deciders)} approver(s) can give one",
                     "lower 'required' or add approvers",
                 )
+
+
+def _read_definitions(catalog: Catalog, source: SourcedYaml) -> None:
+    """Read each `ade:` type's environment definition; every problem of every one at once."""
+    from environments import ade_templates
+
+    problems: list[str] = []
+    for name, kind in catalog.types.items():
+        if kind.ade is None:
+            continue
+        where = source.where(("types", name, "ade"))
+        if kind.provider != "azure" or kind.azure is not None:
+            problems.append(
+                f"{where}: type '{name}': 'ade:' needs provider: azure and no 'azure:' section "
+                "(the definition names the template)"
+            )
+            continue
+        try:
+            definition = load_definition(resolve_path(catalog, kind.ade))
+        except ConfigError as exc:
+            problems.append(f"{where}: type '{name}': {exc.reason}")
+            continue
+        problems.extend(definition.problems)
+        if not definition.problems:
+            # A template that needs no compiling is checked now; a Bicep one when it is compiled.
+            try:
+                template = ade_templates.template_of(definition, compile_bicep=False)
+            except ConfigError as exc:
+                problems.append(f"{where}: type '{name}': {exc.reason}")
+                template = None
+            if template is not None:
+                problems.extend(ade_templates.cross_check(definition, template))
+        kind._definition = definition
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} problem{'s' if len(problems) > 1 else ''} with environment "
+            "definitions: " + "; ".join(problems),
+            hint="fix them and run 'shipyard config check' again "
+            "('shipyard catalog list PATH' checks a catalog on its own)",
+        )
 
 
 def _no_literal_secret(
