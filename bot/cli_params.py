@@ -76,6 +76,13 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         return Outcome(text=renderings.dotenv(shown).rstrip("\n"))
     if args.format == "json":
         return Outcome(text=renderings.as_json(shown).rstrip("\n"))
+    known = {key.lower() for key in shown}
+    below = {
+        k: p
+        for k, p in renderings.arm_file_layer(rt.catalog, kind).items()
+        if k.lower() not in known
+    }
+    shown = dict(sorted({**shown, **below}.items()))
     rows = [
         [p.key, p.value, p.layer.value, "reference" if p.secret else ""] for p in shown.values()
     ]

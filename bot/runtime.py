@@ -15,6 +15,7 @@ from environments.notify import Notifier, Notifiers
 from environments.providers.base import Provider
 from environments.providers.local import LocalProvider
 from environments.registry import Database, open_database, shipyard_home
+from environments.secrets import remember_env_values
 from environments.worker import Worker
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class Runtime:
         catalog = load_catalog(config_path(config))
         if directory is not None:
             catalog = catalog.with_directory(directory)
+        remember_env_values(catalog.parameters)
+        for kind in catalog.types.values():
+            remember_env_values(kind.parameters)
         home = shipyard_home()
         database = open_database(database_url)
         clock = clock or SystemClock()

@@ -14,6 +14,7 @@ from bot import render
 from bot.commands import Outcome, execute
 from bot.grammar import parse
 from bot.runtime import Runtime
+from environments import redaction
 from environments.errors import ShipyardError
 from environments.loadtests.summary import LoadTestSummary
 from environments.model import Approval, Environment, Operation, OperationState
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
         return _run(args)
     except ShipyardError as exc:
-        print(f"shipyard: {exc.one_line()}", file=sys.stderr)
+        print(f"shipyard: {redaction.mask(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(
@@ -122,11 +123,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
     if getattr(args, "json", False):
-        print(render.to_json(outcome.data))
+        print(redaction.mask(render.to_json(outcome.data)))
         return outcome.exit_code
-    print(outcome.text, flush=True)
+    print(redaction.mask(outcome.text), flush=True)
     for note in outcome.notes:
-        print(f"  note: {note}", file=sys.stderr)
+        print(f"  note: {redaction.mask(note)}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow
     if getattr(args, "no_wait", False):
         if pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from environments import redaction
 from environments.model import Approval, Environment
 
 if TYPE_CHECKING:
@@ -79,13 +80,15 @@ class Notifiers:
         self._each("approval_changed", approval)
 
     def progress(self, environment: str, message: str, *, operation: int) -> None:
-        self._each("progress", environment, message, operation=operation)
+        self._each("progress", environment, redaction.mask(message), operation=operation)
 
     def environment_ready(self, environment: Environment, *, operation: int) -> None:
         self._each("environment_ready", environment, operation=operation)
 
     def failed(self, environment: str, reason: str, hint: str, *, operation: int) -> None:
-        self._each("failed", environment, reason, hint, operation=operation)
+        self._each(
+            "failed", environment, redaction.mask(reason), redaction.mask(hint), operation=operation
+        )
 
     def expiry_warning(self, environment: Environment) -> None:
         self._each("expiry_warning", environment)

@@ -9,7 +9,7 @@ from typing import Any
 from environments import servicefabric
 from environments.catalog import Catalog, EnvironmentType, resolve_path
 from environments.errors import InvalidInput
-from environments.parameters import Parameter
+from environments.parameters import Layer, Parameter
 from environments.secrets import EnvRef, KeyVaultRef
 
 FORMATS = ("table", "sf-xml", "arm-json", "dotenv", "json")
@@ -28,6 +28,33 @@ def file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, str]:
     return servicefabric.read_application_parameters(
         resolve_path(catalog, settings.parameters_file)
     )[1]
+
+
+def arm_file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, Parameter]:
+    """The azure type's ARM parameters file as the layer ARM sees below Shipyard's own.
+
+    Shown by `params show` so every layer is visible; a `reference` entry reads as the
+    `@keyvault(…)` it stands for. (Its values reach ARM as the file's, not through Shipyard.)
+    """
+    settings = env_type.azure
+    if env_type.provider != "azure" or settings is None or not settings.parameters_file:
+        return {}
+    from environments.providers.arm_template import load_parameters_file
+
+    shown: dict[str, Parameter] = {}
+    for key, entry in load_parameters_file(resolve_path(catalog, settings.parameters_file)).items():
+        reference = entry.get("reference")
+        if isinstance(reference, dict):
+            vault = str((reference.get("keyVault") or {}).get("id", "?"))
+            ref = KeyVaultRef(
+                vault, str(reference.get("secretName", "?")), reference.get("secretVersion")
+            )
+            shown[key] = Parameter(key, ref.text, Layer.FILE, ref)
+        else:
+            value = entry.get("value")
+            text = value if isinstance(value, str) else json.dumps(value)
+            shown[key] = Parameter(key, text, Layer.FILE)
+    return shown
 
 
 def sf_xml(

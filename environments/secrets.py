@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from environments import redaction
 from environments.errors import InvalidInput, ProviderError
 
 REFERENCE = re.compile(r"@(?P<kind>keyvault|env)\((?P<args>[^()]*)\)")
 SECRET_WORDS = frozenset({"password", "passwd", "pwd", "secret", "key", "token", "credential"})
+SECRET_ENDINGS = (
+    *SECRET_WORDS,
+    *(f"{word}s" for word in SECRET_WORDS),
+    "passphrase",
+)
+NOT_SECRET = frozenset({"monkey", "donkey", "turkey", "hockey", "jockey", "whiskey", "hotkey"})
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 VAULT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]")
 SECRET_NAME = re.compile(r"[A-Za-z0-9-]{1,127}")
@@ -65,10 +73,26 @@ class EnvRef:
                 f"parameter {key} refers to ${self.variable}, which is not set",
                 hint=f"export {self.variable} where Shipyard runs (the worker or `shipyard serve`)",
             )
+        redaction.remember(value)
         return value
 
 
 SecretRef = KeyVaultRef | EnvRef
+
+
+def remember_env_values(values: Mapping[str, object]) -> None:
+    """Mask, from the start, the values of the `@env` references these parameters make.
+
+    A value is otherwise remembered when the local provider resolves it; remembering the ones
+    the configuration names up front also covers texts made before any deployment ran.
+    """
+    for key, value in values.items():
+        try:
+            reference = parse_reference(key, str(value))
+        except InvalidInput:
+            continue
+        if isinstance(reference, EnvRef) and reference.variable in os.environ:
+            redaction.remember(os.environ[reference.variable])
 
 
 def parse_reference(key: str, value: str) -> SecretRef | None:
@@ -116,12 +140,18 @@ def words(key: str) -> list[str]:
 
 
 def looks_secret(key: str) -> bool:
-    """A key whose name says password, secret, key, token or connection string."""
+    """A key whose name says password, secret, key, token or connection string.
+
+    Words run together count too (APIKEY, AUTHTOKEN, ACCESSTOKEN, AWS_SECRETKEY): a word that
+    ends in one of the secret words is taken as one, except ordinary words like "monkey".
+    """
     parts = words(key)
     if any(part in SECRET_WORDS for part in parts):
         return True
     joined = "".join(parts)
-    return "connectionstring" in joined or any(p.endswith(("password", "secret")) for p in parts)
+    return "connectionstring" in joined or any(
+        part.endswith(SECRET_ENDINGS) and part not in NOT_SECRET for part in parts
+    )
 
 
 def check_not_literal_secret(key: str, value: str, where: str) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from environments import parameters, renderings
+from environments import parameters, redaction, renderings
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.errors import ProviderError, ShipyardError
@@ -127,9 +127,9 @@ class Worker:
                     ops.set_step(conn, op.id, name, self.clock.now())
             state, error = OperationState.SUCCEEDED, None
         except ShipyardError as exc:
-            state, error = OperationState.FAILED, exc.one_line()
+            state, error = OperationState.FAILED, redaction.mask(exc.one_line())
         except Exception as exc:  # a provider bug must not leave the environment locked
-            state, error = OperationState.FAILED, f"{type(exc).__name__}: {exc}"
+            state, error = OperationState.FAILED, redaction.mask(f"{type(exc).__name__}: {exc}")
         finally:
             stop.set()
             beat.join()
@@ -281,10 +281,12 @@ class Worker:
                 operation=op.id,
                 reason=exc.one_line(),
             )
-        self.notifier.failed(env.name, exc.reason, exc.hint, operation=op.id)
+        self.notifier.failed(
+            env.name, redaction.mask(exc.reason), redaction.mask(exc.hint), operation=op.id
+        )
 
     def _say(self, op: Operation, message: str) -> None:
-        self.notifier.progress(op.environment, message, operation=op.id)
+        self.notifier.progress(op.environment, redaction.mask(message), operation=op.id)
 
     def _heartbeat(self, op_id: int, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
@@ -18,8 +17,9 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.webhook import WebhookClient
 
 from tests.fakes.slack import FakeSlack
+from tests.reference import REFERENCE
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared/reference/slack/payloads"
+PAYLOADS = REFERENCE / "slack/payloads"
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*qa-1* is being created"}}]
 
 
@@ -144,8 +144,6 @@ def test_a_server_error_is_retried(fake: FakeSlack, client: WebClient) -> None:
 
 def test_response_url_posts_are_recorded(fake: FakeSlack) -> None:
     source = PAYLOADS / "block_actions.json"
-    if not source.exists():
-        pytest.skip(f"reference payloads not found at {PAYLOADS}")
     payload = json.loads(source.read_text())
     payload["response_url"] = fake.response_url("actions")
 

@@ -24,9 +24,10 @@ from environments.loadtests.results import (
     ResultFormat,
     Samples,
 )
+from tests.reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-JMETER = ROOT.parent / "shared" / "reference" / "jmeter"
+JMETER = REFERENCE / "jmeter"
 
 
 def java_float(value: float) -> float:

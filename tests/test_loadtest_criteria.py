@@ -29,9 +29,10 @@ from environments.loadtests.results import (
     ResultFormat,
 )
 from tests.conftest import CONFIG
+from tests.reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-JMETER = ROOT.parent / "shared" / "reference" / "jmeter"
+JMETER = REFERENCE / "jmeter"
 
 
 @pytest.mark.parametrize(

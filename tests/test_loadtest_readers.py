@@ -14,9 +14,10 @@ from environments.errors import InvalidInput
 from environments.loadtests import readers
 from environments.loadtests.readers import detect_format, read_result
 from environments.loadtests.results import AggregateReport, LocustHistory, ResultFormat, Samples
+from tests.reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-JMETER = ROOT.parent / "shared" / "reference" / "jmeter"
+JMETER = REFERENCE / "jmeter"
 RESULT_FILES = {
     "BatchTestLocal.csv": (ResultFormat.JMETER_CSV, 132, 58),
     "HTMLReportFalseTestFile.csv": (ResultFormat.JMETER_CSV, 50, 1),

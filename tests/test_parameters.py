@@ -17,13 +17,11 @@ from environments.catalog import Catalog, load_catalog
 from environments.errors import InvalidInput, ProviderError
 from environments.parameters import Context, Layer
 from environments.secrets import EnvRef, KeyVaultRef, looks_secret, parse_reference
+from tests.reference import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 SF = REFERENCE / "service-fabric"
 GETTING_STARTED = SF / "getting-started"
 ARM_SCHEMAS = REFERENCE / "arm" / "schemas"
-
-needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason=f"{REFERENCE} is missing")
 
 
 def catalog_from(tmp_path: Path, text: str) -> Catalog:
@@ -78,7 +76,13 @@ def test_the_highest_layer_wins_and_says_which_it_is(tmp_path: Path) -> None:
         ("sql.password", True),
         ("adminPassword", True),
         ("PFX_KEY", True),
+        ("APIKEY", True),
+        ("AUTHTOKEN", True),
+        ("ACCESSTOKEN", True),
+        ("AWS_SECRETKEY", True),
+        ("apikeys", True),
         ("GAME_MOTD", False),
+        ("HOCKEY_TEAM", False),
         ("KEYBOARD_LAYOUT", False),
         ("MONKEY_COUNT", False),
         ("WebService_InstanceCount", False),
@@ -188,7 +192,6 @@ def test_diff_shows_only_what_differs_and_summarises_keys() -> None:
 # --- Service Fabric ---------------------------------------------------------------------------
 
 
-@needs_reference
 def test_a_real_application_parameters_file_loads_as_a_layer() -> None:
     name, values = servicefabric.read_application_parameters(
         GETTING_STARTED / "ApplicationParameters/Cloud.xml"
@@ -214,7 +217,6 @@ types:
     )
 
 
-@needs_reference
 def test_rendered_application_parameters_validate_against_the_xsd(tmp_path: Path) -> None:
     catalog = sf_catalog(tmp_path)
     kind = catalog.type("test")
@@ -240,7 +242,6 @@ def test_rendered_application_parameters_validate_against_the_xsd(tmp_path: Path
     assert document.get("Name") == "fabric:/GettingStartedApplication"
 
 
-@needs_reference
 def test_a_name_the_manifest_does_not_declare_is_refused(tmp_path: Path) -> None:
     catalog = sf_catalog(tmp_path)
     kind = catalog.type("test")
@@ -294,7 +295,6 @@ def arm_validator() -> jsonschema.protocols.Validator:
     return jsonschema.Draft4Validator(schema, registry=registry)
 
 
-@needs_reference
 def test_arm_parameters_validate_and_keep_key_vault_references(tmp_path: Path) -> None:
     catalog = catalog_from(
         tmp_path, BASE.replace("version: 1\n", "version: 1\nazure:\n  subscription_id: 0000-sub\n")
@@ -321,7 +321,6 @@ def test_arm_parameters_validate_and_keep_key_vault_references(tmp_path: Path) -
     assert document["parameters"]["A"] == {"value": "defaults"}
 
 
-@needs_reference
 def test_the_arm_validator_rejects_a_bad_document() -> None:
     with pytest.raises(jsonschema.ValidationError):
         arm_validator().validate({"$schema": "x", "contentVersion": "1.0", "parameters": {}})

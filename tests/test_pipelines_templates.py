@@ -12,8 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.reference import REFERENCE
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared/reference/azure-pipelines/service-schema.json"
+SCHEMA = REFERENCE / "azure-pipelines/service-schema.json"
 TEMPLATES = sorted((ROOT / "pipelines/templates").rglob("*.yml"))
 FILES = [*TEMPLATES, ROOT / "examples/azure-pipelines.yml"]
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)

@@ -14,6 +14,7 @@ import pytest
 from bot import views
 from bot.runtime import Runtime
 from environments.model import ApprovalState, EnvironmentState
+from environments.registry import operations as ops
 from environments.registry import record as rec
 from tests.conftest import EXAMPLES, MovableClock, destroy_everything, person
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
@@ -421,3 +422,24 @@ def test_parameters_from_slack_show_references_never_secret_values(
     assert "@env(GAME_DB_SECRET)" in shown[0].params["text"]
     assert "usage: /env params show" in bot.command("alice", "params show").body
     assert secret not in json.dumps([c.params for c in slack.calls()])
+
+
+def test_a_secret_the_app_prints_when_it_crashes_is_masked_in_slack(
+    bot: Bot, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "hunter2-in-the-thread"
+    monkeypatch.setenv("GAME_DB_SECRET", secret)
+    ready_test_env(bot, "pr-11")
+    bot.command("alice", "params set pr-11 GAME_DB_PASSWORD=@env(GAME_DB_SECRET)")
+    eventually(lambda: env_state(bot, "pr-11").overrides.get("GAME_DB_PASSWORD"))
+    bot.runtime.lifecycle.add_release(
+        person("ci"), "9.9.9-leaky", str(Path(__file__).parent / "apps/leaky_crash")
+    )
+    bot.command("alice", "deploy pr-11 --release 9.9.9-leaky")
+    failed = eventually(
+        lambda: [c for c in slack.calls("chat.postMessage") if "refused" in json.dumps(c.params)]
+    )
+    assert "•••" in json.dumps(failed[0].params, ensure_ascii=False)
+    assert secret not in json.dumps([c.params for c in slack.calls()])
+    with bot.runtime.database.read() as conn:
+        assert secret not in json.dumps(ops.audit_log(conn, limit=500), default=str)

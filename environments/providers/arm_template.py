@@ -16,6 +16,7 @@ from environments.model import Environment
 from environments.secrets import EnvRef, KeyVaultRef, parse_reference
 
 TYPES = ("string", "securestring", "int", "bool", "object", "secureobject", "array")
+SECURE = ("securestring", "secureobject")
 INTEGER = re.compile(r"^[+-]?\d+$")
 DEPLOYMENT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.()-]")
 UNIQUE_MAX_LENGTH = 24  # storage accounts: 3-24 lowercase letters and digits
@@ -124,6 +125,8 @@ def render_parameters(
     suffix: str = "",
     fallback_base: str = "",
     vault_id: VaultId,
+    file_name: str = "the parameters file",
+    origins: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Shipyard's string parameters → an ARM parameters object, typed as the template declares.
 
@@ -138,6 +141,8 @@ def render_parameters(
         suffix=suffix,
         fallback_base=fallback_base,
         vault_id=vault_id,
+        file_name=file_name,
+        origins=origins,
     )
     if problems:
         count = f"{len(problems)} parameter problem{'s' if len(problems) > 1 else ''}"
@@ -158,21 +163,40 @@ def check_parameters(
     suffix: str = "",
     fallback_base: str = "",
     vault_id: VaultId,
+    file_name: str = "the parameters file",
+    origins: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
-    """The ARM parameters object and every problem found on the way (none means it is usable)."""
+    """The ARM parameters object and every problem found on the way (none means it is usable).
+
+    Names match the template's case-insensitively, as ARM matches them, and are passed on in the
+    template's own spelling. A literal value for a `securestring`/`secureObject` parameter is
+    refused wherever it comes from (`origins` names where each supplied key was written).
+    """
     declared = template.parameters
+    spelled = {key.lower(): key for key in declared}
     problems: list[Problem] = []
     values: dict[str, dict[str, Any]] = {}
-    for key in sorted(set(file_values or {}) - set(declared)):
-        problems.append(Problem(key, "set by the parameters file but not declared by the template"))
-    for key, entry in (file_values or {}).items():
-        if key in declared:
-            values[key] = dict(entry)
-    for key in sorted(supplied):
-        if key not in declared:
-            problems.append(Problem(key, "supplied but not a parameter of the template"))
+
+    def where(key: str) -> str:
+        return (origins or {}).get(key, "shipyard.yaml or --set")
+
+    for raw, entry in sorted((file_values or {}).items()):
+        key = spelled.get(raw.lower())
+        if key is None:
+            problems.append(Problem(raw, f"set by {file_name} but not declared by the template"))
             continue
-        text = supplied[key]
+        if "value" in entry and template.kind(key) in SECURE:
+            # Refused when it would reach ARM; a Key Vault reference set above it replaces it.
+            if key.lower() not in {k.lower() for k in supplied}:
+                problems.append(Problem(key, _literal_secret(template.kind(key), file_name)))
+            continue
+        values[key] = dict(entry)
+    for raw in sorted(supplied):
+        key = spelled.get(raw.lower())
+        if key is None:
+            problems.append(Problem(raw, "supplied but not a parameter of the template"))
+            continue
+        text = supplied[raw]
         try:
             reference = parse_reference(key, text)
         except ShipyardError as exc:
@@ -186,6 +210,9 @@ def check_parameters(
                 Problem(key, f"{text} is for local environments; use @keyvault(VAULT, SECRET)")
             )
             continue
+        if template.kind(key) in SECURE:
+            problems.append(Problem(key, _literal_secret(template.kind(key), where(raw))))
+            continue
         if "{{" in text:
             values[key] = {"value": text, "deferred": True}
             continue
@@ -193,10 +220,12 @@ def check_parameters(
             values[key] = {"value": _convert(text, template.kind(key))}
         except ValueError as exc:
             problems.append(Problem(key, str(exc)))
-    for key in unique:
+    given = {spelled.get(k.lower(), k) for k in [*supplied, *(file_values or {})]}
+    for raw in unique:
+        key = spelled.get(raw.lower(), raw)
         if key not in declared or template.kind(key) not in ("string", "securestring"):
             problems.append(
-                Problem(key, "marked unique but not a string parameter of the template")
+                Problem(raw, "marked unique but not a string parameter of the template")
             )
             continue
         base = values.get(key, {}).get("value")
@@ -207,7 +236,7 @@ def check_parameters(
         limit = declared[key].get("maxLength", UNIQUE_MAX_LENGTH)
         values[key] = {"value": unique_name(str(base), suffix, int(limit))}
     for key, spec in declared.items():
-        if key not in values and key not in supplied and "defaultValue" not in spec:
+        if key not in values and key not in given and "defaultValue" not in spec:
             problems.append(
                 Problem(key, "required by the template (no default) but not supplied", True)
             )
@@ -215,6 +244,14 @@ def check_parameters(
         if "value" in entry and not entry.pop("deferred", False):
             problems.extend(Problem(key, p) for p in _check(entry["value"], declared[key]))
     return dict(sorted(values.items())), problems
+
+
+def _literal_secret(kind: str, where: str) -> str:
+    return (
+        f"{where} gives a literal value for this {kind} parameter; a secret reaches ARM only "
+        "as a Key Vault reference: write @keyvault(VAULT, SECRET) in shipyard.yaml, or a "
+        '{"reference": …} in the parameters file'
+    )
 
 
 def _reference(ref: KeyVaultRef, vault_id: VaultId) -> dict[str, Any]:

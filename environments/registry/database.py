@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from environments import redaction
 from environments.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -120,6 +121,8 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
             f"cannot use database URL {sa.engine.make_url(url).render_as_string()}: {exc}",
             hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
         ) from None
+    # Nothing the record keeps may carry a secret value this process resolved (see redaction).
+    sa.event.listen(engine, "before_cursor_execute", _masked_parameters, retval=True)
     database = Database(engine)
     if migrate:
         try:
@@ -131,6 +134,25 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
                 hint="check SHIPYARD_DATABASE_URL and that the database server is running",
             ) from None
     return database
+
+
+def _masked_parameters(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> tuple[str, Any]:
+    if parameters and redaction.active():
+        parameters = _mask_bound(parameters)
+    return statement, parameters
+
+
+def _mask_bound(value: Any) -> Any:
+    """Bound values masked, including JSON that psycopg receives wrapped (Json(obj), Jsonb(obj))."""
+    if isinstance(value, dict):
+        return {key: _mask_bound(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_bound(item) for item in value)
+    if type(value).__name__ in ("Json", "Jsonb") and hasattr(value, "obj"):
+        return type(value)(redaction.mask_data(value.obj))
+    return redaction.mask_data(value)
 
 
 def _engine(url: str) -> sa.Engine:

@@ -1,7 +1,7 @@
 """A fake Azure Resource Manager on 127.0.0.1 (HTTPS), speaking ARM's wire protocol.
 
-Shaped after the recorded exchange in shared/reference/azure-sdk-recordings/
-arm_deployments_basic.yaml: resource groups (PUT/GET/HEAD/list with a tag filter/DELETE with
+Shaped after the recorded exchange in Azure/azure-sdk-for-python (azure-mgmt-resource recordings,
+arm_deployments_basic.yaml): resource groups (PUT/GET/HEAD/list with a tag filter/DELETE with
 `Location` polling), deployments (PUT → 201 + `Azure-AsyncOperation`, polled `Running` →
 `Succeeded`/`Failed` with nested error details; GET with outputs; operations list), what-if
 (POST …/whatIf → 202 + `Location` → result) at resource-group and subscription scope, and

@@ -1,6 +1,7 @@
 """A fake Azure DevOps organization on 127.0.0.1, speaking the REST wire protocol the SDK uses.
 
-Shaped after shared/reference/azure-devops (specs and recorded examples): route discovery
+Shaped after the Azure DevOps REST specs and recorded examples (MicrosoftDocs/vsts-rest-api-specs):
+route discovery
 (`OPTIONS {org}/_apis`, `GET {org}/_apis/ResourceAreas` → an empty list, so every client uses the
 organization URL), pipeline runs (POST run with template parameters, GET run, list runs, logs),
 the build timeline of a run (stages, checkpoints, approvals, tasks with logs) and log lines,
@@ -30,11 +31,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.server import Injected, serve, shut, take_injected
+from tests.reference import REFERENCE
 
 # The SDK caches route discovery on disk, in the folder this names when it is first imported.
 os.environ.setdefault("AZURE_DEVOPS_CACHE_DIR", tempfile.mkdtemp(prefix="shipyard-ado-cache-"))
@@ -51,9 +52,7 @@ SERVICE = {
     "uniqueName": "shipyard@fabrikam.example",
     "descriptor": "aad.c2hpcHlhcmQ",
 }
-HOOK_SAMPLES = (
-    Path(__file__).resolve().parents[3] / "shared/reference/azure-devops/service-hook-events"
-)
+HOOK_SAMPLES = REFERENCE / "azure-devops/service-hook-events"
 SLACK = 0.01  # seconds of clock slack before an early request counts as a violation
 
 # (location id, area, resource, route template, resource version) — what OPTIONS {org}/_apis lists.
