@@ -20,6 +20,7 @@ class ArmSource:
     template: arm.Template
     file_values: dict[str, dict[str, Any]]
     unique: tuple[str, ...] = ()
+    file_name: str = ""  # the parameters file's path, for messages ("" when there is none)
 
 
 def arm_source(catalog: Catalog, type_name: str) -> ArmSource:
@@ -41,4 +42,9 @@ def arm_source(catalog: Catalog, type_name: str) -> ArmSource:
         if settings.parameters_file
         else {}
     )
-    return ArmSource(arm.load_template(base / settings.template), file_values, settings.unique)
+    return ArmSource(
+        arm.load_template(base / settings.template),
+        file_values,
+        settings.unique,
+        str(base / settings.parameters_file) if settings.parameters_file else "",
+    )

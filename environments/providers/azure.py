@@ -150,7 +150,7 @@ class AzureProvider:
             suffix=arm.unique_suffix(environment),
             fallback_base=environment.name,
             vault_id=vault_id,
-            file_name=str(base / settings.parameters_file) if settings.parameters_file else "",
+            file_name=source.file_name,
         )
         return template, rendered
 
