@@ -21,6 +21,7 @@ def grammars() -> tuple[AddCommands, ...]:
         cli_params,
         cli_pipelines,
         cli_schedules,
+        cli_tokens,
     )
 
     return tuple(
@@ -31,6 +32,7 @@ def grammars() -> tuple[AddCommands, ...]:
             cli_schedules,
             cli_loadtests,
             cli_pipelines,
+            cli_tokens,
             cli_catalog,
         )
     )

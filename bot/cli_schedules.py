@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from bot import render
@@ -92,5 +93,24 @@ def schedule_run(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
         and actor.person not in rt.catalog.admins
     ):
         raise PolicyRefused(f"{actor.person} may not run schedules", hint="ask an admin")
-    outcome = run_now(rt, args.name)
-    return Outcome(text=f"schedule {args.name}: {outcome}", data={"outcome": outcome})
+    started = rt.lifecycle.clock.now()
+    outcome = run_now(rt, args.name, triggered_by=actor.person)
+    from environments.registry import loadtests as runs
+
+    with rt.database.read() as conn:
+        run = runs.latest_of_schedule(conn, args.name)
+    if run is None or run.started_at < started:
+        return Outcome(text=f"schedule {args.name}: {outcome}", data={"outcome": outcome})
+    chart = Path(run.folder) / "chart.png" if run.folder else None
+    lines = [f"schedule {args.name}: {outcome}"]
+    if chart is not None and chart.exists():
+        lines.append(f"  chart: {chart}")
+    else:
+        chart = None
+    # Documented in README: 9 failed or regressed (as `env loadtest`), 10 errored.
+    code = {"failed": 9, "regressed": 9, "errored": 10}.get(run.outcome or "errored", 0)
+    return Outcome(
+        text="\n".join(lines),
+        data={"outcome": outcome, "run": run.id, "verdict": run.outcome, "chart": chart},
+        exit_code=code,
+    )

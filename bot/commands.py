@@ -144,11 +144,13 @@ def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         env = rec.get_environment(conn, args.name)
         waiting = rec.list_approvals(conn, environment=env.name)
+        current = rec.current_deployment(conn, env.id)
     provider = rt.worker.provider_for(env.type)
     health = provider.health(env)
+    override = current.override_reason if current else None
     about = rt.catalog.types[env.type].summary if env.type in rt.catalog.types else ""
     return Outcome(
-        text=render.environment_detail(env, waiting, health, about),
+        text=render.environment_detail(env, waiting, health, override, about),
         data={"environment": env, "health": health, "waiting": waiting},
     )
 
@@ -255,4 +257,5 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
             + (", protected" if kind.protected else "")
         )
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
-    return Outcome(text="\n".join(lines), data=c.model_dump(mode="json"))
+    data = {"ok": True, "problems": [], "source": c.source, **c.model_dump(mode="json")}
+    return Outcome(text="\n".join(lines), data=data)

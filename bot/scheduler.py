@@ -27,14 +27,15 @@ LEADER_LOCK = 0x5348_4950  # "SHIP": the advisory lock id every replica competes
 
 # Job functions are looked up by name when a job fires, so that the job store keeps only the
 # schedule's name (a textual reference), never a pickled runtime.
-_JOBS: dict[str, Callable[[Runtime, str, Schedule], str]] = {}
+# A job gets the runtime, the schedule's name and entry, and who triggered it.
+_JOBS: dict[str, Callable[[Runtime, str, Schedule, str], str]] = {}
 _active: Runtime | None = None
 
 
-def job(name: str) -> Callable[[Callable[[Runtime, str, Schedule], str]], Any]:
+def job(name: str) -> Callable[[Callable[[Runtime, str, Schedule, str], str]], Any]:
     """Register the function a schedule's `job:` names."""
 
-    def register(function: Callable[[Runtime, str, Schedule], str]) -> Any:
+    def register(function: Callable[[Runtime, str, Schedule, str], str]) -> Any:
         _JOBS[name] = function
         return function
 
@@ -77,7 +78,7 @@ def fire(name: str) -> None:
     run_now(_active, name)
 
 
-def run_now(runtime: Runtime, name: str) -> str:
+def run_now(runtime: Runtime, name: str, *, triggered_by: str = "schedule") -> str:
     """Run one schedule's job now, recording its start and outcome in the audit log."""
     schedule = runtime.catalog.schedules.get(name)
     if schedule is None:
@@ -96,14 +97,14 @@ def run_now(runtime: Runtime, name: str) -> str:
         ops.audit(
             conn,
             at=clock.now(),
-            actor="schedule",
+            actor=triggered_by,
             action="schedule.start",
             environment=None,
             schedule=name,
             job=schedule.job,
         )
     try:
-        outcome = function(runtime, name, schedule)
+        outcome = function(runtime, name, schedule, triggered_by)
     except Exception as exc:
         outcome = f"failed: {exc}"
         log.exception("schedule %s failed", name)
@@ -111,7 +112,7 @@ def run_now(runtime: Runtime, name: str) -> str:
         ops.audit(
             conn,
             at=clock.now(),
-            actor="schedule",
+            actor=triggered_by,
             action="schedule.finish",
             environment=None,
             schedule=name,
@@ -208,14 +209,18 @@ class Leadership:
     """Exactly one process runs the schedules: a PostgreSQL advisory lock held on a session of
     its own, or on SQLite (one host) an exclusive lock on a file next to the record."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, *, key: int = LEADER_LOCK, lockfile: str = "scheduler.lock"
+    ) -> None:
         self.runtime = runtime
+        self.key = key
+        self.lockfile = lockfile
         self._conn: sa.Connection | None = None
         self._file: Any = None
 
     def try_acquire(self) -> bool:
         if self.runtime.database.is_sqlite:
-            path = Path(self.runtime.home) / "scheduler.lock"
+            path = Path(self.runtime.home) / self.lockfile
             handle = path.open("a")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -226,7 +231,7 @@ class Leadership:
             return True
         conn = self.runtime.database.engine.connect()
         got = bool(
-            conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+            conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
         )
         conn.commit()
         if got:
@@ -235,9 +240,17 @@ class Leadership:
             conn.close()
         return got
 
+    def wait_to_lead(self, stop: threading.Event, retry: float) -> bool:
+        """Try every `retry` seconds until leading (True) or stopped (False)."""
+        while not stop.is_set():
+            if self.try_acquire():
+                return True
+            stop.wait(retry)
+        return False
+
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+            self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": self.key})
             self._conn.commit()
             self._conn.close()
             self._conn = None
@@ -250,11 +263,7 @@ def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0
     """Keep trying to lead; while leading, run the schedules until `stop` is set."""
     global _active
     leadership = Leadership(runtime)
-    while not stop.is_set():
-        if leadership.try_acquire():
-            break
-        stop.wait(retry)
-    else:
+    if not leadership.wait_to_lead(stop, retry):
         return
     _active = runtime
     schedules = Schedules(runtime).open(run=True)
@@ -268,8 +277,16 @@ def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0
 
 
 @job("nightly-loadtest")
-def nightly_loadtest(runtime: Runtime, name: str, schedule: Schedule) -> str:
+def nightly_loadtest(runtime: Runtime, name: str, schedule: Schedule, triggered_by: str) -> str:
     """DESIGN's nightly run: fresh environment, newest release, the plan, report, destroy."""
     from environments.loadtests.nightly import run_nightly
 
-    return run_nightly(runtime.lifecycle, runtime.worker, runtime.loadtesting, schedule)
+    result = run_nightly(
+        runtime.lifecycle,
+        runtime.worker,
+        runtime.loadtesting,
+        schedule,
+        name=name,
+        triggered_by=triggered_by,
+    )
+    return str(result)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from environments.errors import ConfigError
+from environments.errors import ConfigError, ConfigProblem
 from environments.inputs import KINDS, Input, as_text
 from environments.yamlsource import Loc, SourcedYaml, load_yaml
 
@@ -54,7 +54,7 @@ class Definition:
     runner: str = ""
     template_path: str = ""
     inputs: tuple[Input, ...] = ()
-    problems: tuple[str, ...] = ()
+    problems: tuple[ConfigProblem, ...] = ()
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     @property
@@ -73,13 +73,7 @@ class Definition:
     def require_usable(self) -> None:
         """Refuse a definition with problems, listing every one of them."""
         if self.problems:
-            raise ConfigError(
-                f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''} in "
-                "environment definition "
-                + f"{self.name or self.folder.name}: ; ".join(self.problems),
-                hint="fix the manifest, then run 'shipyard catalog list "
-                f"{self.folder}' to check it again",
-            )
+            raise ConfigError.of(str(self.manifest), list(self.problems))
 
 
 def find_manifest(folder: Path) -> Path | None:
@@ -119,10 +113,10 @@ class _Reader:
 
     def __init__(self, source: SourcedYaml) -> None:
         self.source = source
-        self.problems: list[str] = []
+        self.problems: list[ConfigProblem] = []
 
     def problem(self, loc: Loc, text: str) -> None:
-        self.problems.append(f"{self.source.where(loc)}: {text}")
+        self.problems.append(ConfigProblem(self.source.where(loc), text))
 
     def text(self, data: Mapping[str, Any], loc: Loc, key: str, *, required: bool) -> str:
         value = data.get(key)
@@ -283,7 +277,7 @@ def describe(definition: Definition) -> dict[str, Any]:
             }
             for i in definition.inputs
         ],
-        "problems": list(definition.problems),
+        "problems": [str(p) for p in definition.problems],
     }
 
 

@@ -38,10 +38,10 @@ def survey(root: Path, *, compile_bicep: bool = True) -> list[Item]:
             definition = ade.load_definition(folder)
         except ConfigError as exc:
             blank = ade.Definition(folder=folder, manifest=folder, name=folder.name)
-            items.append(Item(blank, (exc.reason,)))
+            items.append(Item(blank, (exc.one_line(),)))
             continue
         if definition.problems:
-            items.append(Item(definition, definition.problems))
+            items.append(Item(definition, tuple(map(str, definition.problems))))
             continue
         try:
             template = ade_templates.template_of(definition, compile_bicep=compile_bicep)
@@ -51,7 +51,7 @@ def survey(root: Path, *, compile_bicep: bool = True) -> list[Item]:
         if template is None:
             items.append(Item(definition, ()))
             continue
-        problems = tuple(ade_templates.cross_check(definition, template))
+        problems = tuple(map(str, ade_templates.cross_check(definition, template)))
         items.append(Item(definition, problems, template.path.name))
     return items
 

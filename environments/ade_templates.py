@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from environments.ade import Definition
-from environments.errors import ConfigError
+from environments.errors import ConfigError, ConfigProblem
 from environments.providers import arm_template as arm
 
 COMPILE_TIMEOUT = 180.0
@@ -112,12 +112,12 @@ def _compile(bicep: Path) -> arm.Template:
     return template
 
 
-def cross_check(definition: Definition, template: arm.Template) -> list[str]:
+def cross_check(definition: Definition, template: arm.Template) -> list[ConfigProblem]:
     """Each way the manifest and the template disagree, naming the manifest's line: parameters
     the template does not declare or types it declares otherwise, choices it does not allow,
     and template parameters without a default that the manifest does not offer."""
     declared = {name.lower(): (name, spec) for name, spec in template.parameters.items()}
-    problems = []
+    problems: list[ConfigProblem] = []
     offered = set()
     for item in definition.inputs:
         offered.add(item.id.lower())
@@ -125,30 +125,43 @@ def cross_check(definition: Definition, template: arm.Template) -> list[str]:
         found = declared.get(item.id.lower())
         if found is None:
             problems.append(
-                f"{where}: parameter '{item.id}' is not declared by {template.name} "
-                f"(it declares: {', '.join(sorted(template.parameters)) or 'none'})"
+                ConfigProblem(
+                    where,
+                    f"parameter '{item.id}' is not declared by {template.name} "
+                    f"(it declares: {', '.join(sorted(template.parameters)) or 'none'})",
+                )
             )
             continue
         name, spec = found
         kind = str(spec.get("type", "string")).lower()
         if kind not in ARM_KINDS[item.kind]:
             problems.append(
-                f"{where}: parameter '{item.id}' is a {item.kind} here but {template.name} "
-                f"declares '{name}' as {spec.get('type')}"
+                ConfigProblem(
+                    where,
+                    f"parameter '{item.id}' is a {item.kind} here but {template.name} "
+                    f"declares '{name}' as {spec.get('type')}",
+                )
             )
         allowed = spec.get("allowedValues")
         if isinstance(allowed, list):
             outside = [v for v in item.allowed if v not in allowed]
             if outside:
                 problems.append(
-                    f"{where}: parameter '{item.id}' allows {outside} which {template.name} "
-                    "does not allow"
+                    ConfigProblem(
+                        where,
+                        f"parameter '{item.id}' allows {outside} which {template.name} "
+                        "does not allow",
+                    )
                 )
     for key, (name, spec) in sorted(declared.items()):
         if key not in offered and "defaultValue" not in spec:
             problems.append(
-                f"{definition.where()}: {template.name} requires parameter '{name}' (no "
-                "defaultValue) but the manifest does not offer it: add it to 'parameters'"
+                ConfigProblem(
+                    definition.where(),
+                    f"{template.name} requires parameter '{name}' (no defaultValue) but the "
+                    "manifest does not offer it",
+                    "add it to the manifest's 'parameters'",
+                )
             )
     return problems
 
@@ -159,9 +172,5 @@ def checked_template(definition: Definition) -> arm.Template:
     assert template is not None
     problems = cross_check(definition, template)
     if problems:
-        raise ConfigError(
-            f"{len(problems)} problem{'s' if len(problems) > 1 else ''} between "
-            f"{definition.manifest.name} and {template.name}: " + "; ".join(problems),
-            hint="make the manifest's parameters match the template's",
-        )
+        raise ConfigError.of(str(definition.manifest), problems)
     return template

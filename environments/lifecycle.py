@@ -259,6 +259,7 @@ class Lifecycle:
                 creating=target_env is None,
             )
             if override:
+                rec.set_override_reason(conn, requested.deployment_id, override)
                 rec.set_deployment_status(
                     conn,
                     requested.deployment_id,
@@ -411,7 +412,7 @@ class Lifecycle:
     def destroy(self, actor: Actor, name: str, *, force: bool = False) -> int:
         now = self.clock.now()
         with self.db.write() as conn:
-            env = rec.get_environment(conn, name)
+            env = rec.get_environment(conn, name, lock=True)
             kind = self.catalog.type(env.type)
             policy.require_destroyable(self.catalog, actor, kind, force)
             if env.state is EnvironmentState.DESTROYING:
@@ -452,8 +453,16 @@ class Lifecycle:
         queued: list[int] = []
         stale: list[Approval] = []
         with self.db.write() as conn:
-            for env in rec.list_environments(conn):
-                if env.expires_at is None or env.state is EnvironmentState.DESTROYING:
+            for listed in rec.list_environments(conn):
+                if listed.expires_at is None or listed.expires_at - now > WARN_BEFORE:
+                    continue
+                # Re-read under a row lock: replicas sweep at once, and an extend may be
+                # committing; the locked row is the one to decide on.
+                env = rec.environment_by_id(conn, listed.id, lock=True)
+                if env.expires_at is None or env.state in (
+                    EnvironmentState.DESTROYING,
+                    EnvironmentState.DESTROYED,
+                ):
                     continue
                 if env.expires_at <= now:
                     queued.append(self._queue_destroy(conn, env, now))
@@ -523,7 +532,7 @@ class Lifecycle:
         overrides: dict[str, str] | None = None,
         environment_parameters: dict[str, str] | None = None,
     ) -> Requested:
-        env = rec.environment_by_id(conn, env_id)
+        env = rec.environment_by_id(conn, env_id, lock=True)
         resolved = parameters.resolve(
             self.catalog,
             kind,
@@ -574,7 +583,8 @@ class Lifecycle:
             self.notifier.approval_requested(requested.approval)
 
     def _usable(self, conn: sa.Connection, name: str) -> Environment:
-        env = rec.get_environment(conn, name)
+        """The environment, row-locked for the rest of the write transaction."""
+        env = rec.get_environment(conn, name, lock=True)
         if env.state is EnvironmentState.DESTROYING:
             raise Conflict(f"{name} is being destroyed", hint="create a new environment instead")
         return env

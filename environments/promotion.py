@@ -14,7 +14,7 @@ from environments.registry.schema import deployments, environments, releases
 
 def target(conn: sa.Connection, catalog: Catalog, target: str) -> tuple[Environment | None, str]:
     """TARGET is an environment, or a type with at most one live environment (none: create)."""
-    env = rec.find_environment(conn, target)
+    env = rec.find_environment(conn, target, lock=True)
     if env is not None:
         return env, env.type
     if target not in catalog.types:

@@ -53,7 +53,20 @@ class Worker:
         self.clock = clock or SystemClock()
         self.notifier = notifier or SilentNotifier()
         self.host = socket.gethostname()
-        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._identity = threading.local()
+
+    @property
+    def owner(self) -> str:
+        """This thread's identity: `host:pid:random`, one per thread (and per process).
+
+        One Worker is shared by serve's background thread and the Slack operation pool: were
+        they one owner, each could take the other's running operation as its own.
+        """
+        owner: str | None = getattr(self._identity, "owner", None)
+        if owner is None or not owner.startswith(f"{self.host}:{os.getpid()}:"):
+            owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+            self._identity.owner = owner
+        return owner
 
     def provider_for(self, env_type: str) -> Provider:
         """The type's provider, or its pipeline engine when the type deploys through one."""
@@ -96,7 +109,7 @@ class Worker:
                 )
                 op = ops.get_operation(conn, op_id)
             if claimed:
-                return self._execute(op)
+                return self._execute(op, self.owner)
             if op.state.is_terminal:
                 return op
             if not wait:
@@ -106,9 +119,12 @@ class Worker:
                 told = True
             time.sleep(poll)
 
-    def _execute(self, op: Operation) -> Operation:
+    def _execute(self, op: Operation, owner: str) -> Operation:
         stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(op.id, stop), daemon=True)
+        lost = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(op.id, owner, stop, lost), daemon=True
+        )
         beat.start()
         try:
             with self.db.read() as conn:
@@ -122,10 +138,18 @@ class Worker:
             names = [name for name, _ in steps]
             start = names.index(op.step) + 1 if op.step in names else 0
             for name, step in steps[start:]:
+                if lost.is_set():
+                    raise TakenOver(op.id)
                 step(op, provider)
                 with self.db.write() as conn:
+                    if not ops.owns(conn, op.id, owner):
+                        raise TakenOver(op.id)
                     ops.set_step(conn, op.id, name, self.clock.now())
             state, error = OperationState.SUCCEEDED, None
+        except TakenOver:
+            # Our lease ran out and another worker runs it now: leave the record to it.
+            with self.db.read() as conn:
+                return ops.get_operation(conn, op.id)
         except ShipyardError as exc:
             state, error = OperationState.FAILED, redaction.mask(exc.one_line())
         except Exception as exc:  # a provider bug must not leave the environment locked
@@ -134,7 +158,7 @@ class Worker:
             stop.set()
             beat.join()
         with self.db.write() as conn:
-            ops.finish(conn, op.id, state, self.clock.now(), error)
+            ops.finish(conn, op.id, state, self.clock.now(), error, owner=owner)
             return ops.get_operation(conn, op.id)
 
     # --- steps ------------------------------------------------------------------------------
@@ -288,11 +312,15 @@ class Worker:
     def _say(self, op: Operation, message: str) -> None:
         self.notifier.progress(op.environment, redaction.mask(message), operation=op.id)
 
-    def _heartbeat(self, op_id: int, stop: threading.Event) -> None:
+    def _heartbeat(
+        self, op_id: int, owner: str, stop: threading.Event, lost: threading.Event
+    ) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
                 with self.db.write() as conn:
-                    ops.renew(conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE)
+                    if not ops.renew(conn, op_id, owner=owner, now=self.clock.now(), lease=LEASE):
+                        lost.set()
+                        return
             except sa.exc.OperationalError:
                 continue
 
@@ -314,6 +342,13 @@ class Worker:
                         .where(operations_table.c.id == row.id)
                         .values(lease_until=self.clock.now() - timedelta(seconds=1))
                     )
+
+
+class TakenOver(Exception):
+    """This worker's lease ran out and another worker took the operation over."""
+
+    def __init__(self, op_id: int) -> None:
+        super().__init__(f"operation #{op_id} was taken over by another worker")
 
 
 def _alive(pid: int) -> bool:

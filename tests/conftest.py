@@ -69,6 +69,9 @@ class RecordingNotifier:
     def loadtest_finished(self, summary: object) -> None:
         self.events.append(("loadtest_finished", summary))
 
+    def health_changed(self, environment: Environment, previous: object, report: object) -> None:
+        self.events.append(("health_changed", (environment.name, previous, report)))
+
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.events]
 
@@ -149,3 +152,17 @@ def destroy_everything(rt: Runtime) -> None:
         live = rec.list_environments(conn)
     for env in live:
         rt.worker.providers["local"].destroy(env, progress=lambda _: None)
+
+
+def sample_config(tmp_path: Path, *, plan_extra: str = "", duration: str | None = None) -> Path:
+    """A copy of the sample configuration in tmp_path (its plan file by absolute path), the
+    `login` plan given more lines (`plan_extra`, YAML at the plan's indentation) or a duration."""
+    text = CONFIG.read_text(encoding="utf-8").replace(
+        "file: loadtests/login.py",
+        f"file: {EXAMPLES / 'loadtests/login.py'}" + (f"\n    {plan_extra}" if plan_extra else ""),
+    )
+    if duration is not None:
+        text = text.replace("duration: 8s", f"duration: {duration}")
+    path = tmp_path / "shipyard.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path

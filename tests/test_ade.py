@@ -17,7 +17,7 @@ import pytest
 from bot.commands import Outcome, execute
 from bot.grammar import parse
 from bot.runtime import Runtime
-from environments import ade, ade_templates, inputs
+from environments import ade, ade_templates, inputs, validation
 from environments.catalog import load_catalog
 from environments.errors import ConfigError, InvalidInput
 from environments.model import EnvironmentState
@@ -271,10 +271,10 @@ def test_a_broken_manifest_is_refused_with_every_problem_naming_file_and_line(
         tmp_path, "  fnapp:\n    provider: azure\n    ade: catalog/Environments/FunctionApp\n"
     )
     with pytest.raises(ConfigError) as refused:
-        load_catalog(config)
+        validation.load(config)
     reason = refused.value.reason
     manifest = item / "environment.yaml"
-    assert reason.startswith("4 problems with environment definitions: ")
+    assert reason.startswith(f"{config}: 4 problems: ")
     assert f"{manifest}:10: parameter id 'name' is given twice (first on line 6)" in reason
     assert f"{manifest}:13: type 'text' is not one of: string, number, integer" in reason
     assert f"{manifest}:14: 'id' is required" in reason
@@ -297,7 +297,7 @@ def test_a_manifest_and_template_that_disagree_are_refused(tmp_path: Path) -> No
         tmp_path, "  web:\n    provider: azure\n    ade: catalog/Environments/WebApp\n"
     )
     with pytest.raises(ConfigError) as refused:
-        load_catalog(config)
+        validation.load(config)
     reason = refused.value.reason
     assert f"{manifest}:16: parameter 'sku' is not declared by azuredeploy.json" in reason
     assert (
@@ -327,7 +327,7 @@ def test_terraform_and_custom_runners_are_refused_clearly(
         tmp_path, "  box:\n    provider: azure\n    ade: catalog/Environments/Sandbox\n"
     )
     with pytest.raises(ConfigError) as refused:
-        load_catalog(config)
+        validation.load(config)
     assert f"{manifest}:6: " in refused.value.reason and said in refused.value.reason
     assert "convert this item" in refused.value.reason
 

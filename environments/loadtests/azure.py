@@ -243,7 +243,7 @@ class AzureLoadTestingEngine:
                     )
                 content = archive.read(sorted(names)[0])
         target.write_bytes(content)
-        return EngineRun(aggregate(read_result(target)), target, None)
+        return EngineRun(aggregate(read_result(target)), target, None, target)
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -29,11 +29,16 @@ class Load:
 
 @dataclass(frozen=True)
 class EngineRun:
-    """What an engine left behind: the aggregate report and the files it came from."""
+    """What an engine left behind: the aggregate report and the files it came from.
+
+    `samples_file` is a JTL (CSV or XML) with one line per request: what the verdict and the
+    chart's time series are made of.
+    """
 
     report: AggregateReport
     result_file: Path
     history_file: Path | None
+    samples_file: Path | None = None
 
 
 class Engine(Protocol):
@@ -44,7 +49,13 @@ class Engine(Protocol):
     def run(self, plan: Path, endpoint: str, load: Load, folder: Path) -> EngineRun: ...
 
 
-def _execute(command: list[str], folder: Path, timeout: float, engine: str) -> None:
+def _execute(
+    command: list[str],
+    folder: Path,
+    timeout: float,
+    engine: str,
+    env: dict[str, str] | None = None,
+) -> None:
     log = folder / f"{engine}.log"
     with log.open("wb") as output:
         try:
@@ -56,6 +67,7 @@ def _execute(command: list[str], folder: Path, timeout: float, engine: str) -> N
                 stdin=subprocess.DEVNULL,
                 timeout=timeout,
                 check=False,
+                env=env,
             )
         except FileNotFoundError:
             raise ProviderError(
@@ -72,6 +84,9 @@ def _execute(command: list[str], folder: Path, timeout: float, engine: str) -> N
         )
 
 
+SAMPLES_PLUGIN = Path(__file__).with_name("locust_samples.py")
+
+
 class LocustEngine:
     """Locust headless against the environment's endpoint; its CSV statistics are the result."""
 
@@ -84,7 +99,7 @@ class LocustEngine:
             "-m",
             "locust",
             "-f",
-            str(plan),
+            f"{plan},{SAMPLES_PLUGIN}",
             "--headless",
             "-u",
             str(load.users),
@@ -108,11 +123,16 @@ class LocustEngine:
 
     def run(self, plan: Path, endpoint: str, load: Load, folder: Path) -> EngineRun:
         timeout = load.duration.total_seconds() + 60
-        _execute(self.command(plan, endpoint, load, folder), folder, timeout, self.name)
+        samples = folder / "samples.jtl"
+        env = {**os.environ, "SHIPYARD_LOCUST_SAMPLES": str(samples)}
+        _execute(self.command(plan, endpoint, load, folder), folder, timeout, self.name, env)
         stats = folder / "locust_stats.csv"
         history = folder / "locust_stats_history.csv"
         return EngineRun(
-            aggregate(read_result(stats)), stats, history if history.exists() else None
+            aggregate(read_result(stats)),
+            stats,
+            history if history.exists() else None,
+            samples if samples.exists() else None,
         )
 
 
@@ -154,7 +174,7 @@ class JMeterEngine:
         timeout = load.duration.total_seconds() + 120
         _execute(self.command(plan, endpoint, load, folder), folder, timeout, self.name)
         results = folder / "results.jtl"
-        return EngineRun(aggregate(read_result(results)), results, None)
+        return EngineRun(aggregate(read_result(results)), results, None, results)
 
 
 def engine(name: str) -> Engine:

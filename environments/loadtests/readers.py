@@ -112,6 +112,14 @@ def read_result(
     return read_locust_history(path)
 
 
+def read_samples(path: str | os.PathLike[str]) -> Samples:
+    """A JTL (CSV or XML): one entry per request, as verdicts and time-series charts need."""
+    result = read_result(path)
+    if not isinstance(result, Samples):
+        raise _bad(path, "holds aggregates, not one line per request", hint=_TEXT_HINT)
+    return result
+
+
 def detect_format(path: str | os.PathLike[str]) -> ResultFormat:
     """Recognise a result file by its first bytes: XML root element or CSV header fields."""
     head = _head(path)

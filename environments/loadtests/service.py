@@ -8,12 +8,20 @@ from pathlib import Path
 from environments.catalog import Catalog, resolve_path
 from environments.clock import Clock
 from environments.errors import Conflict, NotFound, ShipyardError
-from environments.loadtests import charts
+from environments.loadtests import baselines, charts
 from environments.loadtests.config import LoadTestPlan
-from environments.loadtests.criteria import evaluate_all, parse_criteria, passed
-from environments.loadtests.engines import Load, engine
+from environments.loadtests.criteria import (
+    Criterion,
+    Verdict,
+    evaluate_all,
+    parse_criteria,
+    passed,
+)
+from environments.loadtests.engines import EngineRun, Load, engine
+from environments.loadtests.readers import read_samples
+from environments.loadtests.samplesets import SampleSet
 from environments.loadtests.summary import LoadTestSummary
-from environments.loadtests.verdicts import Outcome, Tolerance, compare, figures, verdict
+from environments.loadtests.verdicts import Outcome, explanation, figures, judge, verdict
 from environments.model import EnvironmentState, parse_duration
 from environments.notify import Notifier
 from environments.policy import Actor
@@ -34,14 +42,12 @@ class LoadTesting:
         clock: Clock,
         notifier: Notifier,
         home: Path,
-        tolerance: Tolerance | None = None,
     ) -> None:
         self.catalog = catalog
         self.db = database
         self.clock = clock
         self.notifier = notifier
         self.home = home
-        self.tolerance = tolerance or Tolerance()
 
     def plan(self, env_type: str, name: str | None) -> tuple[str, LoadTestPlan]:
         plans = self.catalog.loadtests
@@ -59,40 +65,34 @@ class LoadTesting:
             )
         return chosen, plans[chosen]
 
-    def run(
+    def begin(
         self,
         actor: Actor,
-        environment: str,
         *,
+        environment: str,
+        env_type: str,
+        release: str,
         plan: str | None = None,
         users: int | None = None,
         duration: timedelta | None = None,
-    ) -> LoadTestSummary:
-        with self.db.read() as conn:
-            env = rec.get_environment(conn, environment)
-        if env.state is not EnvironmentState.READY or not env.endpoint or env.release is None:
-            raise Conflict(
-                f"{env.name} is {env.state}, not ready with a release",
-                hint="load-test it once it is ready",
-            )
-        plan_name, chosen = self.plan(env.type, plan)
-        criteria = parse_criteria(chosen.criteria)
-        load = Load(
-            users or chosen.users, chosen.spawn_rate, duration or parse_duration(chosen.duration)
-        )
-        plan_file = resolve_path(self.catalog, chosen.file)
-        runner = engine(chosen.engine)
+        schedule: str | None = None,
+    ) -> int:
+        """Record a run as started (before its environment may even exist, for a nightly run)."""
+        plan_name, chosen = self.plan(env_type, plan)
+        load = self._load(chosen, users, duration)
         now = self.clock.now()
         with self.db.write() as conn:
             run_id = runs.start(
                 conn,
-                environment=env.name,
-                environment_type=env.type,
-                release=env.release,
+                environment=environment,
+                environment_type=env_type,
+                release=release,
                 plan=plan_name,
                 engine=chosen.engine,
                 requested_by=actor.person,
                 started_at=now,
+                gate=self._gate(env_type, plan_name, chosen),
+                schedule=schedule,
                 load={
                     "users": load.users,
                     "spawn_rate": load.spawn_rate,
@@ -104,45 +104,159 @@ class LoadTesting:
                 at=now,
                 actor=actor.person,
                 action="loadtest.start",
-                environment=env.name,
+                environment=environment,
                 run=run_id,
+                release=release,
+                plan=plan_name,
+                schedule=schedule,
+            )
+        return run_id
+
+    def errored(self, run_id: int, reason: str, folder: Path | None = None) -> None:
+        """The run itself broke (or never got going): recorded with the reason."""
+        with self.db.write() as conn:
+            runs.finish(
+                conn,
+                run_id,
+                outcome=Outcome.ERRORED.value,
+                error=reason,
+                verdict=f"errored: {reason}",
+                finished_at=self.clock.now(),
+                folder=str(folder) if folder else None,
+            )
+
+    def folder(self, run_id: int) -> Path:
+        """Where a run's files are kept (engine output, chart, logs): not in the environment."""
+        return self.home / "loadtests" / f"run-{run_id}"
+
+    def _gate(self, env_type: str, plan_name: str, plan: LoadTestPlan) -> bool:
+        if plan.gate is not None:
+            return plan.gate
+        return plan_name == self.catalog.type(env_type).loadtest
+
+    @staticmethod
+    def _load(plan: LoadTestPlan, users: int | None, duration: timedelta | None) -> Load:
+        return Load(users or plan.users, plan.spawn_rate, duration or parse_duration(plan.duration))
+
+    def run(
+        self,
+        actor: Actor,
+        environment: str,
+        *,
+        plan: str | None = None,
+        users: int | None = None,
+        duration: timedelta | None = None,
+        schedule: str | None = None,
+        run_id: int | None = None,
+    ) -> LoadTestSummary:
+        """Run a plan against a ready environment; `run_id` continues a run `begin` recorded."""
+        with self.db.read() as conn:
+            env = rec.get_environment(conn, environment)
+        if env.state is not EnvironmentState.READY or not env.endpoint or env.release is None:
+            raise Conflict(
+                f"{env.name} is {env.state}, not ready with a release",
+                hint="load-test it once it is ready",
+            )
+        plan_name, chosen = self.plan(env.type, plan)
+        criteria = parse_criteria(chosen.criteria)
+        load = self._load(chosen, users, duration)
+        plan_file = resolve_path(self.catalog, chosen.file)
+        runner = engine(chosen.engine)
+        gate = self._gate(env.type, plan_name, chosen)
+        if run_id is None:
+            run_id = self.begin(
+                actor,
+                environment=env.name,
+                env_type=env.type,
                 release=env.release,
                 plan=plan_name,
+                users=users,
+                duration=duration,
+                schedule=schedule,
             )
-        folder = self.home / "loadtests" / f"run-{run_id}"
+        folder = self.folder(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         try:
             result = runner.run(plan_file, env.endpoint, load, folder)
-        except ShipyardError as exc:
-            with self.db.write() as conn:
-                runs.finish(
-                    conn,
-                    run_id,
-                    outcome=Outcome.ERRORED.value,
-                    error=exc.one_line(),
-                    finished_at=self.clock.now(),
-                    folder=str(folder),
-                )
+            summary = self._judge(
+                run_id,
+                env.name,
+                env.type,
+                env.release,
+                plan_name,
+                chosen,
+                criteria,
+                result,
+                folder,
+                gate=gate,
+            )
+        except BaseException as exc:
+            # Whatever broke (the engine, a result file, a signal, a crash), the run is recorded
+            # as errored rather than left running forever.
+            self.errored(run_id, _reason(exc), folder)
             raise
+        with self.db.write() as conn:
+            ops.audit(
+                conn,
+                at=self.clock.now(),
+                actor=actor.person,
+                action="loadtest.finish",
+                environment=env.name,
+                run=run_id,
+                outcome=summary.outcome.value,
+            )
+        self.notifier.loadtest_finished(summary)
+        return summary
+
+    def _judge(
+        self,
+        run_id: int,
+        environment: str,
+        env_type: str,
+        release: str,
+        plan_name: str,
+        plan: LoadTestPlan,
+        criteria: tuple[Criterion, ...],
+        result: EngineRun,
+        folder: Path,
+        *,
+        gate: bool,
+    ) -> LoadTestSummary:
+        """Criteria, then the samples against the baseline runs; recorded with the samples."""
         measured = figures(result.report)
         evaluations = evaluate_all(criteria, result.report)
-        with self.db.read() as conn:
-            base = runs.baseline(conn, release=env.release, plan=plan_name, env_type=env.type)
-        comparisons = (
-            compare(measured, dict(base.report_figures), self.tolerance)
-            if (base and base.report_figures)
-            else None
+        current = (
+            SampleSet.from_samples(read_samples(result.samples_file))
+            if result.samples_file is not None
+            else SampleSet({})
         )
-        outcome = verdict(passed(evaluations), comparisons)
+        rules = plan.verdict
+        with self.db.read() as conn:
+            names, base = baselines.choose(
+                conn,
+                self.catalog,
+                release=release,
+                plan=plan_name,
+                env_type=env_type,
+                limit=rules.baseline_runs,
+                before=run_id,
+            )
+        labels = judge(current, base, rules) if base is not None else []
+        outcome = verdict(passed(evaluations), labels)
+        failed = [e.describe() for e in evaluations if e.verdict is not Verdict.PASSED]
+        line = (
+            f"failed: {failed[0]}"
+            if outcome is Outcome.FAILED and failed
+            else explanation(outcome, labels, names)
+        )
         chart = charts.render(
             folder / "chart.png",
-            title=f"{env.release} on {env.name} ({plan_name}): {outcome}",
+            title=f"{release} on {environment} ({plan_name}): {outcome}",
             current=measured,
-            baseline=dict(base.report_figures) if base and base.report_figures else None,
-            baseline_title=base.release if base else "baseline",
+            baseline=None,
+            baseline_title=names.release or "baseline",
             history=result.history_file,
         )
-        regressions = tuple(r for c in comparisons or [] for r in c.reasons)
         with self.db.write() as conn:
             runs.finish(
                 conn,
@@ -158,40 +272,35 @@ class LoadTesting:
                     }
                     for e in evaluations
                 ],
-                baseline_run_id=base.id if base else None,
-                comparison=[
-                    {
-                        "label": c.label,
-                        "p95": c.p95,
-                        "baseline_p95": c.baseline_p95,
-                        "regressed": c.regressed,
-                        "reasons": list(c.reasons),
-                    }
-                    for c in comparisons or []
-                ],
+                baseline_run_id=names.runs[-1] if names.runs else None,
+                baseline_runs=list(names.runs),
+                comparison=[v.to_dict() for v in labels],
+                verdict=line,
                 folder=str(folder),
             )
-            ops.audit(
-                conn,
-                at=self.clock.now(),
-                actor=actor.person,
-                action="loadtest.finish",
-                environment=env.name,
-                run=run_id,
-                outcome=outcome.value,
-            )
-        summary = LoadTestSummary(
+            if current.labels:
+                runs.save_samples(conn, run_id, current.to_bytes())
+        return LoadTestSummary(
             run_id=run_id,
-            environment=env.name,
-            release=env.release,
+            environment=environment,
+            release=release,
             plan=plan_name,
             outcome=outcome,
             total=measured.get("TOTAL", {}),
             criteria=tuple(e.describe() for e in evaluations),
-            baseline_release=base.release if base else None,
-            regressions=regressions,
+            baseline_release=names.release,
+            regressions=tuple(v.line() for v in labels if v.outcome is Outcome.REGRESSED),
             chart=chart,
             folder=folder,
+            verdict=line,
+            baseline_runs=names.runs,
+            gate=gate,
         )
-        self.notifier.loadtest_finished(summary)
-        return summary
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ShipyardError):
+        return exc.one_line()
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return "interrupted (the process running it was stopped)"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

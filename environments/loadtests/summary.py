@@ -24,6 +24,9 @@ class LoadTestSummary:
     chart: Path | None
     folder: Path
     lines: tuple[str, ...] = field(default=())
+    verdict: str = ""
+    baseline_runs: tuple[int, ...] = ()
+    gate: bool = True
 
     def text(self) -> str:
         t = self.total
@@ -37,15 +40,21 @@ class LoadTestSummary:
             f"{_num(t.get('throughput'))} req/s"
         )
         base = (
-            f"  baseline: {self.baseline_release}"
+            f"  baseline: {self.baseline_release} " + ", ".join(f"#{r}" for r in self.baseline_runs)
             if self.baseline_release
             else "  baseline: none yet (the first passing run of this plan becomes one)"
         )
         return "\n".join(
             [
                 head,
+                *([f"  {self.verdict}"] if self.verdict else []),
                 figures_line,
                 base,
+                *(
+                    []
+                    if self.gate
+                    else ["  (this plan is not a gate: it does not block promotion)"]
+                ),
                 *(f"  regression: {r}" for r in self.regressions),
                 *(f"  criterion {c}" for c in self.criteria),
             ]

@@ -21,6 +21,7 @@ from environments.model import (
     Environment,
     EnvironmentName,
     EnvironmentState,
+    HealthStatus,
     MatrixRow,
     Person,
     Release,
@@ -114,16 +115,26 @@ def _environment(row: sa.Row[Any]) -> Environment:
         outputs=dict(row.outputs or {}),
         overrides=dict(row.overrides or {}),
         reason=row.reason,
+        health=HealthStatus(row.health_status) if row.health_status else None,
+        health_reason=row.health_reason,
+        health_at=row.health_at,
     )
 
 
-def find_environment(conn: sa.Connection, name: str) -> Environment | None:
-    row = conn.execute(_env_select.where(environments.c.name == name, LIVE)).first()
+def _locked(query: sa.Select[Any], lock: bool) -> sa.Select[Any]:
+    """With `lock`, the environment's row stays locked until the transaction ends (PostgreSQL
+    `FOR UPDATE`; SQLite's write transaction already holds the whole database), so a
+    read-modify-write of an environment cannot lose a concurrent one's change."""
+    return query.with_for_update(of=environments) if lock else query
+
+
+def find_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> Environment | None:
+    row = conn.execute(_locked(_env_select.where(environments.c.name == name, LIVE), lock)).first()
     return _environment(row) if row else None
 
 
-def get_environment(conn: sa.Connection, name: str) -> Environment:
-    found = find_environment(conn, name)
+def get_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> Environment:
+    found = find_environment(conn, name, lock=lock)
     if found is None:
         raise NotFound(
             f"there is no environment '{name}'",
@@ -132,8 +143,9 @@ def get_environment(conn: sa.Connection, name: str) -> Environment:
     return found
 
 
-def environment_by_id(conn: sa.Connection, env_id: int) -> Environment:
-    return _environment(conn.execute(_env_select.where(environments.c.id == env_id)).one())
+def environment_by_id(conn: sa.Connection, env_id: int, *, lock: bool = False) -> Environment:
+    query = _locked(_env_select.where(environments.c.id == env_id), lock)
+    return _environment(conn.execute(query).one())
 
 
 def list_environments(
@@ -215,7 +227,8 @@ _deploy_select = sa.select(
 )
 
 
-def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+def approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Who approved each of these deployments, in the order they decided."""
     if not deployment_ids:
         return {}
     rows = conn.execute(
@@ -235,7 +248,7 @@ def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[in
 
 def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deployment]:
     rows = list(rows)
-    approvers = _approvers_of(conn, [row.id for row in rows])
+    approvers = approvers_of(conn, [row.id for row in rows])
     return [
         Deployment(
             id=row.id,
@@ -255,6 +268,7 @@ def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deplo
             secret_refs=tuple(row.secret_refs or ()),
             overrides=dict(row.overrides or {}),
             environment_parameters=row.environment_parameters,
+            override_reason=row.override_reason,
         )
         for row in rows
     ]
@@ -426,6 +440,7 @@ def matrix(
 _approval_select = sa.select(
     approvals,
     deployments.c.kind,
+    deployments.c.override_reason,
     environments.c.name.label("environment_name"),
     releases.c.version.label("release_version"),
     _source.c.name.label("source_name"),
@@ -490,6 +505,7 @@ def _approvals(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Approva
             requested_at=row.requested_at,
             expires_at=row.expires_at,
             decisions=tuple(decisions.get(row.id, [])),
+            override_reason=row.override_reason,
         )
         for row in rows
     ]
@@ -541,3 +557,25 @@ def set_approval_state(
         .values(state=state.value, decided_at=at)
     )
     return result.rowcount == 1
+
+
+def set_override_reason(conn: sa.Connection, deployment_id: int, reason: str) -> None:
+    """Why a deployment goes ahead past a blocking load test: kept for good, shown to approvers."""
+    conn.execute(
+        deployments.update().where(deployments.c.id == deployment_id).values(override_reason=reason)
+    )
+
+
+def deployed_release_of_type(conn: sa.Connection, env_type: str) -> str | None:
+    """The release most recently put into a live environment of this type, if any."""
+    row = conn.execute(
+        sa.select(releases.c.version)
+        .join(environments, releases.c.id == environments.c.release_id)
+        .where(
+            environments.c.type == env_type,
+            environments.c.state.not_in(("destroying", "destroyed")),
+        )
+        .order_by(environments.c.release_since.desc(), environments.c.id.desc())
+        .limit(1)
+    ).first()
+    return str(row[0]) if row else None
