@@ -47,8 +47,8 @@ def serve(
     token, secret = settings.require(socket_mode=socket_mode)
     client = web_client(token, settings.api_url)
     runtime = Runtime.open(config, directory=SlackDirectory(client))
+    # Slack hears of everything through the outbox (whoever caused it), not as a live notifier.
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
-    runtime.notifiers.add(notifier)
     bridge = PipelineBridge.from_environment(runtime, client)
     app, _ = build_app(
         runtime,
@@ -65,6 +65,10 @@ def serve(
         daemon=True,
     )
     worker.start()
+    delivery = threading.Thread(
+        target=notifier.run, args=(stop,), name="shipyard-outbox", daemon=True
+    )
+    delivery.start()
     leader = threading.Thread(
         target=lead_and_run, args=(runtime, stop), name="shipyard-scheduler", daemon=True
     )
@@ -91,6 +95,7 @@ def serve(
     finally:
         stop.set()
         worker.join(timeout=10)
+        delivery.join(timeout=10)
         leader.join(timeout=10)
         runtime.close()
     return 0

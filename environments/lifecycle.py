@@ -29,7 +29,7 @@ from environments.model import (
 )
 from environments.notify import Notifier, SilentNotifier
 from environments.policy import Actor
-from environments.registry import Database
+from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import environments
@@ -372,6 +372,15 @@ class Lifecycle:
             if state is not ApprovalState.PENDING:
                 rec.set_approval_state(conn, approval.id, state, now)
                 op_id = approvals.settle(conn, approval, state, now)
+            outbox.add(
+                conn,
+                outbox.Event.APPROVAL_DECIDED,
+                at=now,
+                environment=approval.environment,
+                approval=approval.id,
+                decision=decision.value,
+                by=actor.person,
+            )
             approval = rec.get_approval(conn, approval.id)
         self.notifier.approval_changed(approval)
         return approval, op_id
@@ -468,6 +477,13 @@ class Lifecycle:
                     )
                 elif env.expires_at - now <= WARN_BEFORE and self._warn_once(conn, env, now):
                     warned.append(env)
+                    outbox.add(
+                        conn,
+                        outbox.Event.EXPIRY_WARNING,
+                        at=now,
+                        environment=env.name,
+                        owner=env.owner,
+                    )
             for approval in rec.list_approvals(conn):
                 if approval.expires_at <= now and rec.set_approval_state(
                     conn, approval.id, ApprovalState.EXPIRED, now
@@ -478,6 +494,13 @@ class Lifecycle:
                         at=now,
                         actor=SYSTEM.person,
                         action="approval.expire",
+                        environment=approval.environment,
+                        approval=approval.id,
+                    )
+                    outbox.add(
+                        conn,
+                        outbox.Event.APPROVAL_EXPIRED,
+                        at=now,
                         environment=approval.environment,
                         approval=approval.id,
                     )
@@ -555,6 +578,13 @@ class Lifecycle:
                 requested_by=actor.person,
                 at=now,
                 expires_at=now + gate.timeout,
+            )
+            outbox.add(
+                conn,
+                outbox.Event.APPROVAL_REQUESTED,
+                at=now,
+                environment=env_name,
+                approval=approval_id,
             )
             return Requested(
                 env_name, deployment_id, release, None, rec.get_approval(conn, approval_id)
