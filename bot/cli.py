@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+
+# 128 + SIGPIPE, what a shell reports for a command whose reader went away (`| head`).
+CLOSED_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # The reader of our output is gone: stop quietly, and keep Python from complaining
+        # again when it flushes standard output on the way out.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return CLOSED_PIPE
+
+
+def _dispatch(args: list[str]) -> int:
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"shipyard {version()}")
+        return 0
     if args[:2] == ["loadtest", "report"] and not {"-h", "--help"} & set(args):
         # Reading a result file needs no configuration, record or runtime: skip loading them
         # (the report of a large file is measured against pandas, start-up included).
@@ -17,6 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.terminal import main as full
 
     return full(args)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("shipyard")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":

@@ -256,4 +256,5 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
             + (", protected" if kind.protected else "")
         )
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
-    return Outcome(text="\n".join(lines), data=c.model_dump(mode="json"))
+    data = {"ok": True, "problems": [], "source": c.source, **c.model_dump(mode="json")}
+    return Outcome(text="\n".join(lines), data=data)

@@ -197,6 +197,10 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     p.add_argument("name")
     p.add_argument("--limit", type=int, default=20)
 
+    p = verb("health", "an environment's latest health probes, newest first", json_output=True)
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=20)
+
     verb("expire", "warn owners of environments about to expire; destroy expired ones")
 
     p = verb("loadtest", "load-test an environment and judge the release against its baseline")
@@ -222,7 +226,10 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     config = groups.add_parser("config", help="configuration: check")
     cverbs = config.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     cverbs.required = True
-    _common(cverbs.add_parser("check", help="validate shipyard.yaml and say what it declares"))
+    _common(
+        cverbs.add_parser("check", help="validate shipyard.yaml and say what it declares"),
+        json_output=True,
+    )
 
     p = groups.add_parser("worker", help="run queued operations (and resume interrupted ones)")
     _common(p)

@@ -8,7 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from environments.catalog import Catalog, Directory, config_path, load_catalog
+from environments import validation
+from environments.catalog import Catalog, Directory, config_path
 from environments.clock import Clock, SystemClock
 from environments.lifecycle import Lifecycle
 from environments.notify import Notifier, Notifiers
@@ -44,7 +45,8 @@ class Runtime:
         notifier: Notifier | None = None,
         directory: Directory | None = None,
     ) -> Runtime:
-        catalog = load_catalog(config_path(config))
+        # The full check: nothing reaches a worker that `shipyard config check` would refuse.
+        catalog = validation.load(config_path(config))
         if directory is not None:
             catalog = catalog.with_directory(directory)
         remember_env_values(catalog.parameters)

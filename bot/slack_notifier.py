@@ -27,7 +27,8 @@ from bot import views
 from bot.slack_text import for_slack
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
-from environments.model import OperationKind
+from environments.model import HealthStatus, OperationKind
+from environments.providers.base import HealthReport
 from environments.registry import Database, outbox
 from environments.registry import chat as chat_record
 from environments.registry import loadtests as loadtest_runs
@@ -185,6 +186,7 @@ class SlackNotifier:
             Event.DESTROYED: self._outcome,
             Event.EXPIRY_WARNING: self._expiry_warning,
             Event.LOADTEST_FINISHED: self._loadtest_finished,
+            Event.HEALTH_CHANGED: self._health_changed,
         }[row.event]
         return handler(row)
 
@@ -437,6 +439,26 @@ class SlackNotifier:
             )
             return f"{channel} (file)"
         posted = self._post_once(row, channel, thread_ts=thread_ts, text=text)
+        return f"{posted[0]}/{posted[1]}"
+
+    def _health_changed(self, row: Pending) -> str:
+        """A change of health, in the environment's thread (or the default channel)."""
+        with self.db.read() as conn:
+            thread = chat_record.message(conn, f"environment:{row.environment}")
+            env = rec.find_environment(conn, row.environment or "")
+        channel = thread[0] if thread else self.catalog.slack.channel
+        if channel is None or env is None:
+            return "nowhere"
+        previous = row.payload.get("previous")
+        report = HealthReport(
+            HealthStatus(row.payload["status"]), for_slack(str(row.payload.get("reason", "")))
+        )
+        text, blocks = views.health_changed(
+            env, HealthStatus(previous) if previous else None, report
+        )
+        posted = self._post_once(
+            row, channel, thread_ts=thread[1] if thread else None, text=text, blocks=blocks
+        )
         return f"{posted[0]}/{posted[1]}"
 
     # --- Slack calls --------------------------------------------------------------------------

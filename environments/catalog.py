@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from environments.errors import ConfigError, NotFound, ShipyardError
+from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
@@ -66,9 +66,11 @@ class ApprovalPolicy(_Strict):
 
 
 class ChatSettings(_Strict):
-    """Where Shipyard speaks in Slack when nothing more specific is configured."""
+    """Where Shipyard speaks in Slack when nothing more specific is configured, and the
+    workspace (team id, e.g. T0123) whose members may sign in to the dashboard."""
 
     channel: str | None = None
+    team: str | None = None
 
 
 class Directory(Protocol):
@@ -199,12 +201,23 @@ def config_path(explicit: str | None = None) -> Path:
 
 
 def load_catalog(path: Path) -> Catalog:
-    """Read, validate and cross-check shipyard.yaml; every problem names file:line."""
+    """Read, validate and cross-check shipyard.yaml; every problem names file:line.
+
+    The structure only; `environments.validation.load` adds the checks that read further files
+    (templates, manifests, plans) and is what commands use.
+    """
+    catalog, _, problems = read_catalog(path)
+    if problems or catalog is None:
+        raise ConfigError.of(str(path), problems)
+    return catalog
+
+
+def read_catalog(path: Path) -> tuple[Catalog | None, SourcedYaml, list[ConfigProblem]]:
+    """The catalog (None when its structure is wrong), its source, and every problem found."""
     source = load_yaml(path)
     if not isinstance(source.data, dict):
-        raise ConfigError(
-            f"{path}:1: expected a mapping at the top", hint="see examples/shipyard.yaml"
-        )
+        problem = ConfigProblem(f"{path}:1", "expected a mapping at the top", EXAMPLE)
+        return None, source, [problem]
     data = dict(source.data)
     types = data.get("types")
     if isinstance(types, dict):
@@ -217,32 +230,29 @@ def load_catalog(path: Path) -> Catalog:
             {**data, "source": str(path), "base_dir": str(path.parent)}
         )
     except ValidationError as exc:
-        raise ConfigError(_first_problem(exc, source), hint=_problem_count(exc)) from None
-    _cross_check(catalog, source)
-    return catalog
+        return None, source, [_problem(error, source) for error in exc.errors()]
+    return catalog, source, _cross_check(catalog, source)
 
 
-def _first_problem(exc: ValidationError, source: SourcedYaml) -> str:
-    error = exc.errors()[0]
+EXAMPLE = "see examples/shipyard.yaml"
+
+
+def _problem(error: Any, source: SourcedYaml) -> ConfigProblem:
     loc = tuple(part for part in error["loc"] if not isinstance(part, str) or "[" not in part)
     dotted = ".".join(str(part) for part in loc) or "(top)"
-    message = error["msg"].removeprefix("Value error, ")
+    message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "is not a known setting"
     elif error["type"] == "missing":
         message = "is required"
-    return f"{source.where(loc)}: {dotted}: {message}"
+    return ConfigProblem(source.where(loc), f"{dotted[:120]}: {message[:200]}", EXAMPLE)
 
 
-def _problem_count(exc: ValidationError) -> str:
-    count = exc.error_count()
-    more = f" ({count - 1} more problem{'s' if count > 2 else ''} after it)" if count > 1 else ""
-    return f"fix it and run 'shipyard config check' again{more}; see examples/shipyard.yaml"
+def _cross_check(catalog: Catalog, source: SourcedYaml) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
 
-
-def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
     def fail(loc: tuple[str | int, ...], message: str, hint: str) -> None:
-        raise ConfigError(f"{source.where(loc)}: {message}", hint=hint)
+        problems.append(ConfigProblem(source.where(loc), message, hint))
 
     for name in catalog.types:
         try:
@@ -250,23 +260,23 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
         except ShipyardError:
             fail(
                 ("types", name),
-                f"type name '{name}' is not valid",
+                f"type name '{name[:60]}' is not valid",
                 "use 3-40 lowercase letters, digits and hyphens, starting with a letter",
             )
     for index, name in enumerate(catalog.promotion):
         if name not in catalog.types:
             fail(
                 ("promotion", index),
-                f"promotion path names unknown type '{name}'",
+                f"promotion path names unknown type '{name[:60]}'",
                 f"use types declared under 'types': {', '.join(catalog.types)}",
             )
     if len(set(catalog.promotion)) != len(catalog.promotion):
         fail(("promotion",), "promotion path names a type twice", "list each type once, in order")
     for key, value in catalog.parameters.items():
-        _no_literal_secret(source, ("parameters", key), key, value)
+        _no_literal_secret(problems, source, ("parameters", key), key, value)
     for name, env_type in catalog.types.items():
         for key, value in env_type.parameters.items():
-            _no_literal_secret(source, ("types", name, "parameters", key), key, value)
+            _no_literal_secret(problems, source, ("types", name, "parameters", key), key, value)
         if env_type.ttl and env_type.ttl.default > env_type.ttl.max:
             fail(
                 ("types", name, "ttl"),
@@ -282,15 +292,22 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
                     f"{len(deciders)} approver(s) can give one",
                     "lower 'required' or add approvers",
                 )
+    return problems
 
 
 def _no_literal_secret(
-    source: SourcedYaml, loc: tuple[str | int, ...], key: str, value: object
+    problems: list[ConfigProblem],
+    source: SourcedYaml,
+    loc: tuple[str | int, ...],
+    key: str,
+    value: object,
 ) -> None:
     try:
-        check_not_literal_secret(key, str(value), source.where(loc))
+        check_not_literal_secret(key, str(value), "")
     except ShipyardError as exc:
-        raise ConfigError(exc.reason, hint=exc.hint) from None
+        problems.append(
+            ConfigProblem(source.where(loc), exc.reason.removeprefix(": "), hint=exc.hint)
+        )
 
 
 def resolve_path(catalog: Catalog, relative: str) -> Path:

@@ -29,6 +29,8 @@ def tick(runtime: Runtime, name: str, schedule: Schedule, triggered_by: str) -> 
 def config_with(tmp_path: Path, schedules: str) -> str:
     path = tmp_path / "shipyard.yaml"
     base = CONFIG.read_text().split("\nschedules:\n")[0]  # the sample's own schedules go
+    # The plan's file stays where the sample keeps it (config check refuses a missing one).
+    base = base.replace("file: loadtests/", f"file: {CONFIG.parent}/loadtests/")
     path.write_text(base + "\nschedules:\n" + schedules)
     return str(path)
 

@@ -30,10 +30,10 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from environments import parameters as layered
 from environments.catalog import Catalog
 from environments.errors import ConfigError, ProviderError, ShipyardError
-from environments.model import Environment, EnvironmentState, Release
+from environments.model import Environment, EnvironmentState, HealthStatus, Release
 from environments.providers import arm_template as arm
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
-from environments.providers.base import Progress, ProviderResult
+from environments.providers.base import HealthReport, Progress, ProviderResult
 from environments.secrets import KeyVaultRef
 
 STATIC_TOKEN_VARIABLE = "SHIPYARD_AZURE_STATIC_TOKEN"
@@ -244,6 +244,50 @@ class AzureProvider:
             return f"unknown: {exc.reason}"
         state = found.get("properties", {}).get("provisioningState", "?")
         return f"resource group {group} {state}"
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        """The resource group, its newest ARM deployment, then the type's health URL if any."""
+        group = self.resource_group(environment)
+        once: dict[str, Any] = {
+            "retry_total": 0,
+            "connection_timeout": timeout,
+            "read_timeout": timeout,
+        }
+        try:
+            resources, deployments = self._arm()
+            with _calling(f"reading resource group {group}", self.settings):
+                found = _wire(resources.resource_groups.get(group, **once))
+                newest = next(
+                    iter(deployments.deployments.list_by_resource_group(group, top=1, **once)),
+                    None,
+                )
+        except ProviderError as exc:
+            if isinstance(exc.__cause__, ResourceNotFoundError):
+                return HealthReport(HealthStatus.UNHEALTHY, f"resource group {group} is missing")
+            return HealthReport(HealthStatus.UNKNOWN, exc.reason)
+        except ShipyardError as exc:
+            return HealthReport(HealthStatus.UNKNOWN, exc.reason)
+        state = found.get("properties", {}).get("provisioningState", "unknown")
+        if state != "Succeeded":
+            return HealthReport(HealthStatus.UNHEALTHY, f"resource group {group} is {state}")
+        deployed = _wire(newest).get("properties", {}) if newest is not None else {}
+        deployment_state = deployed.get("provisioning_state") or deployed.get(
+            "provisioningState", "none"
+        )
+        if deployment_state in ("Failed", "Canceled"):
+            return HealthReport(
+                HealthStatus.UNHEALTHY, f"newest ARM deployment in {group} {deployment_state}"
+            )
+        if deployment_state not in ("Succeeded", "none"):
+            return HealthReport(
+                HealthStatus.DEGRADED, f"ARM deployment in {group} is {deployment_state}"
+            )
+        kind = self.catalog.types[environment.type].azure
+        if kind is None or not kind.health_url:
+            return HealthReport(HealthStatus.HEALTHY, f"resource group {group} Succeeded")
+        if not environment.endpoint:
+            return HealthReport(HealthStatus.UNKNOWN, "no endpoint recorded to probe")
+        return endpoint_health(kind.health_url.format(endpoint=environment.endpoint), timeout)
 
     # --- what-if and drift ----------------------------------------------------------------
 
@@ -583,3 +627,24 @@ def _subscription_template(
             },
         ],
     }
+
+
+def endpoint_health(url: str, timeout: float) -> HealthReport:
+    """GET the type's health URL; a Service Fabric answer's AggregatedHealthState decides."""
+    try:
+        answer = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        return HealthReport(HealthStatus.UNHEALTHY, f"{url} did not answer: {type(exc).__name__}")
+    if answer.status_code != 200:
+        return HealthReport(HealthStatus.UNHEALTHY, f"{url} answered {answer.status_code}")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    aggregated = body.get("AggregatedHealthState") if isinstance(body, dict) else None
+    if aggregated is None:
+        return HealthReport(HealthStatus.HEALTHY, f"{url} answered 200")
+    status = {"Ok": HealthStatus.HEALTHY, "Warning": HealthStatus.DEGRADED}.get(
+        aggregated, HealthStatus.UNHEALTHY
+    )
+    return HealthReport(status, f"cluster health {aggregated}")

@@ -29,6 +29,7 @@ class Event(StrEnum):
     DESTROYED = "destroyed"
     EXPIRY_WARNING = "expiry_warning"
     LOADTEST_FINISHED = "loadtest_finished"
+    HEALTH_CHANGED = "health_changed"
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 scheduler's job table (created here, never by the scheduler thread at start).
 
 Revision ID: 0011_outbox
-Revises: 0012_loadtest_verdicts
+Revises: 0006_health
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_outbox"
-down_revision = "0012_loadtest_verdicts"
+down_revision = "0006_health"
 branch_labels = None
 depends_on = None
 
