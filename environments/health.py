@@ -12,8 +12,7 @@ from environments.clock import Clock
 from environments.model import Environment, EnvironmentState, HealthStatus
 from environments.notify import Notifier
 from environments.providers.base import HealthReport, Provider
-from environments.registry import Database
-from environments.registry import outbox
+from environments.registry import Database, outbox
 from environments.registry import record as rec
 from environments.registry.health import HealthCheck, record_health
 

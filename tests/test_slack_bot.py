@@ -353,6 +353,13 @@ def test_destroy_asks_first_and_production_is_refused_in_chat(bot: Bot, slack: F
     assert env_state(bot, "pr-5").state is EnvironmentState.READY
     bot.click("alice", views.DESTROY, "pr-5")
     eventually(lambda: env_state(bot, "pr-5") is None)
+    # The destroy started in Slack ends in Slack: its message done, "destroyed" in its thread.
+    (message,) = eventually(
+        lambda: [m for m in slack.messages("C0DEPLOYS") if m["text"].startswith("destroy pr-5")]
+    )
+    assert "✅" in json.dumps(message["blocks"], ensure_ascii=False)
+    replies = [m for m in slack.messages("C0DEPLOYS") if m.get("thread_ts") == message["ts"]]
+    assert [r["text"] for r in replies] == ["🗑️ *pr-5* destroyed"]
 
 
 def test_rate_limited_slack_is_retried_after_retry_after(bot: Bot, slack: FakeSlack) -> None:
