@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,10 @@ class SweepReport:
     approvals_expired: tuple[int, ...]
 
 
+# Checks a request's parameters the way its provider will, raising a ShipyardError if it would not.
+Preflight = Callable[[Environment, Mapping[str, str]], None]
+
+
 class Lifecycle:
     """Every change to environments goes through here: policy first, then one transaction."""
 
@@ -69,11 +74,15 @@ class Lifecycle:
         *,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        preflight: Preflight | None = None,
     ) -> None:
         self.catalog = catalog
         self.db = database
         self.clock = clock or SystemClock()
         self.notifier = notifier or SilentNotifier()
+        # The provider's own checks of a request's parameters (an ARM template's), asked
+        # inside the transaction that would record it: a refusal there records nothing.
+        self.preflight = preflight
 
     # --- releases -------------------------------------------------------------------------
 
@@ -308,7 +317,13 @@ class Lifecycle:
                 unset=sorted(unset),
             )
             if env.release is None:
-                parameters.resolve(self.catalog, kind, wanted)
+                resolved = parameters.resolve(
+                    self.catalog,
+                    kind,
+                    wanted,
+                    file_layer=renderings.file_layer(self.catalog, kind),
+                )
+                renderings.check_declared(self.catalog, kind, resolved)
                 rec.update_environment(conn, env.id, overrides=wanted)
                 return None
             requested = self._request(
@@ -532,6 +547,9 @@ class Lifecycle:
             file_layer=renderings.file_layer(self.catalog, kind),
         )
         fingerprint = parameters.fingerprint(parameters.values(resolved))
+        renderings.check_declared(self.catalog, kind, resolved)
+        if self.preflight is not None:
+            self.preflight(env, parameters.values(resolved))
         gate = kind.approval
         deployment_id = rec.insert_deployment(
             conn,
