@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import approvals, parameters, policy, promotion, renderings
+from environments import approvals, inputs, parameters, policy, promotion, renderings
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput
@@ -135,6 +135,13 @@ class Lifecycle:
         kind = self.catalog.type(env_type)
         policy.require(self.catalog, actor, "create", kind)
         lifetime = policy.lifetime(kind, ttl)
+        inputs.require(
+            kind.inputs,
+            overrides or {},
+            type_name=env_type,
+            preset=[*self.catalog.parameters, *kind.parameters],
+            creating=True,
+        )
         now = self.clock.now()
         with self.db.write() as conn:
             rec.release_id(conn, release)
@@ -178,6 +185,7 @@ class Lifecycle:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
+            inputs.require(kind.inputs, overrides or {}, type_name=kind.name, creating=False)
             rec.release_id(conn, release)
             if not overrides:
                 self._not_already(conn, env, release)
@@ -298,6 +306,7 @@ class Lifecycle:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
+            inputs.require(kind.inputs, changes, type_name=kind.name, creating=False)
             missing = [key for key in unset if key not in env.overrides]
             if missing:
                 raise InvalidInput(

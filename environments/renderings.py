@@ -17,7 +17,11 @@ ARM_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentP
 
 
 def file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, str]:
-    """The type's Service Fabric ApplicationParameters file, if it names one, as a layer."""
+    """The type's Service Fabric ApplicationParameters file, or its ADE manifest's defaults, as
+    the layer below the type's own parameters."""
+    defaults = {i.id: i.default_text for i in env_type.inputs if i.default_text is not None}
+    if defaults:
+        return defaults
     settings = env_type.service_fabric
     if settings is None or settings.parameters_file is None:
         return {}

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from environments.model import Environment, Release
+from environments.model import Environment, HealthStatus, Release
 
 Progress = Callable[[str], None]
 
@@ -17,6 +17,14 @@ class ProviderResult:
 
     endpoint: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What one health probe observed: a status and the reason a person can act on."""
+
+    status: HealthStatus
+    reason: str
 
 
 class Provider(Protocol):
@@ -42,6 +50,10 @@ class Provider(Protocol):
     def destroy(self, environment: Environment, *, progress: Progress) -> None: ...
 
     def health(self, environment: Environment) -> str: ...
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        """Health as a status; every call it makes gives up after `timeout` seconds."""
+        ...
 
 
 @runtime_checkable
