@@ -14,9 +14,25 @@ def grammars() -> tuple[AddCommands, ...]:
     """Each feature's add_commands(groups, parser, chat); importing a feature module registers
     its handlers with `bot.commands.command(group, verb)`. Imported on first use, so that any
     module (a feature's own included) can be imported first."""
-    from bot import cli_azure, cli_loadtests, cli_params, cli_pipelines, cli_schedules
+    from bot import (
+        cli_azure,
+        cli_catalog,
+        cli_loadtests,
+        cli_params,
+        cli_pipelines,
+        cli_schedules,
+        cli_tokens,
+    )
 
     return tuple(
         module.add_commands
-        for module in (cli_params, cli_azure, cli_schedules, cli_loadtests, cli_pipelines)
+        for module in (
+            cli_params,
+            cli_azure,
+            cli_schedules,
+            cli_loadtests,
+            cli_pipelines,
+            cli_tokens,
+            cli_catalog,
+        )
     )

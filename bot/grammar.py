@@ -197,6 +197,10 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     p.add_argument("name")
     p.add_argument("--limit", type=int, default=20)
 
+    p = verb("health", "an environment's latest health probes, newest first", json_output=True)
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=20)
+
     verb("expire", "warn owners of environments about to expire; destroy expired ones")
 
     p = verb("loadtest", "load-test an environment and judge the release against its baseline")

@@ -209,14 +209,18 @@ class Leadership:
     """Exactly one process runs the schedules: a PostgreSQL advisory lock held on a session of
     its own, or on SQLite (one host) an exclusive lock on a file next to the record."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, *, key: int = LEADER_LOCK, lockfile: str = "scheduler.lock"
+    ) -> None:
         self.runtime = runtime
+        self.key = key
+        self.lockfile = lockfile
         self._conn: sa.Connection | None = None
         self._file: Any = None
 
     def try_acquire(self) -> bool:
         if self.runtime.database.is_sqlite:
-            path = Path(self.runtime.home) / "scheduler.lock"
+            path = Path(self.runtime.home) / self.lockfile
             handle = path.open("a")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -227,7 +231,7 @@ class Leadership:
             return True
         conn = self.runtime.database.engine.connect()
         got = bool(
-            conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar()
+            conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
         )
         conn.commit()
         if got:
@@ -236,9 +240,17 @@ class Leadership:
             conn.close()
         return got
 
+    def wait_to_lead(self, stop: threading.Event, retry: float) -> bool:
+        """Try every `retry` seconds until leading (True) or stopped (False)."""
+        while not stop.is_set():
+            if self.try_acquire():
+                return True
+            stop.wait(retry)
+        return False
+
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+            self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": self.key})
             self._conn.commit()
             self._conn.close()
             self._conn = None
@@ -251,11 +263,7 @@ def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0
     """Keep trying to lead; while leading, run the schedules until `stop` is set."""
     global _active
     leadership = Leadership(runtime)
-    while not stop.is_set():
-        if leadership.try_acquire():
-            break
-        stop.wait(retry)
-    else:
+    if not leadership.wait_to_lead(stop, retry):
         return
     _active = runtime
     schedules = Schedules(runtime).open(run=True)

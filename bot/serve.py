@@ -7,8 +7,11 @@ import logging
 import threading
 import time
 
+from starlette.routing import BaseRoute
+
 from bot.app import build_app, web_client
 from bot.directory import SlackDirectory
+from bot.health_leader import lead_and_probe
 from bot.pipeline_bridge import PipelineBridge
 from bot.runtime import Runtime
 from bot.scheduler import lead_and_run
@@ -40,6 +43,16 @@ def background_worker(
         stop.wait(interval)
 
 
+def dashboard_routes(runtime: Runtime, api_url: str, public_url: str) -> list[BaseRoute]:
+    """The dashboard at / and the API at /api/v1, with Sign in with Slack."""
+    from bot.api import RecordReader
+    from bot.dashboard import Dashboard
+    from bot.dashboard.auth import SignIn, SignInSettings
+
+    settings = SignInSettings.from_environment(runtime.catalog, api_url, public_url)
+    return Dashboard(RecordReader(runtime), SignIn(settings, runtime.catalog)).routes()
+
+
 def serve(
     config: str | None, *, port: int | None, host: str, socket_mode: bool, interval: float = 2.0
 ) -> int:
@@ -69,6 +82,10 @@ def serve(
         target=lead_and_run, args=(runtime, stop), name="shipyard-scheduler", daemon=True
     )
     leader.start()
+    prober = threading.Thread(
+        target=lead_and_probe, args=(runtime, stop), name="shipyard-health", daemon=True
+    )
+    prober.start()
     try:
         if socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -84,7 +101,8 @@ def serve(
             # walking it again and again (full collections paused every request in flight).
             gc.collect()
             gc.freeze()
-            routes = [bridge.route()] if bridge else []
+            routes: list[BaseRoute] = [bridge.route()] if bridge else []
+            routes += dashboard_routes(runtime, settings.api_url, f"http://{host}:{port or 3000}")
             uvicorn.run(
                 create_web_app(app, routes), host=host, port=port or 3000, log_level="warning"
             )
@@ -92,5 +110,6 @@ def serve(
         stop.set()
         worker.join(timeout=10)
         leader.join(timeout=10)
+        prober.join(timeout=10)
         runtime.close()
     return 0

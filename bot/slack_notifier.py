@@ -13,7 +13,8 @@ from bot import views
 from environments.catalog import Catalog
 from environments.clock import Clock
 from environments.loadtests.summary import LoadTestSummary
-from environments.model import Approval, Environment
+from environments.model import Approval, Environment, HealthStatus
+from environments.providers.base import HealthReport
 from environments.registry import Database
 from environments.registry import chat as chat_record
 from environments.registry import loadtests as loadtest_runs
@@ -191,6 +192,24 @@ class SlackNotifier:
             return
         text, blocks = views.expiry_warning(self.catalog, environment)
         self._call("chat_postMessage", channel=owner, text=text, blocks=blocks)
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
+        """A change of health, in the environment's thread (or the default channel)."""
+        with self.db.read() as conn:
+            thread = chat_record.message(conn, f"environment:{environment.name}")
+        channel = thread[0] if thread else self.catalog.slack.channel
+        if channel is None:
+            return
+        text, blocks = views.health_changed(environment, previous, report)
+        self._call(
+            "chat_postMessage",
+            channel=channel,
+            thread_ts=thread[1] if thread else None,
+            text=text,
+            blocks=blocks,
+        )
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
         """The verdict, figures and chart in the environment's thread (or the default channel)."""

@@ -7,7 +7,15 @@ from typing import Any
 
 from bot import render
 from environments.catalog import Catalog
-from environments.model import Approval, ApprovalState, Environment, MatrixRow, Release
+from environments.model import (
+    Approval,
+    ApprovalState,
+    Environment,
+    HealthStatus,
+    MatrixRow,
+    Release,
+)
+from environments.providers.base import HealthReport
 
 Block = dict[str, Any]
 
@@ -108,6 +116,18 @@ def expiry_warning(catalog: Catalog, env: Environment) -> tuple[str, list[Block]
         ),
         {"type": "actions", "elements": [_button("Extend 4h", EXTEND, env.name, "primary")]},
     ]
+
+
+HEALTH_MARK = {"healthy": "🟢", "degraded": "🟡", "unhealthy": "🔴", "unknown": "⚪"}
+
+
+def health_changed(
+    env: Environment, previous: HealthStatus | None, report: HealthReport
+) -> tuple[str, list[Block]]:
+    was = f" (was {previous})" if previous else ""
+    text = f"{env.name} is {report.status}{was}: {report.reason}"
+    mark = HEALTH_MARK.get(report.status.value, "")
+    return text, [_section(f"{mark} *{env.name}* is {report.status}{was}: {report.reason}")]
 
 
 def failure(env_name: str, reason: str, hint: str) -> tuple[str, list[Block]]:
@@ -252,6 +272,7 @@ def home(
     for env in mine[:20]:
         line = (
             f"*{env.name}* ({env.type}, {env.state}) · {env.release or '-'} · "
+            f"{render.health(env)} · "
             f"expires {render.when(env.expires_at) if env.expires_at else 'never'}"
         )
         block = _section(line)

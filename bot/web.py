@@ -1,4 +1,4 @@
-"""One ASGI app: /slack/events (Bolt), /healthz; served by uvicorn."""
+"""One ASGI app: /slack/events (Bolt), /healthz, and the routes serve adds (dashboard, API)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.ackfirst import ACKS
 
 
-def create_web_app(bolt: App, extra_routes: Sequence[Route] = ()) -> Starlette:
+def create_web_app(bolt: App, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def slack_events(request: Request) -> Response:
         with ACKS:
             body = await request.body()

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.server import serve, shut
+from tests.fakes.slack_oidc import FakeSlackOpenID
 
 DEFAULT_TOKEN = "xoxb-test-token"
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T0001", "team": "Test", "app_id": "A0001"}
@@ -73,6 +74,16 @@ class FakeSlack:
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.oidc: FakeSlackOpenID | None = None
+
+    def sign_in(self, oidc: FakeSlackOpenID) -> FakeSlackOpenID:
+        """Answer Sign in with Slack (authorize, openid.connect.token, .userInfo) with `oidc`."""
+        self.oidc = oidc
+        return oidc
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.root_url}openid/connect/authorize"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -189,6 +200,13 @@ class FakeSlack:
         params: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
         params.update(_parse_body(headers.get("content-type", ""), body))
         path = url.path
+        if self.oidc is not None and self.oidc.serves(path):
+            reply = self.oidc.handle(http_method, raw_path, headers, body)
+            with self._cond:
+                self._state.calls.append(
+                    Call(path.rsplit("/", 1)[-1], params, headers, time.time(), status=reply[0])
+                )
+            return reply
         if path.startswith("/api/") and http_method in ("GET", "POST"):
             method = path[len("/api/") :]
         elif path.startswith("/response/") and http_method == "POST":
