@@ -25,7 +25,7 @@ from environments.model import (
     OperationState,
 )
 from environments.notify import Notifier, SilentNotifier
-from environments.providers.base import Provider
+from environments.providers.base import ChecksParameters, Provider
 from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -73,6 +73,12 @@ class Worker:
         kind = self.catalog.type(env_type)
         key = kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
         return self.providers[key]
+
+    def preflight(self, environment: Environment, supplied: Mapping[str, str]) -> None:
+        """What the type's provider can check before anything is recorded (see Lifecycle)."""
+        provider = self.providers.get(self.catalog.type(environment.type).provider)
+        if isinstance(provider, ChecksParameters):
+            provider.check(environment, supplied)
 
     # --- running ----------------------------------------------------------------------------
 
