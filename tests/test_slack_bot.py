@@ -355,10 +355,16 @@ def test_destroy_asks_first_and_production_is_refused_in_chat(bot: Bot, slack: F
     eventually(lambda: env_state(bot, "pr-5") is None)
     # The destroy started in Slack ends in Slack: its message done, "destroyed" in its thread.
     (message,) = eventually(
-        lambda: [m for m in slack.messages("C0DEPLOYS") if m["text"].startswith("destroy pr-5")]
+        lambda: [
+            m
+            for m in slack.messages("C0DEPLOYS")
+            if m["text"].startswith("destroy pr-5")
+            and "✅" in json.dumps(m["blocks"], ensure_ascii=False)
+        ]
     )
-    assert "✅" in json.dumps(message["blocks"], ensure_ascii=False)
-    replies = [m for m in slack.messages("C0DEPLOYS") if m.get("thread_ts") == message["ts"]]
+    replies = eventually(
+        lambda: [m for m in slack.messages("C0DEPLOYS") if m.get("thread_ts") == message["ts"]]
+    )
     assert [r["text"] for r in replies] == ["🗑️ *pr-5* destroyed"]
 
 
