@@ -142,32 +142,29 @@ class SlackFace:
         if args.verb in READ_VERBS:
             respond(text=f"```{outcome.text}```", response_type="ephemeral")
             return
-        self._report(client, respond, body.get("channel_id", ""), f"/env {text}", outcome)
+        self._report(respond, body, body.get("channel_id", ""), outcome)
 
     def _report(
         self,
-        client: WebClient,
         respond: Callable[..., Any],
+        body: dict[str, Any],
         channel: str,
-        title: str,
         outcome: Outcome,
         thread_ts: str | None = None,
     ) -> None:
-        """Post one message that the operation then updates; or say where the request waits."""
+        """Say where the request waits; or have the operation's progress and outcome come back
+        here (serve's outbox delivery posts them, whoever runs the operation)."""
         if outcome.operation is None:
             respond(text=outcome.text, response_type="ephemeral")
             return
-        posted = self._post(
-            client,
+        user = body.get("user_id") or (body.get("user") or {}).get("id", "")
+        self.notifier.answer_to(
+            outcome.operation,
+            user=user,
             channel=channel,
-            text=f"⏳ {title}",
             thread_ts=thread_ts,
-            blocks=views.progress_message(title, [], done=None),
+            response_url=body.get("response_url"),
         )
-        if posted is not None:
-            self.notifier.track(outcome.operation, posted[0], posted[1], title)
-        else:
-            respond(text=f"⏳ {title} (operation #{outcome.operation})", response_type="ephemeral")
         self.operations.submit(self._run_operation, outcome.operation)
 
     def _slow(self, actor: Actor, args: Any, respond: Callable[..., Any]) -> None:
@@ -205,9 +202,7 @@ class SlackFace:
         title = f"{approval.kind} {approval.release} → {approval.environment}"
         outcome = Outcome(text=title, operation=op_id)
         channel = where[0] if where else body.get("channel", {}).get("id", "")
-        self._report(
-            client, respond, channel, title, outcome, thread_ts=where[1] if where else None
-        )
+        self._report(respond, body, channel, outcome, thread_ts=where[1] if where else None)
 
     def ack_reject(self, ack: Callable[..., None], body: dict[str, Any], client: WebClient) -> None:
         self._ack_with_reject_modal(
@@ -357,7 +352,7 @@ class SlackFace:
             return
         title = f"create {requested.environment} with {requested.release}"
         outcome = Outcome(text=title, operation=requested.operation_id)
-        self._report(client, lambda **_: None, channel, title, outcome)
+        self._report(lambda **_: None, body, channel, outcome)
 
     def run_extend(self, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
@@ -383,7 +378,7 @@ class SlackFace:
             return
         respond(delete_original=True)
         channel = body.get("channel", {}).get("id") or body["user"]["id"]
-        self._report(client, respond, channel, f"destroy {name}", Outcome(text="", operation=op_id))
+        self._report(respond, body, channel, Outcome(text="", operation=op_id))
 
     def _destroy_confirmation(self, name: str) -> list[dict[str, Any]]:
         with self.rt.database.read() as conn:

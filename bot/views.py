@@ -38,6 +38,11 @@ def who(catalog: Catalog, person: str) -> str:
     return f"<@{slack_id}>" if slack_id else person
 
 
+def section(text: str) -> Block:
+    """One mrkdwn section."""
+    return _section(text)
+
+
 def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 

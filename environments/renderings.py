@@ -57,6 +57,49 @@ def arm_file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, Par
     return shown
 
 
+def layer_origin(catalog: Catalog, env_type: EnvironmentType, layer: Layer) -> str:
+    """Where a layer's values are written, for messages that name it."""
+    settings = env_type.service_fabric
+    return {
+        Layer.MANIFEST: "the ApplicationManifest's default",
+        Layer.DEFAULTS: f"{catalog.source} parameters",
+        Layer.FILE: str(resolve_path(catalog, settings.parameters_file))
+        if settings and settings.parameters_file
+        else "the parameters file",
+        Layer.TYPE: f"{catalog.source} types.{env_type.name}.parameters",
+        Layer.ENVIRONMENT: "the environment's own parameters (env create --set, params set)",
+        Layer.OVERRIDE: "this deployment's --set",
+    }[layer]
+
+
+def check_declared(
+    catalog: Catalog, env_type: EnvironmentType, resolved: Mapping[str, Parameter]
+) -> None:
+    """With a Service Fabric manifest, every name must be one it declares (refused when set)."""
+    settings = env_type.service_fabric
+    if settings is None:
+        return
+    manifest = servicefabric.read_manifest(resolve_path(catalog, settings.manifest))
+    unknown = [p for key, p in resolved.items() if key not in manifest.defaults]
+    if unknown:
+        named = "; ".join(
+            f"{p.key} (from {layer_origin(catalog, env_type, p.layer)})" for p in unknown
+        )
+        raise InvalidInput(
+            f"not declared in {manifest.path}: {named}",
+            hint="remove them, or declare them in the ApplicationManifest's <Parameters>",
+        )
+
+
+def manifest_defaults(catalog: Catalog, env_type: EnvironmentType) -> dict[str, Parameter]:
+    """The manifest's declared parameters with their defaults: what applies when unset."""
+    settings = env_type.service_fabric
+    if settings is None:
+        return {}
+    manifest = servicefabric.read_manifest(resolve_path(catalog, settings.manifest))
+    return {k: Parameter(k, v, Layer.MANIFEST) for k, v in manifest.defaults.items()}
+
+
 def sf_xml(
     catalog: Catalog, env_type: EnvironmentType, env_name: str, parameters: Mapping[str, Parameter]
 ) -> servicefabric.Rendered:

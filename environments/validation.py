@@ -347,6 +347,7 @@ class Checks:
 
     def schedule(self, name: str, schedule: Schedule) -> None:
         loc = ("schedules", name)
+        self.channel((*loc, "channel"), schedule.channel)
         timezone_ok = True
         try:
             zoneinfo.ZoneInfo(schedule.timezone)

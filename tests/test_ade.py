@@ -376,13 +376,15 @@ def test_a_bicep_item_without_a_compiled_template_or_cli_is_refused_with_the_rea
     item, config = bicep_item(tmp_path, compiled=False)
     runtime = open_runtime(config, tmp_path, fake, clock)  # loads: compiling waits for use
     try:
-        op = create(runtime, "web-2", "web", {"name": "shop"})
-        assert op.state == "failed"
+        # Refused by the use case before anything is recorded (not a failed environment).
+        with pytest.raises(ConfigError) as at_create:
+            create(runtime, "web-2", "web", {"name": "shop"})
         bicep = item / "main.bicep"
-        assert op.error is not None
-        assert f"{bicep}: runner Bicep needs a compiled template" in op.error
-        assert "no Bicep CLI (bicep or az) on PATH" in op.error
+        assert f"{bicep}: runner Bicep needs a compiled template" in at_create.value.reason
+        assert "no Bicep CLI (bicep or az) on PATH" in at_create.value.reason
         assert fake.requests == []
+        with runtime.database.read() as conn:
+            assert rec.find_environment(conn, "web-2") is None
         with pytest.raises(ConfigError) as refused:
             run(runtime, "config", "check")
         assert f"az bicep build --file {bicep} --outfile {item / 'azuredeploy.json'}" in (

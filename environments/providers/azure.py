@@ -154,6 +154,10 @@ class AzureProvider:
         )
         return template, rendered
 
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None:
+        """Parameters against the type's template, all problems at once, no Azure call."""
+        self.render(environment, parameters)
+
     def _layered(self, environment: Environment) -> dict[str, str]:
         kind = self.catalog.type(environment.type)
         return layered.values(layered.resolve(self.catalog, kind, environment.overrides))
