@@ -16,6 +16,7 @@ def grammars() -> tuple[AddCommands, ...]:
     module (a feature's own included) can be imported first."""
     from bot import (
         cli_azure,
+        cli_catalog,
         cli_loadtests,
         cli_params,
         cli_pipelines,
@@ -32,5 +33,6 @@ def grammars() -> tuple[AddCommands, ...]:
             cli_loadtests,
             cli_pipelines,
             cli_tokens,
+            cli_catalog,
         )
     )

@@ -21,7 +21,7 @@ def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
     verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     verbs.required = True
     p = verbs.add_parser("show", help="an environment's parameters with the layer of each value")
-    _common(p, chat=chat)
+    _common(p, json_output=True, chat=chat)
     p.add_argument("name")
     p.add_argument(
         "--format",
@@ -31,7 +31,7 @@ def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
     )
     parser.verbs[("params", "show")] = p
     p = verbs.add_parser("diff", help="what differs between two environments' parameters")
-    _common(p, chat=chat)
+    _common(p, json_output=True, chat=chat)
     p.add_argument("first")
     p.add_argument("second")
     parser.verbs[("params", "diff")] = p
@@ -66,8 +66,10 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     kind = rt.catalog.type(env.type)
     if args.format == "sf-xml":
         result = renderings.sf_xml(rt.catalog, kind, env.name, shown)
+        defaults = renderings.manifest_defaults(rt.catalog, kind)
         notes = [
-            f"{key}: not set, the ApplicationManifest's default applies" for key in result.defaulted
+            f"{key}: not set, the ApplicationManifest's default applies ({defaults[key].value!r})"
+            for key in result.defaulted
         ]
         return Outcome(text=result.xml.rstrip("\n"), notes=notes)
     if args.format == "arm-json":
@@ -82,7 +84,10 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         for k, p in renderings.arm_file_layer(rt.catalog, kind).items()
         if k.lower() not in known
     }
-    shown = dict(sorted({**shown, **below}.items()))
+    unset = {
+        k: p for k, p in renderings.manifest_defaults(rt.catalog, kind).items() if k not in shown
+    }
+    shown = dict(sorted({**shown, **below, **unset}.items()))
     rows = [
         [p.key, p.value, p.layer.value, "reference" if p.secret else ""] for p in shown.values()
     ]

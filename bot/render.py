@@ -65,10 +65,15 @@ def environments_table(envs: Sequence[Environment]) -> str:
 
 
 def environment_detail(
-    env: Environment, waiting: Sequence[Approval], live: str, override: str | None = None
+    env: Environment,
+    waiting: Sequence[Approval],
+    live: str,
+    override: str | None = None,
+    about: str = "",
 ) -> str:
     lines = [
         f"{env.name}  ({env.type}, {env.state})",
+        *([f"  type      {about}"] if about else []),
         f"  release   {env.release or '-'}"
         + (f"  since {when(env.release_since)} by {env.release_by}" if env.release else ""),
         f"  endpoint  {env.endpoint or '-'}  [{live}]",

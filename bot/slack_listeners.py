@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import render, views
+from bot import create_form, render, views
 from bot.commands import Outcome, execute
 from bot.grammar import build_parser, one_line_usage, parse_text
 from bot.runtime import Runtime
@@ -89,11 +89,13 @@ class SlackFace:
         text = (body.get("text") or "").strip()
         words = text.split()
         if not words or words[0] in ("help", "-h", "--help"):
-            ack(text=help_text())
+            ack(text=f"{help_text()}\n{create_form.types_help(self.rt.catalog)}")
             return
-        if words == ["create"]:
+        if words == ["create"] or (words[:2] == ["create", "--type"] and len(words) == 3):
             ack()
-            self._open(client, body["trigger_id"], self._create_modal(body.get("channel_id", "")))
+            chosen = words[2] if len(words) == 3 else None
+            modal = self._create_modal(body.get("channel_id", ""), chosen)
+            self._open(client, body["trigger_id"], modal)
             return
         if words[0] == "reject" and len(words) == 2 and "--reason" not in text:
             self._ack_with_reject_modal(ack, client, body["trigger_id"], body["user_id"], words[1])
@@ -114,6 +116,8 @@ class SlackFace:
         text = (body.get("text") or "").strip()
         words = text.split()
         if not words or words[0] in ("help", "-h", "--help") or words == ["create"]:
+            return
+        if words[:2] == ["create", "--type"] and len(words) == 3:
             return
         if words[0] == "reject" and len(words) == 2 and "--reason" not in text:
             return
@@ -138,32 +142,29 @@ class SlackFace:
         if args.verb in READ_VERBS:
             respond(text=f"```{outcome.text}```", response_type="ephemeral")
             return
-        self._report(client, respond, body.get("channel_id", ""), f"/env {text}", outcome)
+        self._report(respond, body, body.get("channel_id", ""), outcome)
 
     def _report(
         self,
-        client: WebClient,
         respond: Callable[..., Any],
+        body: dict[str, Any],
         channel: str,
-        title: str,
         outcome: Outcome,
         thread_ts: str | None = None,
     ) -> None:
-        """Post one message that the operation then updates; or say where the request waits."""
+        """Say where the request waits; or have the operation's progress and outcome come back
+        here (serve's outbox delivery posts them, whoever runs the operation)."""
         if outcome.operation is None:
             respond(text=outcome.text, response_type="ephemeral")
             return
-        posted = self._post(
-            client,
+        user = body.get("user_id") or (body.get("user") or {}).get("id", "")
+        self.notifier.answer_to(
+            outcome.operation,
+            user=user,
             channel=channel,
-            text=f"⏳ {title}",
             thread_ts=thread_ts,
-            blocks=views.progress_message(title, [], done=None),
+            response_url=body.get("response_url"),
         )
-        if posted is not None:
-            self.notifier.track(outcome.operation, posted[0], posted[1], title)
-        else:
-            respond(text=f"⏳ {title} (operation #{outcome.operation})", response_type="ephemeral")
         self.operations.submit(self._run_operation, outcome.operation)
 
     def _slow(self, actor: Actor, args: Any, respond: Callable[..., Any]) -> None:
@@ -201,9 +202,7 @@ class SlackFace:
         title = f"{approval.kind} {approval.release} → {approval.environment}"
         outcome = Outcome(text=title, operation=op_id)
         channel = where[0] if where else body.get("channel", {}).get("id", "")
-        self._report(
-            client, respond, channel, title, outcome, thread_ts=where[1] if where else None
-        )
+        self._report(respond, body, channel, outcome, thread_ts=where[1] if where else None)
 
     def ack_reject(self, ack: Callable[..., None], body: dict[str, Any], client: WebClient) -> None:
         self._ack_with_reject_modal(
@@ -259,12 +258,25 @@ class SlackFace:
 
     # --- environments: create form, extend, destroy ---------------------------------------------
 
-    def _create_modal(self, channel: str) -> dict[str, Any]:
+    def _create_modal(self, channel: str, chosen: str | None = None) -> dict[str, Any]:
         with self.rt.database.read() as conn:
             releases = rec.list_releases(conn)
-        modal = views.create_modal(self.rt.catalog, releases)
+        kind = self.rt.catalog.types.get(chosen) if chosen else None
+        defaults = create_form.known_defaults(kind) if kind is not None else {}
+        modal = views.create_modal(self.rt.catalog, releases, chosen=chosen, defaults=defaults)
         modal["private_metadata"] = channel
         return modal
+
+    def run_type_chosen(self, body: dict[str, Any], client: WebClient) -> None:
+        """A type was chosen in the create form: the form grows that type's parameters."""
+        view = body["view"]
+        chosen = (body["actions"][0].get("selected_option") or {}).get("value")
+        modal = self._create_modal(view.get("private_metadata", ""), chosen)
+        try:
+            client.views_update(view_id=view["id"], hash=view.get("hash"), view=modal)
+        except SlackApiError as exc:
+            # hash_conflict: the person changed the form meanwhile; their next choice updates it.
+            log.warning("views.update failed: %s", exc.response.get("error"))
 
     def ack_create_form(
         self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]
@@ -272,9 +284,8 @@ class SlackFace:
         values = view["state"]["values"]
 
         def field(block: str) -> str:
-            element = values.get(block, {}).get("value", {})
-            chosen = element.get("selected_option") or {}
-            return str(chosen.get("value") or element.get("value") or "").strip()
+            element: dict[str, Any] = next(iter((values.get(block) or {}).values()), {})
+            return create_form.element_value(element) or ""
 
         errors: dict[str, str] = {}
         try:
@@ -291,6 +302,11 @@ class SlackFace:
             overrides = parameters.parse_assignments(field("overrides").splitlines())
         except ShipyardError as exc:
             errors["overrides"] = exc.one_line()[:150]
+        kind = self.rt.catalog.types.get(field("type"))
+        if kind is not None and kind.inputs:
+            own, wrong = create_form.read_parameters(kind, values, create_form.known_defaults(kind))
+            errors.update(wrong)
+            overrides.update(own)
         if errors:
             self._created.put(view["id"], None)
             ack(response_action="errors", errors=errors)
@@ -313,6 +329,7 @@ class SlackFace:
                     if "release" in exc.reason
                     else "type"
                     if isinstance(exc, NotFound | PolicyRefused)
+                    or exc.reason.startswith(f"type {field('type')}:")
                     else "name"
                 )
             )
@@ -335,7 +352,7 @@ class SlackFace:
             return
         title = f"create {requested.environment} with {requested.release}"
         outcome = Outcome(text=title, operation=requested.operation_id)
-        self._report(client, lambda **_: None, channel, title, outcome)
+        self._report(lambda **_: None, body, channel, outcome)
 
     def run_extend(self, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
@@ -361,7 +378,7 @@ class SlackFace:
             return
         respond(delete_original=True)
         channel = body.get("channel", {}).get("id") or body["user"]["id"]
-        self._report(client, respond, channel, f"destroy {name}", Outcome(text="", operation=op_id))
+        self._report(respond, body, channel, Outcome(text="", operation=op_id))
 
     def _destroy_confirmation(self, name: str) -> list[dict[str, Any]]:
         with self.rt.database.read() as conn:

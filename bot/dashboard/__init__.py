@@ -129,7 +129,9 @@ class Dashboard:
         }
 
     def environment(self, request: Request) -> dict[str, Any]:
-        return {"detail": self.reader.environment(request.path_params["name"])}
+        detail = self.reader.environment(request.path_params["name"])
+        kind = self.reader.runtime.catalog.types.get(detail.environment.type)
+        return {"detail": detail, "about": kind.summary if kind else ""}
 
     def matrix(self, request: Request) -> dict[str, Any]:
         return {"matrix": self.reader.matrix()}

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -32,7 +31,8 @@ from environments.catalog import Catalog
 from environments.errors import ConfigError, ProviderError, ShipyardError
 from environments.model import Environment, EnvironmentState, HealthStatus, Release
 from environments.providers import arm_template as arm
-from environments.providers.azure_config import AzureSettings, AzureTypeSettings
+from environments.providers.arm_source import arm_source
+from environments.providers.azure_config import AzureSettings
 from environments.providers.base import HealthReport, Progress, ProviderResult
 from environments.secrets import KeyVaultRef
 
@@ -127,28 +127,12 @@ class AzureProvider:
             "shipyard-id": str(environment.id),
         }
 
-    def type_settings(self, type_name: str) -> AzureTypeSettings:
-        settings = self.catalog.type(type_name).azure
-        if settings is None:
-            raise ConfigError(
-                f"{self.catalog.source}: type '{type_name}' uses provider azure but has no "
-                "'azure:' section",
-                hint="add types.<type>.azure.template: path/to/azuredeploy.json",
-            )
-        return settings
-
     def render(
         self, environment: Environment, supplied: Mapping[str, str]
     ) -> tuple[arm.Template, dict[str, dict[str, Any]]]:
         """Template and ARM parameters object, checked against each other (no Azure call)."""
-        settings = self.type_settings(environment.type)
-        base = Path(self.catalog.base_dir)
-        template = arm.load_template(base / settings.template)
-        file_values = (
-            arm.load_parameters_file(base / settings.parameters_file)
-            if settings.parameters_file
-            else {}
-        )
+        source = arm_source(self.catalog, environment.type)
+        template = source.template
 
         shared = (
             self.settings.key_vault_resource_group
@@ -161,14 +145,18 @@ class AzureProvider:
         rendered = arm.render_parameters(
             template,
             supplied,
-            file_values=file_values,
-            unique=settings.unique,
+            file_values=source.file_values,
+            unique=source.unique,
             suffix=arm.unique_suffix(environment),
             fallback_base=environment.name,
             vault_id=vault_id,
-            file_name=str(base / settings.parameters_file) if settings.parameters_file else "",
+            file_name=source.file_name,
         )
         return template, rendered
+
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None:
+        """Parameters against the type's template, all problems at once, no Azure call."""
+        self.render(environment, parameters)
 
     def _layered(self, environment: Environment) -> dict[str, str]:
         kind = self.catalog.type(environment.type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from environments.model import Environment, HealthStatus, Release
 
@@ -54,3 +54,14 @@ class Provider(Protocol):
     def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
         """Health as a status; every call it makes gives up after `timeout` seconds."""
         ...
+
+
+@runtime_checkable
+class ChecksParameters(Protocol):
+    """A provider that can tell, without side effects, whether it could use these parameters.
+
+    The use case asks before it records anything, so a request the provider would refuse is
+    refused as bad input (nothing recorded), not recorded as a failed environment.
+    """
+
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None: ...
