@@ -36,6 +36,11 @@ def _dispatch(args: list[str]) -> int:
         from bot.loadtest_report import run_report
 
         return run_report(args[2:])
+    if args[:1] == ["catalog"]:
+        # An ADE catalog is looked over before there is any shipyard.yaml or record.
+        from bot.cli_catalog import run_catalog
+
+        return run_catalog(args[1:])
     from bot.terminal import main as full
 
     return full(args, processes={"demo": _demo, "serve": _serve})

@@ -56,8 +56,10 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     kind = rt.catalog.type(env.type)
     if args.format == "sf-xml":
         result = renderings.sf_xml(rt.catalog, kind, env.name, shown)
+        defaults = renderings.manifest_defaults(rt.catalog, kind)
         notes = [
-            f"{key}: not set, the ApplicationManifest's default applies" for key in result.defaulted
+            f"{key}: not set, the ApplicationManifest's default applies ({defaults[key].value!r})"
+            for key in result.defaulted
         ]
         return Outcome(text=result.xml.rstrip("\n"), notes=notes)
     if args.format == "arm-json":
@@ -72,7 +74,10 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         for k, p in renderings.arm_file_layer(rt.catalog, kind).items()
         if k.lower() not in known
     }
-    shown = dict(sorted({**shown, **below}.items()))
+    unset = {
+        k: p for k, p in renderings.manifest_defaults(rt.catalog, kind).items() if k not in shown
+    }
+    shown = dict(sorted({**shown, **below, **unset}.items()))
     rows = [
         [p.key, p.value, p.layer.value, "reference" if p.secret else ""] for p in shown.values()
     ]
@@ -131,6 +136,7 @@ COMMANDS = (
         params_show,
         arguments=_show_args,
         read_only=True,
+        json=True,
     ),
     Command(
         "params",
@@ -139,6 +145,7 @@ COMMANDS = (
         params_diff,
         arguments=_diff_args,
         read_only=True,
+        json=True,
     ),
     Command(
         "params",

@@ -120,8 +120,9 @@ def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     provider = rt.worker.provider_for(env.type)
     health = provider.health(env)
     override = current.override_reason if current else None
+    about = rt.catalog.types[env.type].summary if env.type in rt.catalog.types else ""
     return Outcome(
-        text=render.environment_detail(env, waiting, health, override),
+        text=render.environment_detail(env, waiting, health, override, about),
         data={"environment": env, "health": health, "waiting": waiting},
     )
 

@@ -75,11 +75,14 @@ class Runtime:
                 providers[f"{name}+azure-pipelines"] = PipelineEngine(
                     providers[name], ado, timeout=timedelta(hours=2)
                 )
+        worker = Worker(catalog, database, providers, clock=clock, notifier=notifiers)
         return cls(
             catalog=catalog,
             database=database,
-            lifecycle=Lifecycle(catalog, database, clock=clock, notifier=notifiers),
-            worker=Worker(catalog, database, providers, clock=clock, notifier=notifiers),
+            lifecycle=Lifecycle(
+                catalog, database, clock=clock, notifier=notifiers, preflight=worker.preflight
+            ),
+            worker=worker,
             home=home,
             notifiers=notifiers,
             clock=clock,

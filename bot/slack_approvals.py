@@ -37,9 +37,7 @@ class ApprovalFlow(FaceBase):
         title = f"{approval.kind} {approval.release} → {approval.environment}"
         outcome = Outcome(text=title, operation=op_id)
         channel = where[0] if where else body.get("channel", {}).get("id", "")
-        self._report(
-            client, respond, channel, title, outcome, thread_ts=where[1] if where else None
-        )
+        self._report(respond, body, channel, outcome, thread_ts=where[1] if where else None)
 
     def ack_reject(self, ack: Callable[..., None], body: dict[str, Any], client: WebClient) -> None:
         self._ack_with_reject_modal(

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot import create_form
 from bot.slack_approvals import ApprovalFlow
 from bot.slack_environments import EnvironmentFlow
 from bot.speech import for_chat
@@ -32,11 +33,13 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
         text = (body.get("text") or "").strip()
         words = text.split()
         if not words or words[0] in ("help", "-h", "--help"):
-            ack(text=chat_help())
+            ack(text=f"{chat_help()}\n{create_form.types_help(self.rt.catalog)}")
             return None
-        if words == ["create"]:
+        if words == ["create"] or (words[:2] == ["create", "--type"] and len(words) == 3):
             ack()
-            self._open(client, body["trigger_id"], self._create_modal(body.get("channel_id", "")))
+            chosen = words[2] if len(words) == 3 else None
+            modal = self._create_modal(body.get("channel_id", ""), chosen)
+            self._open(client, body["trigger_id"], modal)
             return None
         if words[0] == "reject" and len(words) == 2 and "--reason" not in text:
             self._ack_with_reject_modal(ack, client, body["trigger_id"], body["user_id"], words[1])
@@ -75,7 +78,7 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
         if command.read_only:
             respond(text=f"```{outcome.text}```", response_type="ephemeral")
             return
-        self._report(client, respond, body.get("channel_id", ""), f"/env {text}", outcome)
+        self._report(respond, body, body.get("channel_id", ""), outcome)
 
     def _slow(self, actor: Actor, args: Any, respond: Callable[..., Any]) -> None:
         try:

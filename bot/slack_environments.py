@@ -8,8 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot import render, views
+from bot import create_form, render, views
 from bot.command import Outcome
 from bot.slack_home import HomeFlow
 from bot.speech import for_chat
@@ -25,12 +26,25 @@ EXTEND_BY = timedelta(hours=4)
 class EnvironmentFlow(HomeFlow):
     """The create form, Extend and Destroy buttons: environments from Slack's clicks."""
 
-    def _create_modal(self, channel: str) -> dict[str, Any]:
+    def _create_modal(self, channel: str, chosen: str | None = None) -> dict[str, Any]:
         with self.rt.database.read() as conn:
             releases = rec.list_releases(conn)
-        modal = views.create_modal(self.rt.catalog, releases)
+        kind = self.rt.catalog.types.get(chosen) if chosen else None
+        defaults = create_form.known_defaults(kind) if kind is not None else {}
+        modal = views.create_modal(self.rt.catalog, releases, chosen=chosen, defaults=defaults)
         modal["private_metadata"] = channel
         return modal
+
+    def run_type_chosen(self, body: dict[str, Any], client: WebClient) -> None:
+        """A type was chosen in the create form: the form grows that type's parameters."""
+        view = body["view"]
+        chosen = (body["actions"][0].get("selected_option") or {}).get("value")
+        modal = self._create_modal(view.get("private_metadata", ""), chosen)
+        try:
+            client.views_update(view_id=view["id"], hash=view.get("hash"), view=modal)
+        except SlackApiError as exc:
+            # hash_conflict: the person changed the form meanwhile; their next choice updates it.
+            log.warning("views.update failed: %s", exc.response.get("error"))
 
     def ack_create_form(
         self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]
@@ -38,9 +52,8 @@ class EnvironmentFlow(HomeFlow):
         values = view["state"]["values"]
 
         def field(block: str) -> str:
-            element = values.get(block, {}).get("value", {})
-            chosen = element.get("selected_option") or {}
-            return str(chosen.get("value") or element.get("value") or "").strip()
+            element: dict[str, Any] = next(iter((values.get(block) or {}).values()), {})
+            return create_form.element_value(element) or ""
 
         errors: dict[str, str] = {}
         try:
@@ -57,6 +70,11 @@ class EnvironmentFlow(HomeFlow):
             overrides = parameters.parse_assignments(field("overrides").splitlines())
         except ShipyardError as exc:
             errors["overrides"] = for_chat(exc.one_line())[:150]
+        kind = self.rt.catalog.types.get(field("type"))
+        if kind is not None and kind.inputs:
+            own, wrong = create_form.read_parameters(kind, values, create_form.known_defaults(kind))
+            errors.update(wrong)
+            overrides.update(own)
         if errors:
             self._created.put(view["id"], None)
             ack(response_action="errors", errors=errors)
@@ -79,6 +97,7 @@ class EnvironmentFlow(HomeFlow):
                     if "release" in exc.reason
                     else "type"
                     if isinstance(exc, NotFound | PolicyRefused)
+                    or exc.reason.startswith(f"type {field('type')}:")
                     else "name"
                 )
             )
@@ -101,7 +120,7 @@ class EnvironmentFlow(HomeFlow):
             return
         title = f"create {requested.environment} with {requested.release}"
         outcome = Outcome(text=title, operation=requested.operation_id)
-        self._report(client, lambda **_: None, channel, title, outcome)
+        self._report(lambda **_: None, body, channel, outcome)
 
     def run_extend(self, body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
@@ -129,7 +148,7 @@ class EnvironmentFlow(HomeFlow):
             return
         respond(delete_original=True)
         channel = body.get("channel", {}).get("id") or body["user"]["id"]
-        self._report(client, respond, channel, f"destroy {name}", Outcome(text="", operation=op_id))
+        self._report(respond, body, channel, Outcome(text="", operation=op_id))
 
     def _destroy_confirmation(self, name: str) -> list[dict[str, Any]]:
         with self.rt.database.read() as conn:

@@ -12,7 +12,6 @@ from typing import Any, Generic, TypeVar
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import views
 from bot.command import Outcome, chat_text
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
@@ -67,29 +66,26 @@ class FaceBase:
 
     def _report(
         self,
-        client: WebClient,
         respond: Callable[..., Any],
+        body: dict[str, Any],
         channel: str,
-        title: str,
         outcome: Outcome,
         thread_ts: str | None = None,
     ) -> None:
-        """Post one message that the operation then updates; or say where the request waits."""
+        """Say where the request waits; or have the operation's progress and outcome come back
+        here (serve's outbox delivery posts them, whoever runs the operation)."""
         if outcome.operation is None:
             hints = [f"{hint.label} with `{chat_text(hint)}`" for hint in outcome.hints]
             respond(text="\n".join([outcome.text, *hints]), response_type="ephemeral")
             return
-        posted = self._post(
-            client,
+        user = body.get("user_id") or (body.get("user") or {}).get("id", "")
+        self.notifier.answer_to(
+            outcome.operation,
+            user=user,
             channel=channel,
-            text=f"⏳ {title}",
             thread_ts=thread_ts,
-            blocks=views.progress_message(title, [], done=None),
+            response_url=body.get("response_url"),
         )
-        if posted is not None:
-            self.notifier.track(outcome.operation, posted[0], posted[1], title)
-        else:
-            respond(text=f"⏳ {title} (operation #{outcome.operation})", response_type="ephemeral")
         self.operations.submit(self._run_operation, outcome.operation)
 
     def _run_operation(self, op_id: int) -> None:

@@ -11,7 +11,16 @@ import argparse
 import functools
 from collections.abc import Sequence
 
-from bot import cli_azure, cli_loadtests, cli_params, cli_pipelines, cli_schedules, commands
+from bot import (
+    cli_azure,
+    cli_catalog,
+    cli_loadtests,
+    cli_params,
+    cli_pipelines,
+    cli_schedules,
+    cli_tokens,
+    commands,
+)
 from bot.command import CLI, Command, Outcome, Surface
 from bot.grammar import Parser, build_parser, chat_words, one_line_usage
 from bot.grammar import parse as parse_with
@@ -75,12 +84,15 @@ PROCESSES = (
 
 TABLE: tuple[Command, ...] = (
     *commands.COMMANDS,
+    cli_tokens.HEALTH,
     *PROCESSES,
     *cli_params.COMMANDS,
     *cli_azure.COMMANDS,
     *cli_schedules.COMMANDS,
     *cli_loadtests.COMMANDS,
     *cli_pipelines.COMMANDS,
+    *cli_tokens.COMMANDS,
+    *cli_catalog.COMMANDS,
 )
 
 GROUP_HELP = {
@@ -90,6 +102,8 @@ GROUP_HELP = {
     "params": "parameters: show, diff, set",
     "schedule": "schedules: list, pause, resume, run",
     "loadtest": "load tests: report, history, compare",
+    "tokens": "API tokens for scripts and pipelines",
+    "catalog": "Azure Deployment Environments catalogs: list, import",
     **cli_pipelines.GROUP_HELP,
 }
 

@@ -17,8 +17,9 @@ from bot.table import execute, parse
 from environments import redaction
 from environments.errors import ConfigError, ConfigProblem, ShipyardError
 from environments.loadtests.summary import LoadTestSummary
-from environments.model import Approval, Environment, Operation, OperationState
+from environments.model import Approval, Environment, HealthStatus, Operation, OperationState
 from environments.policy import Actor, Channel
+from environments.providers.base import HealthReport
 
 
 class TerminalNotifier:
@@ -54,6 +55,11 @@ class TerminalNotifier:
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
         pass  # the command that ran it prints the summary
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
+        self._say(f"{environment.name} is {report.status}: {report.reason}")
 
 
 def follow(runtime: Runtime, op_id: int) -> Operation:

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from environments.ade import Definition, load_definition
 from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError
+from environments.inputs import Input
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
@@ -39,6 +41,7 @@ GlobalAction = Literal[
     "pipelines_reconcile",
     "release_add",
     "record_deployment",
+    "tokens_manage",
 ]
 ACTIONS: tuple[str, ...] = TypeAction.__args__  # type: ignore[attr-defined]
 GLOBAL_ACTIONS: tuple[str, ...] = GlobalAction.__args__  # type: ignore[attr-defined]
@@ -89,9 +92,11 @@ class ApprovalPolicy(_Strict):
 
 
 class ChatSettings(_Strict):
-    """Where Shipyard speaks in Slack when nothing more specific is configured."""
+    """Where Shipyard speaks in Slack when nothing more specific is configured, and the
+    workspace (team id, e.g. T0123) whose members may sign in to the dashboard."""
 
     channel: str | None = None
+    team: str | None = None
 
 
 class Directory(Protocol):
@@ -134,6 +139,9 @@ class EnvironmentType(_Strict):
     # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
     engine: Literal["direct", "azure-pipelines"] = "direct"
     azure: AzureTypeSettings | None = None
+    # An Azure Deployment Environments catalog item (folder with environment.yaml), instead of
+    # azure.template: its manifest gives the template and the type's user-facing parameters.
+    ade: str | None = None
     loadtest: str | None = None
     service_fabric: ServiceFabricSettings | None = None
     ttl: TTL | None = None
@@ -143,10 +151,28 @@ class EnvironmentType(_Strict):
     windows: Windows | None = None
     approval: ApprovalPolicy | None = None
     parameters: dict[str, ParameterValue] = {}
+    _definition: Definition | None = PrivateAttr(default=None)
 
     @property
     def ephemeral(self) -> bool:
         return self.ttl is not None
+
+    @property
+    def definition(self) -> Definition | None:
+        """The ADE environment definition behind the type (`ade:`), read when loaded."""
+        return self._definition
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        """The parameters a person sets when creating one (from the ADE manifest)."""
+        return self._definition.inputs if self._definition else ()
+
+    @property
+    def summary(self) -> str:
+        """One line about the type: its description, else the ADE definition's summary."""
+        if self.description:
+            return self.description
+        return self._definition.headline() if self._definition else ""
 
 
 class Application(_Strict):
@@ -268,7 +294,7 @@ def read_catalog(path: Path) -> tuple[Catalog | None, SourcedYaml, list[ConfigPr
         )
     except ValidationError as exc:
         return None, source, [_problem(error, source) for error in exc.errors()]
-    return catalog, source, _cross_check(catalog, source)
+    return catalog, source, [*_cross_check(catalog, source), *_read_definitions(catalog, source)]
 
 
 EXAMPLE = "see examples/shipyard.yaml"
@@ -329,6 +355,34 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> list[ConfigProblem]:
                     f"{len(deciders)} approver(s) can give one",
                     "lower 'required' or add approvers",
                 )
+    return problems
+
+
+def _read_definitions(catalog: Catalog, source: SourcedYaml) -> list[ConfigProblem]:
+    """Read each `ade:` type's environment definition (its manifest) and attach it to the type;
+    every problem of every manifest, each naming the manifest and line. The template is checked
+    against the manifest with the other files (`environments.validation`)."""
+    problems: list[ConfigProblem] = []
+    for name, kind in catalog.types.items():
+        if kind.ade is None:
+            continue
+        where = source.where(("types", name, "ade"))
+        if kind.provider != "azure" or kind.azure is not None:
+            problems.append(
+                ConfigProblem(
+                    where,
+                    f"type '{name}': 'ade:' needs provider: azure and no 'azure:' section",
+                    "the environment definition names the template",
+                )
+            )
+            continue
+        try:
+            definition = load_definition(resolve_path(catalog, kind.ade))
+        except ConfigError as exc:
+            problems.append(ConfigProblem(where, f"type '{name}': {exc.reason}", exc.hint))
+            continue
+        problems.extend(definition.problems)
+        kind._definition = definition
     return problems
 
 

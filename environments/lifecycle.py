@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import approvals, parameters, policy, promotion, renderings, windows
+from environments import approvals, inputs, parameters, policy, promotion, renderings, windows
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput
@@ -30,7 +31,7 @@ from environments.model import (
 )
 from environments.notify import Notifier, SilentNotifier
 from environments.policy import Actor
-from environments.registry import Database
+from environments.registry import Database, outbox
 from environments.registry import loadtests as loadtest_runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -63,6 +64,10 @@ class SweepReport:
     approvals_expired: tuple[int, ...]
 
 
+# Checks a request's parameters the way its provider will, raising a ShipyardError if it would not.
+Preflight = Callable[[Environment, Mapping[str, str]], None]
+
+
 class Lifecycle:
     """Every change to environments goes through here: policy first, then one transaction."""
 
@@ -73,11 +78,15 @@ class Lifecycle:
         *,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        preflight: Preflight | None = None,
     ) -> None:
         self.catalog = catalog
         self.db = database
         self.clock = clock or SystemClock()
         self.notifier = notifier or SilentNotifier()
+        # The provider's own checks of a request's parameters (an ARM template's), asked
+        # inside the transaction that would record it: a refusal there records nothing.
+        self.preflight = preflight
 
     # --- releases -------------------------------------------------------------------------
 
@@ -130,6 +139,13 @@ class Lifecycle:
         kind = self.catalog.type(env_type)
         policy.require(self.catalog, actor, "create", kind)
         lifetime = policy.lifetime(kind, ttl)
+        inputs.require(
+            kind.inputs,
+            overrides or {},
+            type_name=env_type,
+            preset=[*self.catalog.parameters, *kind.parameters],
+            creating=True,
+        )
         now = self.clock.now()
         with self.db.write() as conn:
             rec.release_id(conn, release)
@@ -176,6 +192,7 @@ class Lifecycle:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
+            inputs.require(kind.inputs, overrides or {}, type_name=kind.name, creating=False)
             window = self._window(actor, kind, now, when_open, window_override)
             rec.release_id(conn, release)
             if not overrides:
@@ -336,6 +353,7 @@ class Lifecycle:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "params_set", kind)
+            inputs.require(kind.inputs, changes, type_name=kind.name, creating=False)
             missing = [key for key in unset if key not in env.overrides]
             if missing:
                 raise InvalidInput(
@@ -355,7 +373,13 @@ class Lifecycle:
                 unset=sorted(unset),
             )
             if env.release is None:
-                parameters.resolve(self.catalog, kind, wanted)
+                resolved = parameters.resolve(
+                    self.catalog,
+                    kind,
+                    wanted,
+                    file_layer=renderings.file_layer(self.catalog, kind),
+                )
+                renderings.check_declared(self.catalog, kind, resolved)
                 rec.update_environment(conn, env.id, overrides=wanted)
                 return None
             requested = self._request(
@@ -419,6 +443,15 @@ class Lifecycle:
             if state is not ApprovalState.PENDING:
                 rec.set_approval_state(conn, approval.id, state, now)
                 op_id = approvals.settle(conn, approval, state, now)
+            outbox.add(
+                conn,
+                outbox.Event.APPROVAL_DECIDED,
+                at=now,
+                environment=approval.environment,
+                approval=approval.id,
+                decision=decision.value,
+                by=actor.person,
+            )
             approval = rec.get_approval(conn, approval.id)
         self.notifier.approval_changed(approval)
         return approval, op_id
@@ -515,6 +548,13 @@ class Lifecycle:
                     )
                 elif env.expires_at - now <= WARN_BEFORE and self._warn_once(conn, env, now):
                     warned.append(env)
+                    outbox.add(
+                        conn,
+                        outbox.Event.EXPIRY_WARNING,
+                        at=now,
+                        environment=env.name,
+                        owner=env.owner,
+                    )
             for approval in rec.list_approvals(conn):
                 if approval.expires_at <= now and rec.set_approval_state(
                     conn, approval.id, ApprovalState.EXPIRED, now
@@ -525,6 +565,13 @@ class Lifecycle:
                         at=now,
                         actor=SYSTEM.person,
                         action="approval.expire",
+                        environment=approval.environment,
+                        approval=approval.id,
+                    )
+                    outbox.add(
+                        conn,
+                        outbox.Event.APPROVAL_EXPIRED,
+                        at=now,
                         environment=approval.environment,
                         approval=approval.id,
                     )
@@ -579,6 +626,9 @@ class Lifecycle:
             file_layer=renderings.file_layer(self.catalog, kind),
         )
         fingerprint = parameters.fingerprint(parameters.values(resolved))
+        renderings.check_declared(self.catalog, kind, resolved)
+        if self.preflight is not None:
+            self.preflight(env, parameters.values(resolved))
         gate = kind.approval
         deployment_id = rec.insert_deployment(
             conn,
@@ -602,6 +652,13 @@ class Lifecycle:
                 requested_by=actor.person,
                 at=now,
                 expires_at=now + gate.timeout,
+            )
+            outbox.add(
+                conn,
+                outbox.Event.APPROVAL_REQUESTED,
+                at=now,
+                environment=env_name,
+                approval=approval_id,
             )
             return Requested(
                 env_name, deployment_id, release, None, rec.get_approval(conn, approval_id)

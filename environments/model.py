@@ -54,6 +54,15 @@ class EnvironmentState(StrEnum):
         return self is not EnvironmentState.DESTROYED
 
 
+class HealthStatus(StrEnum):
+    """What the last health probe of an environment observed."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
 TRANSITIONS: dict[EnvironmentState, frozenset[EnvironmentState]] = {
     EnvironmentState.REQUESTED: frozenset(
         {EnvironmentState.PROVISIONING, EnvironmentState.DESTROYING, EnvironmentState.FAILED}
@@ -173,6 +182,10 @@ class Environment:
     outputs: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
+    # The latest health probe (observed; None until one ran).
+    health: HealthStatus | None = None
+    health_reason: str | None = None
+    health_at: datetime | None = None
 
     @property
     def is_live(self) -> bool:

@@ -38,7 +38,9 @@ class Actor:
 
 
 FOLLOWS = {"promote": "deploy", "params_set": "deploy"}
-ADMIN_ONLY = frozenset({"expire", "schedule_run", "schedule_pause", "schedule_resume"})
+ADMIN_ONLY = frozenset(
+    {"expire", "schedule_run", "schedule_pause", "schedule_resume", "tokens_manage"}
+)
 EVERYONE = None
 
 

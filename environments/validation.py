@@ -15,7 +15,7 @@ import re
 import zoneinfo
 from pathlib import Path
 
-from environments import servicefabric
+from environments import ade_templates, inputs, servicefabric
 from environments.catalog import SLACK_USER, Catalog, EnvironmentType, read_catalog
 from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
 from environments.loadtests.config import LoadTestPlan, Schedule
@@ -174,6 +174,9 @@ class Checks:
 
     def azure_type(self, name: str, kind: EnvironmentType) -> None:
         loc = ("types", name)
+        if kind.ade is not None:
+            self.ade_type(name, kind)
+            return
         if kind.azure is None:
             self.add(
                 loc,
@@ -219,6 +222,57 @@ class Checks:
             if not problem.missing:  # each environment may still supply those
                 self.add(
                     (*loc, "azure", "template"),
+                    f"type '{name}': {template.name}: {problem}",
+                    "make the parameters match the template's",
+                )
+
+    def ade_type(self, name: str, kind: EnvironmentType) -> None:
+        """An ADE environment definition: its template against its manifest, then shipyard.yaml's
+        values against both. The manifest's own problems came with the structure; a Bicep
+        template that needs compiling is compiled (and checked) by `config check` and at use."""
+        loc = ("types", name)
+        definition = kind.definition
+        if definition is None or definition.problems:
+            return
+        if not self.catalog.azure.with_environment().subscription_id:
+            self.add(
+                ("azure",),
+                f"type '{name}' uses provider azure but azure.subscription_id is not set",
+                "set azure.subscription_id (or SHIPYARD_AZURE_SUBSCRIPTION_ID)",
+            )
+        try:
+            template = ade_templates.template_of(definition, compile_bicep=False)
+        except ShipyardError as exc:
+            self.add((*loc, "ade"), exc.reason, exc.hint)
+            return
+        if template is None:
+            return
+        mismatches = ade_templates.cross_check(definition, template)
+        self.problems.extend(mismatches)
+        for given in kind.inputs:
+            if given.id in kind.parameters:
+                wrong = inputs.value_problem(given, _text(kind.parameters[given.id]))
+                if wrong:
+                    self.add((*loc, "parameters", given.id), f"type '{name}': {wrong}")
+        if mismatches:
+            return
+        supplied = {i.id: i.default_text for i in kind.inputs if i.default_text is not None}
+        origins = {key: str(definition.where(key)) for key in supplied}
+        for key, value in [*self.catalog.parameters.items(), *kind.parameters.items()]:
+            supplied[key] = _text(value)
+            origins[key] = self.source.where(
+                (*loc, "parameters", key) if key in kind.parameters else ("parameters", key)
+            )
+        _, found = arm.check_parameters(
+            template,
+            supplied,
+            vault_id=lambda ref: ref.vault_id(self.catalog.azure.subscription_id, "shared"),
+            origins=origins,
+        )
+        for problem in found:
+            if not problem.missing:
+                self.add(
+                    (*loc, "ade"),
                     f"type '{name}': {template.name}: {problem}",
                     "make the parameters match the template's",
                 )
@@ -293,6 +347,7 @@ class Checks:
 
     def schedule(self, name: str, schedule: Schedule) -> None:
         loc = ("schedules", name)
+        self.channel((*loc, "channel"), schedule.channel)
         timezone_ok = True
         try:
             zoneinfo.ZoneInfo(schedule.timezone)

@@ -26,8 +26,8 @@ from environments.model import (
     OperationState,
 )
 from environments.notify import Notifier, SilentNotifier
-from environments.providers.base import Provider
-from environments.registry import Database
+from environments.providers.base import ChecksParameters, Provider
+from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import operations as operations_table
@@ -74,6 +74,12 @@ class Worker:
         kind = self.catalog.type(env_type)
         key = kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
         return self.providers[key]
+
+    def preflight(self, environment: Environment, supplied: Mapping[str, str]) -> None:
+        """What the type's provider can check before anything is recorded (see Lifecycle)."""
+        provider = self.providers.get(self.catalog.type(environment.type).provider)
+        if isinstance(provider, ChecksParameters):
+            provider.check(environment, supplied)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -265,6 +271,15 @@ class Worker:
                 approved_by=list(deployment.approved_by),
             )
             ready = rec.environment_by_id(conn, env.id)
+            outbox.add(
+                conn,
+                outbox.Event.READY,
+                at=now,
+                environment=env.name,
+                operation=op.id,
+                release=release.version,
+                endpoint=result.endpoint,
+            )
         self._say(op, f"{env.name} is ready with {release.version} at {result.endpoint}")
         self.notifier.environment_ready(ready, operation=op.id)
 
@@ -288,6 +303,7 @@ class Worker:
             ops.audit(
                 conn, at=now, actor="shipyard", action="environment.destroyed", environment=env.name
             )
+            outbox.add(conn, outbox.Event.DESTROYED, at=now, environment=env.name, operation=op.id)
         self._say(op, f"{env.name} destroyed")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -322,11 +338,29 @@ class Worker:
                 operation=op.id,
                 reason=exc.one_line(),
             )
+            outbox.add(
+                conn,
+                outbox.Event.FAILED,
+                at=now,
+                environment=env.name,
+                operation=op.id,
+                reason=exc.reason,
+                hint=exc.hint,
+            )
         self.notifier.failed(
             env.name, redaction.mask(exc.reason), redaction.mask(exc.hint), operation=op.id
         )
 
     def _say(self, op: Operation, message: str) -> None:
+        with self.db.write() as conn:
+            outbox.add(
+                conn,
+                outbox.Event.PROGRESS,
+                at=self.clock.now(),
+                environment=op.environment,
+                operation=op.id,
+                message=message,
+            )
         self.notifier.progress(op.environment, redaction.mask(message), operation=op.id)
 
     def _heartbeat(

@@ -64,6 +64,7 @@ EXPECTED: dict[tuple[str, str | None], frozenset[str]] = {
     ("pipelines_reconcile", None): EVERYONE,
     ("release_add", None): EVERYONE,
     ("record_deployment", None): EVERYONE,
+    ("tokens_manage", None): ADMIN,
 }
 CHANNEL = {Surface.CLI: Channel.CLI, Surface.SLACK: Channel.CHAT, Surface.PIPELINE: Channel.CLI}
 

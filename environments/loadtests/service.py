@@ -25,7 +25,7 @@ from environments.loadtests.verdicts import Outcome, explanation, figures, judge
 from environments.model import EnvironmentState, parse_duration
 from environments.notify import Notifier
 from environments.policy import Actor
-from environments.registry import Database
+from environments.registry import Database, outbox
 from environments.registry import loadtests as runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -204,6 +204,16 @@ class LoadTesting:
                 environment=env.name,
                 run=run_id,
                 outcome=summary.outcome.value,
+            )
+            outbox.add(
+                conn,
+                outbox.Event.LOADTEST_FINISHED,
+                at=self.clock.now(),
+                environment=env.name,
+                run=run_id,
+                outcome=summary.outcome.value,
+                text=summary.text(with_chart_path=False),
+                chart=str(summary.chart) if summary.chart else None,
             )
         self.notifier.loadtest_finished(summary)
         return summary

@@ -28,7 +28,7 @@ class LoadTestSummary:
     baseline_runs: tuple[int, ...] = ()
     gate: bool = True
 
-    def text(self) -> str:
+    def text(self, *, with_chart_path: bool = True) -> str:
         t = self.total
         head = (
             f"load test #{self.run_id} of {self.release} on {self.environment} ({self.plan}): "
@@ -58,7 +58,7 @@ class LoadTestSummary:
                 *(f"  regression: {r}" for r in self.regressions),
                 *(f"  criterion {c}" for c in self.criteria),
             ]
-            + ([f"  chart: {self.chart}"] if self.chart else [])
+            + ([f"  chart: {self.chart}"] if self.chart and with_chart_path else [])
         )
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from environments.catalog import Application
 from environments.errors import ProviderError
-from environments.model import Environment, Release
-from environments.providers.base import Progress, ProviderResult
+from environments.model import Environment, HealthStatus, Release
+from environments.providers.base import HealthReport, Progress, ProviderResult
 from environments.secrets import EnvRef, KeyVaultRef, parse_reference
 
 STATE_FILE = "instances.json"
@@ -149,12 +149,24 @@ class LocalProvider:
         progress(f"removed {folder}")
 
     def health(self, environment: Environment) -> str:
+        return self.probe(environment, timeout=2).reason
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        """The application's health endpoint on every instance: all answer, some, or none."""
         state = self._read(self.folder(environment))
         instances = [_instance(i) for i in state.get("instances", [])]
         if not instances:
-            return "no processes"
-        alive = sum(1 for i in instances if i.alive() and self._probe(i))
-        return f"{alive}/{len(instances)} healthy"
+            return HealthReport(HealthStatus.UNHEALTHY, "no processes")
+        down = [i.port for i in instances if not (i.alive() and self._probe(i, timeout))]
+        healthy = len(instances) - len(down)
+        reason = f"{healthy}/{len(instances)} healthy"
+        if down:
+            reason += f" (no answer on {self.application.health} at port " + (
+                ", ".join(str(p) for p in down) + ")"
+            )
+        if not down:
+            return HealthReport(HealthStatus.HEALTHY, reason)
+        return HealthReport(HealthStatus.DEGRADED if healthy else HealthStatus.UNHEALTHY, reason)
 
     def _start(
         self,
@@ -204,10 +216,10 @@ class LocalProvider:
             hint=f"see {log}, or raise application.startup_timeout",
         )
 
-    def _probe(self, instance: Instance) -> bool:
+    def _probe(self, instance: Instance, timeout: float = 2) -> bool:
         url = f"http://{self.host}:{instance.port}{self.application.health}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False

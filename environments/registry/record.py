@@ -21,6 +21,7 @@ from environments.model import (
     Environment,
     EnvironmentName,
     EnvironmentState,
+    HealthStatus,
     MatrixRow,
     Person,
     Release,
@@ -114,6 +115,9 @@ def _environment(row: sa.Row[Any]) -> Environment:
         outputs=dict(row.outputs or {}),
         overrides=dict(row.overrides or {}),
         reason=row.reason,
+        health=HealthStatus(row.health_status) if row.health_status else None,
+        health_reason=row.health_reason,
+        health_at=row.health_at,
     )
 
 
@@ -223,7 +227,8 @@ _deploy_select = sa.select(
 )
 
 
-def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+def approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Who approved each of these deployments, in the order they decided."""
     if not deployment_ids:
         return {}
     rows = conn.execute(
@@ -243,7 +248,7 @@ def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[in
 
 def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deployment]:
     rows = list(rows)
-    approvers = _approvers_of(conn, [row.id for row in rows])
+    approvers = approvers_of(conn, [row.id for row in rows])
     return [
         Deployment(
             id=row.id,
