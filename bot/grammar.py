@@ -143,16 +143,24 @@ def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
     return namespace
 
 
-def chat_words(text: str, chat_groups: frozenset[str]) -> list[str]:
+def chat_words(text: str, chat_groups: Mapping[str, frozenset[str]]) -> list[str]:
     """Slack's `/env TEXT` split like a shell would: `/env params show X` reaches the params
-    group; everything else is an `env` verb."""
+    group; everything else is an `env` verb. A word that is both a group and an env verb
+    (`loadtest`) names the group only when a verb of that group follows it."""
     try:
         words = shlex.split(text)
     except ValueError as exc:
         raise InvalidInput(f"I couldn't parse that: {exc}", hint="check your quotes") from None
     if any(word.split("=")[0] in ("--a", "--as") for word in words):
         raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
-    return words if words and words[0] in chat_groups else ["env", *words]
+    if not words or words[0] not in chat_groups:
+        return ["env", *words]
+    verbs = chat_groups[words[0]]
+    if words[0] in chat_groups.get("env", frozenset()) and (
+        len(words) < 2 or words[1] not in verbs
+    ):
+        return ["env", *words]
+    return words
 
 
 def as_dict(namespace: argparse.Namespace) -> dict[str, Any]:

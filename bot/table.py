@@ -116,7 +116,11 @@ def offered(surface: Surface) -> tuple[Command, ...]:
     return tuple(c for c in TABLE if wanted & c.surfaces)
 
 
-CHAT_GROUPS = frozenset(c.group for c in offered(Surface.SLACK) if c.group != "env")
+# Each chat group's verbs (env's too: a group named like an env verb needs them to tell apart).
+CHAT_GROUPS = {
+    group: frozenset(c.verb or "" for c in offered(Surface.SLACK) if c.group == group)
+    for group in {c.group for c in offered(Surface.SLACK)}
+}
 
 
 @functools.lru_cache(maxsize=4)
