@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot import views
+from bot import create_form, views
 from bot.ackfirst import ACKS, ORDERING, AckFirstExecutor
 from bot.dedupe import RequestLog
 from bot.runtime import Runtime
@@ -117,6 +117,7 @@ def build_app(
     app.action(views.DESTROY)(ack=_ack, lazy=[face.run_destroy])
     app.view(views.REJECT_VIEW)(face.on_reject_reason)
     app.view(views.CREATE_VIEW)(ack=face.ack_create_form, lazy=[face.run_create_form])
+    app.action(create_form.TYPE_ACTION)(ack=_ack, lazy=[face.run_type_chosen])
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient) -> None:

@@ -185,6 +185,11 @@ class FakeSlack:
                 raise AssertionError(f"no view {view_id}; views: {sorted(self._state.views)!r}")
             return copy.deepcopy(self._state.views[view_id])
 
+    def modals(self) -> list[dict[str, Any]]:
+        """The modals opened (as Slack stores them, with id and hash), oldest first."""
+        with self._cond:
+            return [copy.deepcopy(v) for v in self._state.views.values() if v["type"] == "modal"]
+
     def home_view(self, user_id: str) -> dict[str, Any]:
         with self._cond:
             view_id = self._state.home_views.get(user_id)
