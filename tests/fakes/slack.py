@@ -79,6 +79,7 @@ class FakeSlack:
         self.private: dict[str, set[str]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self._stalled: set[str] = set()
+        self._slow_paths: dict[str, float] = {}
         self._unstall = threading.Event()
         self.users: dict[str, dict[str, Any]] = {}
         self._state = _State()
@@ -211,6 +212,10 @@ class FakeSlack:
         """The next ``times`` calls of ``method`` answer HTTP ``status`` (5xx)."""
         self._inject(method, times, _Injected(status))
 
+    def slow_response_url(self, name: str, seconds: float) -> None:
+        """Posts to `response_url(name)` take `seconds` to answer (a slow follow-up)."""
+        self._slow_paths[f"/response/{name}"] = seconds
+
     def stall(self, method: str) -> None:
         """Calls of `method` take effect, but the answer never comes (until `unstall`): the
         caller looks dead between Slack acting and the caller learning of it."""
@@ -277,6 +282,9 @@ class FakeSlack:
             )
             self._cond.notify_all()
             stalled = method in self._stalled
+            slow = self._slow_paths.get(path, 0.0)
+        if slow:
+            time.sleep(slow)
         if stalled:
             self._unstall.wait(30)
         return reply
