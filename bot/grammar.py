@@ -282,8 +282,21 @@ def parse_text(text: str, prog: str = "/env") -> argparse.Namespace:
         raise InvalidInput(f"I couldn't parse that: {exc}", hint="check your quotes") from None
     if any(word.split("=")[0] in ("--a", "--as") for word in words):
         raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
-    argv = words if words and words[0] in CHAT_GROUPS else ["env", *words]
-    return parse(argv, prog=prog, chat=True)
+    return parse(_chat_argv(words, prog), prog=prog, chat=True)
+
+
+def _chat_argv(words: list[str], prog: str) -> list[str]:
+    """`/env params show X` reaches the params group, `/env list` the env verbs. `loadtest` is
+    both: a group (`loadtest history`) and an env verb (`loadtest ENV`, as `/env help` lists
+    it); the word after it decides."""
+    if not words or words[0] not in CHAT_GROUPS:
+        return ["env", *words]
+    verbs = _parser(prog, True).verbs
+    is_env_verb = ("env", words[0]) in verbs
+    follows = words[1] if len(words) > 1 else ""
+    if is_env_verb and follows and not follows.startswith("-") and (words[0], follows) not in verbs:
+        return ["env", *words]
+    return words
 
 
 def as_dict(namespace: argparse.Namespace) -> dict[str, Any]:

@@ -18,11 +18,13 @@ from bot.commands import Outcome, execute
 from bot.grammar import build_parser, one_line_usage, parse_text
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from bot.slack_progress import LiveMessage
 from environments import parameters, policy
 from environments.errors import InvalidInput, NotFound, PolicyRefused, ShipyardError
 from environments.lifecycle import Requested
 from environments.model import check_environment_name, parse_duration
 from environments.policy import Actor, Channel
+from environments.registry import chat as chat_record
 from environments.registry import record as rec
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,8 @@ class SlackFace:
             # Seconds to minutes of work: not on the lazy thread. The result is posted by the
             # notifier (a load test's verdict and chart go to the environment's thread).
             respond(text=f"⏳ `/env {text}` started", response_type="ephemeral")
+            if (args.group, args.verb) == ("env", "loadtest"):
+                args.progress = self._live(client, args.name, body.get("channel_id", ""))
             self.operations.submit(self._slow, actor, args, respond)
             return
         try:
@@ -167,12 +171,26 @@ class SlackFace:
         self.operations.submit(self._run_operation, outcome.operation)
 
     def _slow(self, actor: Actor, args: Any, respond: Callable[..., Any]) -> None:
+        live = getattr(args, "progress", None)
         try:
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
+            if isinstance(live, LiveMessage) and live.ts is not None:
+                live.close(f"stopped: {exc.one_line()}")
             respond(text=exc.one_line(), response_type="ephemeral")
             return
+        if isinstance(live, LiveMessage) and live.ts is not None:
+            live.close("done: the verdict follows in this thread")
         respond(text=f"```{outcome.text}```", response_type="ephemeral")
+
+    def _live(self, client: WebClient, environment: str, channel: str) -> LiveMessage:
+        """Live figures go to the environment's thread, where its verdict will be posted."""
+        with self.rt.database.read() as conn:
+            thread = chat_record.message(conn, f"environment:{environment}")
+        where, thread_ts = thread if thread else (channel, None)
+        return LiveMessage(
+            client, channel=where, thread_ts=thread_ts, title=f"load test of {environment}"
+        )
 
     def _run_operation(self, op_id: int) -> None:
         try:

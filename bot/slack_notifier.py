@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import views
+from bot.slack_files import upload_chart
 from environments.catalog import Catalog
 from environments.clock import Clock
 from environments.loadtests.summary import LoadTestSummary
@@ -20,6 +21,7 @@ from environments.registry import loadtests as loadtest_runs
 from environments.registry import record as rec
 
 log = logging.getLogger(__name__)
+MARKS = {"passed": "✅", "failed": "❌", "regressed": "📉", "errored": "⚠️", "inconclusive": "❔"}
 
 
 @dataclass
@@ -199,21 +201,26 @@ class SlackNotifier:
         channel = thread[0] if thread else self.catalog.slack.channel
         if channel is None:
             return
-        mark = {"passed": "✅", "failed": "❌", "regressed": "📉", "errored": "⚠️"}
+        mark = {
+            "passed": "✅",
+            "failed": "❌",
+            "regressed": "📉",
+            "errored": "⚠️",
+            "inconclusive": "❔",
+        }
         text = f"{mark.get(summary.outcome.value, '')} {summary.text()}"
         thread_ts = thread[1] if thread else None
+        # The text first: when the chart's upload is refused, the verdict has still arrived.
+        self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, text=text)
         if summary.chart is not None and summary.chart.exists():
-            self._call(
-                "files_upload_v2",
+            upload_chart(
+                self.client,
                 channel=channel,
                 thread_ts=thread_ts,
-                file=str(summary.chart),
-                filename=summary.chart.name,
-                title=f"load test #{summary.run_id}",
-                initial_comment=text,
+                path=summary.chart,
+                title=f"load test #{summary.run_id}: {summary.release} on {summary.environment}",
+                alt=summary.verdict or summary.outcome.value,
             )
-        else:
-            self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, text=text)
 
     def _call(self, method: str, **arguments: object) -> dict[str, object] | None:
         try:

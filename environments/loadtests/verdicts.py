@@ -257,10 +257,10 @@ def explanation(outcome: Outcome, labels: list[LabelVerdict], baseline: Baseline
     against = baseline.describe()
     if not labels:
         return f"{outcome.value}: {against}"
-    deciding = [v for v in labels if v.outcome is outcome] or [
-        next((v for v in labels if v.label == TOTAL), labels[-1])
-    ]
-    return f"{outcome.value}: {deciding[0].line()} ({against})"
+    total = next((v for v in labels if v.label == TOTAL), labels[-1])
+    # Regressed or inconclusive: the first label that made it so; otherwise TOTAL's figures.
+    deciding = [v for v in labels if v.outcome is outcome and outcome is not Outcome.PASSED]
+    return f"{outcome.value}: {(deciding or [total])[0].line()} ({against})"
 
 
 @dataclass(frozen=True)

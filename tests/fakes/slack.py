@@ -13,8 +13,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import yaml
 
 from tests.fakes.server import serve, shut
 
@@ -27,6 +30,29 @@ JSON_FIELDS = frozenset(
 )
 
 Reply = tuple[int, dict[str, str], bytes]
+
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+# The OAuth scope each method needs (as Slack's method pages list it); without it the fake
+# answers missing_scope, as Slack does. Methods not listed here need no scope the fake checks.
+SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "files.upload": "files:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+    "files.info": "files:read",
+}
+
+
+def manifest_scopes() -> frozenset[str]:
+    """The bot scopes the app's own manifest asks for: what an installed app is granted."""
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,7 @@ class _State:
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     home_views: dict[str, str] = field(default_factory=dict)
     injected: dict[str, deque[_Injected]] = field(default_factory=dict)
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeSlack:
@@ -62,10 +89,14 @@ class FakeSlack:
 
     Point ``slack_sdk.WebClient(token=..., base_url=fake.base_url)`` at it. ``usergroups`` maps a
     usergroup id to its member ids; ``users`` maps a user id to fields merged into users.info.
+    ``scopes`` are the token's scopes (default: the manifest's bot scopes); a method whose scope
+    is missing answers missing_scope. Files upload v2 is checked step by step: the bytes sent to
+    the upload URL must match the length announced, and only uploaded files can be completed.
     """
 
-    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+    def __init__(self, token: str = DEFAULT_TOKEN, scopes: frozenset[str] | None = None) -> None:
         self.token = token
+        self.scopes = manifest_scopes() if scopes is None else scopes
         self.usergroups: dict[str, list[str]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self._state = _State()
@@ -187,8 +218,9 @@ class FakeSlack:
     ) -> Reply:
         url = urlsplit(raw_path)
         params: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(_parse_body(headers.get("content-type", ""), body))
         path = url.path
+        if not path.startswith("/upload/"):  # an upload's body is the file's bytes, not a form
+            params.update(_parse_body(headers.get("content-type", ""), body))
         if path.startswith("/api/") and http_method in ("GET", "POST"):
             method = path[len("/api/") :]
         elif path.startswith("/response/") and http_method == "POST":
@@ -204,10 +236,18 @@ class FakeSlack:
             injected = queue.popleft() if queue else None
             if injected is not None:
                 reply = _injected_reply(injected)
-            elif method in ("response_url", "file_upload"):
-                reply = _json(200, {"ok": True}) if method == "response_url" else _ok_upload(body)
+            elif method == "response_url":
+                reply = _json(200, {"ok": True})
+            elif method == "file_upload":
+                reply = self._receive_upload(params["file_id"], body)
             elif not self._authorized(headers, params):
                 reply = _json(200, {"ok": False, "error": "invalid_auth"})
+            elif SCOPES.get(method, "") and SCOPES[method] not in self.scopes:
+                needed, provided = SCOPES[method], ",".join(sorted(self.scopes))
+                reply = _json(
+                    200,
+                    {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided},
+                )
             else:
                 reply = _json(200, self._answer(method, params))
             self._state.calls.append(
@@ -436,16 +476,58 @@ class FakeSlack:
         return {"ok": True, "file": file}
 
     def _get_upload_url(self, p: dict[str, Any]) -> dict[str, Any]:
-        if not p.get("filename") or not p.get("length"):
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
             return {"ok": False, "error": "invalid_arguments"}
         file_id = self._next_id("F")
+        self._state.uploads[file_id] = {
+            "id": file_id,
+            "name": p["filename"],
+            "length": int(p["length"]),
+            "alt_txt": p.get("alt_txt"),
+            "content": None,
+        }
         return {"ok": True, "upload_url": f"{self.root_url}upload/{file_id}", "file_id": file_id}
+
+    def _receive_upload(self, file_id: str, body: bytes) -> Reply:
+        upload = self._state.uploads.get(file_id)
+        if upload is None:
+            return 404, {"Content-Type": "text/plain"}, b"unknown upload"
+        if len(body) != upload["length"]:
+            return 400, {"Content-Type": "text/plain"}, b"length does not match"
+        upload["content"] = body
+        return _ok_upload(body)
 
     def _complete_upload(self, p: dict[str, Any]) -> dict[str, Any]:
         files = p.get("files")
         if not isinstance(files, list) or not files:
             return {"ok": False, "error": "invalid_arguments"}
-        return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        found = [self._state.uploads.get(str(f.get("id"))) for f in files]
+        if any(u is None or u["content"] is None for u in found):
+            return {"ok": False, "error": "file_not_found"}
+        shared = []
+        for upload, asked in zip(found, files, strict=True):
+            assert upload is not None
+            upload["title"] = asked.get("title") or upload["name"]
+            shared.append({"id": upload["id"], "name": upload["name"], "title": upload["title"]})
+        channel = _channel_id(p.get("channel_id") or p.get("channels"))
+        if channel:
+            ts = self._next_ts()
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": BOT["user_id"],
+                "text": p.get("initial_comment", ""),
+                "files": shared,
+                "ts": ts,
+            }
+            if p.get("thread_ts"):
+                message["thread_ts"] = p["thread_ts"]
+            self._state.messages[(channel, ts)] = {"channel": channel, **message}
+        return {"ok": True, "files": shared}
+
+    def uploaded(self, file_id: str) -> dict[str, Any]:
+        """What was uploaded for a file id (its name, title, bytes)."""
+        with self._cond:
+            return copy.deepcopy(self._state.uploads[file_id])
 
 
 _METHODS = {
