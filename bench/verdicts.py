@@ -1,20 +1,23 @@
 """A/A and A/B load-test verdicts on real Locust runs, and Shipyard's overhead around a run.
 
-Each trial gets a fresh record and a local environment of the sample game backend
-(examples/game/releases), then three real Locust runs of the `login` plan, each judged by
-`LoadTesting.run` exactly as `env loadtest` does:
+One record and one local environment of the sample game backend (examples/game/releases); each
+trial deploys three releases into it in turn and load-tests each with a real Locust run of the
+`login` plan, judged by `LoadTesting.run` exactly as `env loadtest` does:
 
-    1.0.0   the first run: no baseline yet
-    1.0.1   the same artifact as 1.0.0 (A/A): judged against 1.0.0's run
-    1.1.0   PBKDF2 session tickets, a genuine slowdown (A/B): judged against the previous
-            release's passing run (1.0.1, or 1.0.0 if 1.0.1 was judged regressed)
+    1.0.0   the reference (its own baseline would be an older release: there is none)
+    1.0.1   the same artifact as 1.0.0 (A/A): judged against 1.0.0's recent passing runs
+    1.1.0   PBKDF2 session tickets, a genuine slowdown (A/B): judged against 1.0.1's recent
+            passing runs (1.0.0's if 1.0.1 has none)
+
+As in use, the baseline is the previous release's most recent passing runs (up to three, the
+default): trial 1 judges against one run, trial 2 against two, later trials against three.
 
 The plan's pass/fail criteria are left out, so the verdict is the comparison alone; the verdict
 rules are the defaults. Target: 0 of N A/A trials `regressed`, N of N A/B trials `regressed`.
 Overhead: each run's wall time minus the engine's (the Locust process: start, load, stop), and
 minus the load's configured duration; target ≤ 3 s beyond the engine. Prints one JSON line.
 
-    python bench/verdicts.py [--trials 10] [--duration 12] [--users 10]
+    python bench/verdicts.py [--trials 10] [--duration 20] [--users 10]
 """
 
 from __future__ import annotations
@@ -61,57 +64,55 @@ def config(folder: Path, duration: int, users: int) -> Path:
     return path
 
 
-def trial(number: int, base: Path, duration: int, users: int) -> dict[str, Any]:
+def trials(count: int, base: Path, duration: int, users: int) -> list[dict[str, Any]]:
     from bot.runtime import Runtime
     from environments.policy import Actor
 
-    folder = base / f"trial-{number}"
-    folder.mkdir()
-    os.environ["SHIPYARD_HOME"] = str(folder / "home")
-    rt = Runtime.open(
-        str(config(folder, duration, users)), database_url=f"sqlite:///{folder / 'r.db'}"
-    )
+    os.environ["SHIPYARD_HOME"] = str(base / "home")
+    rt = Runtime.open(str(config(base, duration, users)), database_url=f"sqlite:///{base / 'r.db'}")
     dave = Actor("dave")
     game = EXAMPLES / "game" / "releases"
     for version, artifact in (("1.0.0", "1.0.0"), ("1.0.1", "1.0.0"), ("1.1.0", "1.1.0")):
         rt.lifecycle.add_release(dave, version, str(game / artifact))
-    name = f"bench-{number}"
-    runs: dict[str, Any] = {}
+    name = "bench-verdicts"
+    results: list[dict[str, Any]] = []
     try:
-        rt.worker.run(
-            rt.lifecycle.create(dave, name, env_type="test", release="1.0.0").operation_id
-        )
-        for version in ("1.0.0", "1.0.1", "1.1.0"):
-            if version != "1.0.0":
-                rt.worker.run(rt.lifecycle.deploy(dave, name, release=version).operation_id)
-            summary = rt.loadtesting.run(dave, name, duration=timedelta(seconds=duration))
-            t = summary.timings
-            runs[version] = {
-                "outcome": summary.outcome.value,
-                "verdict": summary.verdict,
-                "total_s": round(t["total_s"], 2),
-                "engine_s": round(t["engine_s"], 2),
-                "overhead_beyond_engine_s": round(t["total_s"] - t["engine_s"], 2),
-                "overhead_beyond_load_s": round(t["total_s"] - t["load_s"], 2),
-            }
-            progress(f"trial {number} {version}: {summary.verdict} ({t['total_s']:.1f}s)")
+        created = rt.lifecycle.create(dave, name, env_type="test", release="1.0.0")
+        rt.worker.run(created.operation_id)
+        for number in range(1, count + 1):
+            runs: dict[str, Any] = {}
+            for version in ("1.0.0", "1.0.1", "1.1.0"):
+                if (number, version) != (1, "1.0.0"):
+                    rt.worker.run(rt.lifecycle.deploy(dave, name, release=version).operation_id)
+                summary = rt.loadtesting.run(dave, name, duration=timedelta(seconds=duration))
+                t = summary.timings
+                runs[version] = {
+                    "outcome": summary.outcome.value,
+                    "verdict": summary.verdict,
+                    "total_s": round(t["total_s"], 2),
+                    "engine_s": round(t["engine_s"], 2),
+                    "overhead_beyond_engine_s": round(t["total_s"] - t["engine_s"], 2),
+                    "overhead_beyond_load_s": round(t["total_s"] - t["load_s"], 2),
+                }
+                progress(f"trial {number} {version}: {summary.verdict} ({t['total_s']:.1f}s)")
+            results.append(runs)
     finally:
         rt.worker.run(rt.lifecycle.destroy(dave, name, force=True))
         rt.close()
-    return runs
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--duration", type=int, default=12, help="seconds of load per run")
+    # 20 s: the slow release serves about 3-5 logins a second on a busy 2-core machine, and a
+    # label needs 50 samples to be judged at all.
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per run")
     parser.add_argument("--users", type=int, default=10)
     args = parser.parse_args()
     began = time.perf_counter()
-    results = []
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-verdicts-") as scratch:
-        for number in range(1, args.trials + 1):
-            results.append(trial(number, Path(scratch), args.duration, args.users))
+        results = trials(args.trials, Path(scratch), args.duration, args.users)
     aa = Counter(r["1.0.1"]["outcome"] for r in results)
     ab = Counter(r["1.1.0"]["outcome"] for r in results)
     every = [run for r in results for run in r.values()]
