@@ -126,6 +126,12 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def preload() -> None:
+    """Import what drawing needs (about a second), e.g. on a thread while the engine runs."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
+
 def draw(
     *,
     title: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -208,6 +209,8 @@ class LoadTesting:
             )
         folder = self.folder(run_id)
         folder.mkdir(parents=True, exist_ok=True)
+        # matplotlib takes a second or more to import: do it while the engine runs, not after.
+        threading.Thread(target=charts.preload, name="chart-preload", daemon=True).start()
         try:
             engine_began = time.perf_counter()
             result = runner.run(plan_file, env.endpoint, load, folder, progress)
