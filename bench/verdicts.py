@@ -128,7 +128,9 @@ def main() -> None:
         "ab_outcomes": dict(ab),
         "overhead_beyond_engine_s": {
             "p50": round(statistics.median(beyond_engine), 2),
+            "p90": round(statistics.quantiles(beyond_engine, n=10)[-1], 2),
             "max": max(beyond_engine),
+            "first_run": beyond_engine[0],
         },
         "overhead_beyond_load_s": {
             "p50": round(statistics.median(beyond_load), 2),
