@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bot import render
-from bot.commands import HANDLERS, Outcome, command
-from bot.grammar import Parser, _common
+from bot.command import CLI, Command, Outcome
 from bot.runtime import Runtime
 from environments import parameters, policy, renderings
 from environments.catalog import EnvironmentType
@@ -26,6 +24,7 @@ from environments.model import (
 )
 from environments.policy import Actor
 from environments.providers import arm_template as arm
+from environments.providers.arm_source import arm_source
 from environments.registry import record as rec
 
 if TYPE_CHECKING:  # the Azure SDK is imported only when an azure type is used
@@ -45,22 +44,9 @@ SYMBOLS = {
 RESOURCE_ID = re.compile(r"/resourceGroups/(?P<group>[^/]+)(?:/providers/(?P<rest>.+))?$", re.I)
 
 
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    p = groups.add_parser(
-        "reconcile",
-        help="report drift between Azure and the record (orphaned or vanished resource groups)",
-        description="Resource groups tagged shipyard-env that no live environment owns (they "
-        "still cost money), and live azure environments whose resource group is gone.",
-    )
-    _common(p, json_output=True, chat=chat)
-    p.set_defaults(verb="run")
-    parser.verbs[("reconcile", "run")] = p
-
-
 # --- reconcile ------------------------------------------------------------------------------
 
 
-@command("reconcile", "run")
 def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     provider = rt.worker.providers.get("azure")
     if provider is None:
@@ -68,10 +54,11 @@ def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
             text="no environment type uses provider azure: nothing to reconcile",
             data={"orphans": [], "vanished": []},
         )
-    with rt.database.read() as conn:
-        live = rec.list_environments(conn)
     assert _is_azure(provider)
-    drift = provider.drift(live)
+    from bot.health_leader import record_drift
+
+    drift = record_drift(rt, actor.person)  # also what the dashboard's orphans banner shows
+    assert drift is not None
     data = {
         "orphans": [dataclasses.asdict(o) for o in drift.orphans],
         "vanished": [
@@ -292,38 +279,25 @@ def _short(value: Any) -> str:
 
 # --- config check ---------------------------------------------------------------------------
 
-_plain_config_check = HANDLERS[("config", "check")]
 
-
-@command("config", "check")
-def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
-    """The plain check, plus every azure type's template checked against its parameters."""
-    outcome = _plain_config_check(rt, actor, args)
-    lines = [
+def azure_check_lines(rt: Runtime) -> list[str]:
+    """`config check`'s lines for azure types: each template checked against its parameters."""
+    return [
         line for name, kind in rt.catalog.types.items() for line in _azure_check(rt, name, kind)
     ]
-    if not lines:
-        return outcome
-    return dataclasses.replace(outcome, text="\n".join([outcome.text, *lines]))
 
 
 def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
     if kind.provider != "azure":
         return []
-    if kind.azure is None:
-        raise ConfigError(
-            f"{rt.catalog.source}: type '{name}' uses provider azure but has no 'azure:' section",
-            hint="add types.<type>.azure.template: path/to/azuredeploy.json",
-        )
-    base = Path(rt.catalog.base_dir)
-    template = arm.load_template(base / kind.azure.template)
-    file_values = (
-        arm.load_parameters_file(base / kind.azure.parameters_file)
-        if kind.azure.parameters_file
-        else {}
-    )
+    source = arm_source(rt.catalog, name)
+    template = source.template
     try:
-        supplied = parameters.values(parameters.resolve(rt.catalog, kind, {}))
+        supplied = parameters.values(
+            parameters.resolve(
+                rt.catalog, kind, {}, file_layer=renderings.file_layer(rt.catalog, kind)
+            )
+        )
     except ShipyardError as exc:
         raise ConfigError(
             f"{rt.catalog.source}: type '{name}': {exc.reason}", hint=exc.hint
@@ -331,8 +305,8 @@ def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
     _, problems = arm.check_parameters(
         template,
         supplied,
-        file_values=file_values,
-        unique=kind.azure.unique,
+        file_values=source.file_values,
+        unique=source.unique,
         suffix="0" * arm.SUFFIX_LENGTH,
         fallback_base=name,
         vault_id=lambda ref: ref.vault_id(rt.catalog.azure.subscription_id, "shared"),
@@ -344,8 +318,31 @@ def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
             hint="make types.<type>.parameters match the template's parameters",
         )
     needed = [p.key for p in problems if p.missing]
+    needed += [
+        i.id for i in kind.inputs if i.required and i.default is None and i.id not in supplied
+    ]
+    origin = (
+        f" (ADE {kind.definition.headline()}, runner {kind.definition.runner})"
+        if kind.definition
+        else ""
+    )
     return [
-        f"  azure {name}: {template.name} ok ({len(template.parameters)} parameters"
+        f"  azure {name}: {template.name} ok{origin} ({len(template.parameters)} parameters"
         + (f"; each environment must set {', '.join(needed)}" if needed else "")
         + ")"
     ]
+
+
+COMMANDS = (
+    Command(
+        "reconcile",
+        None,
+        "report drift between Azure and the record (orphaned or vanished resource groups)",
+        reconcile,
+        description="Resource groups tagged shipyard-env that no live environment owns (they "
+        "still cost money), and live azure environments whose resource group is gone.",
+        read_only=True,
+        json=True,
+        surfaces=CLI,
+    ),
+)

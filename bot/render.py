@@ -11,6 +11,7 @@ from typing import Any
 
 from environments import parameters
 from environments.model import Approval, Deployment, Environment, MatrixRow, Release
+from environments.registry.health import HealthCheck
 
 
 def when(moment: datetime | None) -> str:
@@ -26,15 +27,34 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in the largest whole unit ("3m", "5h", "2d"); "-" for never."""
+    if moment is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def health(env: Environment) -> str:
+    """The latest probe: "healthy (2m ago)", or "not probed yet"."""
+    if env.health is None:
+        return "not probed yet"
+    return f"{env.health} ({age(env.health_at)} ago)"
+
+
 def environments_table(envs: Sequence[Environment]) -> str:
     return table(
-        ["environment", "type", "state", "release", "owner", "expires", "endpoint"],
+        ["environment", "type", "state", "release", "health", "owner", "expires", "endpoint"],
         [
             [
                 e.name,
                 e.type,
                 e.state,
                 e.release or "-",
+                health(e),
                 e.owner,
                 when(e.expires_at),
                 e.endpoint or "-",
@@ -45,13 +65,19 @@ def environments_table(envs: Sequence[Environment]) -> str:
 
 
 def environment_detail(
-    env: Environment, waiting: Sequence[Approval], health: str, override: str | None = None
+    env: Environment,
+    waiting: Sequence[Approval],
+    live: str,
+    override: str | None = None,
+    about: str = "",
 ) -> str:
     lines = [
         f"{env.name}  ({env.type}, {env.state})",
+        *([f"  type      {about}"] if about else []),
         f"  release   {env.release or '-'}"
         + (f"  since {when(env.release_since)} by {env.release_by}" if env.release else ""),
-        f"  endpoint  {env.endpoint or '-'}  [{health}]",
+        f"  endpoint  {env.endpoint or '-'}  [{live}]",
+        f"  health    {health(env)}" + (f": {env.health_reason}" if env.health_reason else ""),
         f"  owner     {env.owner}, created {when(env.created_at)}",
         f"  expires   {when(env.expires_at) if env.expires_at else 'never'}",
     ]
@@ -168,3 +194,10 @@ def _plain(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     return json.dumps(_plain(value), indent=2, sort_keys=False)
+
+
+def health_table(checks: Sequence[HealthCheck]) -> str:
+    return table(
+        ["when", "status", "reason"],
+        [[when(c.at), c.status.value, c.reason] for c in checks],
+    )

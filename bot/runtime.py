@@ -8,7 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from environments.catalog import Catalog, Directory, config_path, load_catalog
+from environments import validation
+from environments.catalog import Catalog, Directory, config_path
 from environments.clock import Clock, SystemClock
 from environments.lifecycle import Lifecycle
 from environments.notify import Notifier, Notifiers
@@ -44,7 +45,8 @@ class Runtime:
         notifier: Notifier | None = None,
         directory: Directory | None = None,
     ) -> Runtime:
-        catalog = load_catalog(config_path(config))
+        # The full check: nothing reaches a worker that `shipyard config check` would refuse.
+        catalog = validation.load(config_path(config))
         if directory is not None:
             catalog = catalog.with_directory(directory)
         remember_env_values(catalog.parameters)
@@ -73,11 +75,14 @@ class Runtime:
                 providers[f"{name}+azure-pipelines"] = PipelineEngine(
                     providers[name], ado, timeout=timedelta(hours=2)
                 )
+        worker = Worker(catalog, database, providers, clock=clock, notifier=notifiers)
         return cls(
             catalog=catalog,
             database=database,
-            lifecycle=Lifecycle(catalog, database, clock=clock, notifier=notifiers),
-            worker=Worker(catalog, database, providers, clock=clock, notifier=notifiers),
+            lifecycle=Lifecycle(
+                catalog, database, clock=clock, notifier=notifiers, preflight=worker.preflight
+            ),
+            worker=worker,
             home=home,
             notifiers=notifiers,
             clock=clock,

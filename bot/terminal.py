@@ -7,18 +7,19 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from bot import render
-from bot.commands import Outcome, execute
-from bot.grammar import parse
+from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments import redaction
-from environments.errors import ShipyardError
+from environments.errors import ConfigError, ConfigProblem, ShipyardError
 from environments.loadtests.summary import LoadTestSummary
-from environments.model import Approval, Environment, Operation, OperationState
+from environments.model import Approval, Environment, HealthStatus, Operation, OperationState
 from environments.policy import Actor, Channel
+from environments.providers.base import HealthReport
 
 
 class TerminalNotifier:
@@ -55,6 +56,11 @@ class TerminalNotifier:
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
         pass  # the command that ran it prints the summary
 
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
+        self._say(f"{environment.name} is {report.status}: {report.reason}")
+
 
 def follow(runtime: Runtime, op_id: int) -> Operation:
     """Run (or wait for) one operation, showing progress; returns it finished."""
@@ -86,18 +92,19 @@ def run_worker(runtime: Runtime, *, once: bool, interval: float) -> int:
         time.sleep(interval)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+Process = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {}) -> int:
+    """Run one command line; `processes` start the commands that are processes (serve, demo)."""
+    args: argparse.Namespace | None = None
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
-        if args.group == "demo":
-            from bot.demo import run_demo
-
-            return run_demo(keep=args.keep)
-        if args.group == "serve":
-            from bot.serve import serve
-
-            return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
+        if args.group in processes:
+            return processes[args.group](args)
         return _run(args)
+    except ConfigError as exc:
+        return _config_refused(exc, args)
     except ShipyardError as exc:
         print(f"shipyard: {redaction.mask(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
@@ -107,6 +114,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _config_refused(exc: ConfigError, args: argparse.Namespace | None) -> int:
+    """Every configuration problem on a line of its own; `config check --json` as JSON."""
+    checking = args is not None and (args.group, getattr(args, "verb", None)) == ("config", "check")
+    if checking and getattr(args, "json", False):
+        problems = exc.problems or (ConfigProblem("", exc.reason, exc.hint),)
+        listed = [
+            {"file": p.file, "line": p.line, "message": p.message, "hint": p.hint} for p in problems
+        ]
+        print(render.to_json({"ok": False, "problems": listed}))
+        return exc.exit_code
+    if len(exc.problems) > 1:
+        source = exc.reason.split(": ", 1)[0]
+        print(f"shipyard: {source}: {len(exc.problems)} problems", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {redaction.mask(str(problem))}", file=sys.stderr)
+        return exc.exit_code
+    print(f"shipyard: {redaction.mask(exc.one_line())}", file=sys.stderr)
+    return exc.exit_code
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -126,6 +153,8 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
         print(redaction.mask(render.to_json(outcome.data)))
         return outcome.exit_code
     print(redaction.mask(outcome.text), flush=True)
+    for hint in outcome.hints:
+        print(f"  {hint.label} with: {cli_text(hint)}")
     for note in outcome.notes:
         print(f"  note: {redaction.mask(note)}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow

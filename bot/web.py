@@ -1,8 +1,9 @@
-"""One ASGI app: /slack/events (Bolt), /healthz; served by uvicorn."""
+"""One ASGI app: /slack/events (Bolt), /healthz, and the routes serve adds (dashboard, API)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -10,12 +11,17 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot.ackfirst import ACKS
 
 
-def create_web_app(bolt: App, extra_routes: Sequence[Route] = ()) -> Starlette:
+def create_web_app(
+    bolt: App,
+    extra_routes: Sequence[BaseRoute] = (),
+    *,
+    health: Callable[[], dict[str, Any]] | None = None,
+) -> Starlette:
     async def slack_events(request: Request) -> Response:
         with ACKS:
             body = await request.body()
@@ -24,7 +30,9 @@ def create_web_app(bolt: App, extra_routes: Sequence[Route] = ()) -> Starlette:
             return to_starlette_response(response)
 
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        # The record is read for the outbox's figures: off the event loop.
+        facts = await run_in_threadpool(health) if health is not None else {}
+        return JSONResponse({"status": "ok", **facts})
 
     return Starlette(
         routes=[

@@ -10,15 +10,41 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from environments.errors import ConfigError, NotFound, ShipyardError
+from environments.ade import Definition, load_definition
+from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError
+from environments.inputs import Input
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
+from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
 
-ACTIONS = ("create", "deploy", "destroy", "extend")
+# What the rule table (`allow:`) speaks of. Per environment type:
+TypeAction = Literal[
+    "create",
+    "deploy",
+    "promote",
+    "destroy",
+    "extend",
+    "loadtest",
+    "params_set",
+]
+# Not about one type (top-level `allow:`):
+GlobalAction = Literal[
+    "expire",
+    "schedule_run",
+    "schedule_pause",
+    "schedule_resume",
+    "pipelines_sync",
+    "pipelines_reconcile",
+    "release_add",
+    "record_deployment",
+    "tokens_manage",
+]
+ACTIONS: tuple[str, ...] = TypeAction.__args__  # type: ignore[attr-defined]
+GLOBAL_ACTIONS: tuple[str, ...] = GlobalAction.__args__  # type: ignore[attr-defined]
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
@@ -66,9 +92,11 @@ class ApprovalPolicy(_Strict):
 
 
 class ChatSettings(_Strict):
-    """Where Shipyard speaks in Slack when nothing more specific is configured."""
+    """Where Shipyard speaks in Slack when nothing more specific is configured, and the
+    workspace (team id, e.g. T0123) whose members may sign in to the dashboard."""
 
     channel: str | None = None
+    team: str | None = None
 
 
 class Directory(Protocol):
@@ -89,6 +117,19 @@ class ServiceFabricSettings(_Strict):
     application: str | None = None
 
 
+class LoadTestLimits(_Strict):
+    """The most a load test may ask of an environment of this type."""
+
+    max_users: int | None = Field(default=None, ge=1)
+    max_duration: Duration | None = None
+
+
+class Limits(_Strict):
+    """Bounds on what an allowed action may ask for."""
+
+    loadtest: LoadTestLimits = LoadTestLimits()
+
+
 class EnvironmentType(_Strict):
     """A catalog entry: provider, lifetime, who may do what, approval gate, parameter layer."""
 
@@ -98,17 +139,40 @@ class EnvironmentType(_Strict):
     # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
     engine: Literal["direct", "azure-pipelines"] = "direct"
     azure: AzureTypeSettings | None = None
+    # An Azure Deployment Environments catalog item (folder with environment.yaml), instead of
+    # azure.template: its manifest gives the template and the type's user-facing parameters.
+    ade: str | None = None
     loadtest: str | None = None
     service_fabric: ServiceFabricSettings | None = None
     ttl: TTL | None = None
     protected: bool = False
-    allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
+    allow: dict[TypeAction, tuple[str, ...]] = {}
+    limits: Limits = Limits()
+    windows: Windows | None = None
     approval: ApprovalPolicy | None = None
     parameters: dict[str, ParameterValue] = {}
+    _definition: Definition | None = PrivateAttr(default=None)
 
     @property
     def ephemeral(self) -> bool:
         return self.ttl is not None
+
+    @property
+    def definition(self) -> Definition | None:
+        """The ADE environment definition behind the type (`ade:`), read when loaded."""
+        return self._definition
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        """The parameters a person sets when creating one (from the ADE manifest)."""
+        return self._definition.inputs if self._definition else ()
+
+    @property
+    def summary(self) -> str:
+        """One line about the type: its description, else the ADE definition's summary."""
+        if self.description:
+            return self.description
+        return self._definition.headline() if self._definition else ""
 
 
 class Application(_Strict):
@@ -127,6 +191,7 @@ class Catalog(_Strict):
     people: dict[str, str] = {}
     roles: dict[str, tuple[str, ...]] = {}
     admins: tuple[str, ...] = ()
+    allow: dict[GlobalAction, tuple[str, ...]] = {}
     slack: ChatSettings = ChatSettings()
     application: Application = Application()
     parameters: dict[str, ParameterValue] = {}
@@ -199,12 +264,23 @@ def config_path(explicit: str | None = None) -> Path:
 
 
 def load_catalog(path: Path) -> Catalog:
-    """Read, validate and cross-check shipyard.yaml; every problem names file:line."""
+    """Read, validate and cross-check shipyard.yaml; every problem names file:line.
+
+    The structure only; `environments.validation.load` adds the checks that read further files
+    (templates, manifests, plans) and is what commands use.
+    """
+    catalog, _, problems = read_catalog(path)
+    if problems or catalog is None:
+        raise ConfigError.of(str(path), problems)
+    return catalog
+
+
+def read_catalog(path: Path) -> tuple[Catalog | None, SourcedYaml, list[ConfigProblem]]:
+    """The catalog (None when its structure is wrong), its source, and every problem found."""
     source = load_yaml(path)
     if not isinstance(source.data, dict):
-        raise ConfigError(
-            f"{path}:1: expected a mapping at the top", hint="see examples/shipyard.yaml"
-        )
+        problem = ConfigProblem(f"{path}:1", "expected a mapping at the top", EXAMPLE)
+        return None, source, [problem]
     data = dict(source.data)
     types = data.get("types")
     if isinstance(types, dict):
@@ -217,32 +293,29 @@ def load_catalog(path: Path) -> Catalog:
             {**data, "source": str(path), "base_dir": str(path.parent)}
         )
     except ValidationError as exc:
-        raise ConfigError(_first_problem(exc, source), hint=_problem_count(exc)) from None
-    _cross_check(catalog, source)
-    return catalog
+        return None, source, [_problem(error, source) for error in exc.errors()]
+    return catalog, source, [*_cross_check(catalog, source), *_read_definitions(catalog, source)]
 
 
-def _first_problem(exc: ValidationError, source: SourcedYaml) -> str:
-    error = exc.errors()[0]
+EXAMPLE = "see examples/shipyard.yaml"
+
+
+def _problem(error: Any, source: SourcedYaml) -> ConfigProblem:
     loc = tuple(part for part in error["loc"] if not isinstance(part, str) or "[" not in part)
     dotted = ".".join(str(part) for part in loc) or "(top)"
-    message = error["msg"].removeprefix("Value error, ")
+    message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "is not a known setting"
     elif error["type"] == "missing":
         message = "is required"
-    return f"{source.where(loc)}: {dotted}: {message}"
+    return ConfigProblem(source.where(loc), f"{dotted[:120]}: {message[:200]}", EXAMPLE)
 
 
-def _problem_count(exc: ValidationError) -> str:
-    count = exc.error_count()
-    more = f" ({count - 1} more problem{'s' if count > 2 else ''} after it)" if count > 1 else ""
-    return f"fix it and run 'shipyard config check' again{more}; see examples/shipyard.yaml"
+def _cross_check(catalog: Catalog, source: SourcedYaml) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
 
-
-def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
     def fail(loc: tuple[str | int, ...], message: str, hint: str) -> None:
-        raise ConfigError(f"{source.where(loc)}: {message}", hint=hint)
+        problems.append(ConfigProblem(source.where(loc), message, hint))
 
     for name in catalog.types:
         try:
@@ -250,23 +323,23 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
         except ShipyardError:
             fail(
                 ("types", name),
-                f"type name '{name}' is not valid",
+                f"type name '{name[:60]}' is not valid",
                 "use 3-40 lowercase letters, digits and hyphens, starting with a letter",
             )
     for index, name in enumerate(catalog.promotion):
         if name not in catalog.types:
             fail(
                 ("promotion", index),
-                f"promotion path names unknown type '{name}'",
+                f"promotion path names unknown type '{name[:60]}'",
                 f"use types declared under 'types': {', '.join(catalog.types)}",
             )
     if len(set(catalog.promotion)) != len(catalog.promotion):
         fail(("promotion",), "promotion path names a type twice", "list each type once, in order")
     for key, value in catalog.parameters.items():
-        _no_literal_secret(source, ("parameters", key), key, value)
+        _no_literal_secret(problems, source, ("parameters", key), key, value)
     for name, env_type in catalog.types.items():
         for key, value in env_type.parameters.items():
-            _no_literal_secret(source, ("types", name, "parameters", key), key, value)
+            _no_literal_secret(problems, source, ("types", name, "parameters", key), key, value)
         if env_type.ttl and env_type.ttl.default > env_type.ttl.max:
             fail(
                 ("types", name, "ttl"),
@@ -282,15 +355,50 @@ def _cross_check(catalog: Catalog, source: SourcedYaml) -> None:
                     f"{len(deciders)} approver(s) can give one",
                     "lower 'required' or add approvers",
                 )
+    return problems
+
+
+def _read_definitions(catalog: Catalog, source: SourcedYaml) -> list[ConfigProblem]:
+    """Read each `ade:` type's environment definition (its manifest) and attach it to the type;
+    every problem of every manifest, each naming the manifest and line. The template is checked
+    against the manifest with the other files (`environments.validation`)."""
+    problems: list[ConfigProblem] = []
+    for name, kind in catalog.types.items():
+        if kind.ade is None:
+            continue
+        where = source.where(("types", name, "ade"))
+        if kind.provider != "azure" or kind.azure is not None:
+            problems.append(
+                ConfigProblem(
+                    where,
+                    f"type '{name}': 'ade:' needs provider: azure and no 'azure:' section",
+                    "the environment definition names the template",
+                )
+            )
+            continue
+        try:
+            definition = load_definition(resolve_path(catalog, kind.ade))
+        except ConfigError as exc:
+            problems.append(ConfigProblem(where, f"type '{name}': {exc.reason}", exc.hint))
+            continue
+        problems.extend(definition.problems)
+        kind._definition = definition
+    return problems
 
 
 def _no_literal_secret(
-    source: SourcedYaml, loc: tuple[str | int, ...], key: str, value: object
+    problems: list[ConfigProblem],
+    source: SourcedYaml,
+    loc: tuple[str | int, ...],
+    key: str,
+    value: object,
 ) -> None:
     try:
-        check_not_literal_secret(key, str(value), source.where(loc))
+        check_not_literal_secret(key, str(value), "")
     except ShipyardError as exc:
-        raise ConfigError(exc.reason, hint=exc.hint) from None
+        problems.append(
+            ConfigProblem(source.where(loc), exc.reason.removeprefix(": "), hint=exc.hint)
+        )
 
 
 def resolve_path(catalog: Catalog, relative: str) -> Path:

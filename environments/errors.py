@@ -13,6 +13,8 @@ Business refusals (everything but ProviderError) change nothing in the record.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class ShipyardError(Exception):
     """A refusal or failure with a one-line reason and a hint about what to do instead."""
@@ -28,10 +30,53 @@ class ShipyardError(Exception):
         return f"{self.reason} — {self.hint}" if self.hint else self.reason
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong in the configuration: where (file:line), what, and what to do instead."""
+
+    where: str
+    message: str
+    hint: str = ""
+
+    @property
+    def file(self) -> str:
+        return self.where.rsplit(":", 1)[0] if self.where[-1:].isdigit() else self.where
+
+    @property
+    def line(self) -> int | None:
+        tail = self.where.rsplit(":", 1)[-1]
+        return int(tail) if ":" in self.where and tail.isdigit() else None
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text} — {self.hint}" if self.hint else text
+
+
 class ConfigError(ShipyardError):
-    """shipyard.yaml cannot be used: the reason names the file and line."""
+    """shipyard.yaml cannot be used: the reason names the file and line.
+
+    Raised with `problems` when a check found several: all of them, each with its place.
+    """
 
     exit_code = 3
+
+    def __init__(
+        self, reason: str, *, hint: str = "", problems: tuple[ConfigProblem, ...] = ()
+    ) -> None:
+        super().__init__(reason, hint=hint)
+        self.problems = problems
+
+    @classmethod
+    def of(cls, source: str, problems: list[ConfigProblem]) -> ConfigError:
+        if len(problems) == 1:
+            only = problems[0]
+            where = f"{only.where}: " if only.where else ""
+            return cls(f"{where}{only.message}", hint=only.hint, problems=tuple(problems))
+        return cls(
+            f"{source}: {len(problems)} problems: " + "; ".join(map(str, problems)),
+            hint="fix them and run 'shipyard config check' again",
+            problems=tuple(problems),
+        )
 
 
 class InvalidInput(ShipyardError):
@@ -62,3 +107,9 @@ class ProviderError(ShipyardError):
     """The provider failed for a technical reason."""
 
     exit_code = 7
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """Input quoted back to a person, cut short: a 5,000-character name is not echoed whole."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import approvals, parameters, policy, promotion, renderings
+from environments import approvals, inputs, parameters, policy, promotion, renderings, windows
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput
@@ -29,7 +31,8 @@ from environments.model import (
 )
 from environments.notify import Notifier, SilentNotifier
 from environments.policy import Actor
-from environments.registry import Database
+from environments.registry import Database, outbox
+from environments.registry import loadtests as loadtest_runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import environments
@@ -47,6 +50,8 @@ class Requested:
     release: str
     operation_id: int | None
     approval: Approval | None
+    # Set when the type's deploy window is closed and the request waits for it to open.
+    opens_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,10 @@ class SweepReport:
     approvals_expired: tuple[int, ...]
 
 
+# Checks a request's parameters the way its provider will, raising a ShipyardError if it would not.
+Preflight = Callable[[Environment, Mapping[str, str]], None]
+
+
 class Lifecycle:
     """Every change to environments goes through here: policy first, then one transaction."""
 
@@ -69,11 +78,15 @@ class Lifecycle:
         *,
         clock: Clock | None = None,
         notifier: Notifier | None = None,
+        preflight: Preflight | None = None,
     ) -> None:
         self.catalog = catalog
         self.db = database
         self.clock = clock or SystemClock()
         self.notifier = notifier or SilentNotifier()
+        # The provider's own checks of a request's parameters (an ARM template's), asked
+        # inside the transaction that would record it: a refusal there records nothing.
+        self.preflight = preflight
 
     # --- releases -------------------------------------------------------------------------
 
@@ -126,6 +139,13 @@ class Lifecycle:
         kind = self.catalog.type(env_type)
         policy.require(self.catalog, actor, "create", kind)
         lifetime = policy.lifetime(kind, ttl)
+        inputs.require(
+            kind.inputs,
+            overrides or {},
+            type_name=env_type,
+            preset=[*self.catalog.parameters, *kind.parameters],
+            creating=True,
+        )
         now = self.clock.now()
         with self.db.write() as conn:
             rec.release_id(conn, release)
@@ -162,13 +182,18 @@ class Lifecycle:
         *,
         release: str,
         overrides: dict[str, str] | None = None,
+        when_open: bool = False,
+        window_override: str | None = None,
     ) -> Requested:
-        """Deploy a release; `overrides` apply to this deployment only."""
+        """Deploy a release; `overrides` apply to this deployment only. A closed deploy window
+        refuses it, unless `when_open` (it waits) or an admin's `window_override` reason."""
         now = self.clock.now()
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
+            inputs.require(kind.inputs, overrides or {}, type_name=kind.name, creating=False)
+            window = self._window(actor, kind, now, when_open, window_override)
             rec.release_id(conn, release)
             if not overrides:
                 self._not_already(conn, env, release)
@@ -183,6 +208,7 @@ class Lifecycle:
                 now=now,
                 overrides=overrides,
             )
+            requested = self._windowed(conn, requested, window)
             ops.audit(
                 conn,
                 at=now,
@@ -196,6 +222,37 @@ class Lifecycle:
         self._announce(requested)
         return requested
 
+    def _window(
+        self,
+        actor: Actor,
+        kind: EnvironmentType,
+        now: datetime,
+        when_open: bool,
+        override: str | None,
+    ) -> windows.WindowGate:
+        """The type's deploy window, as a gate over the time (policy.authorize ran before)."""
+        if actor.channel is policy.Channel.SCHEDULE:
+            return windows.WindowGate()
+        return windows.gate(
+            kind.name,
+            kind.windows,
+            now,
+            person=actor.person,
+            admin=actor.person in self.catalog.admins,
+            when_open=when_open,
+            override=override,
+        )
+
+    def _windowed(
+        self, conn: sa.Connection, requested: Requested, window: windows.WindowGate
+    ) -> Requested:
+        """Record a window override on the deployment; say when a deferred one may start."""
+        if window.override and not window.deferred:
+            rec.set_override_reason(conn, requested.deployment_id, window.override)
+        if window.deferred:
+            return dataclasses.replace(requested, opens_at=window.opens_at)
+        return requested
+
     def promote(
         self,
         actor: Actor,
@@ -204,6 +261,8 @@ class Lifecycle:
         release: str | None = None,
         source: str | None = None,
         override_reason: str | None = None,
+        when_open: bool = False,
+        window_override: str | None = None,
     ) -> Requested:
         """Deploy into `target` (an environment or a type) what runs one step before it."""
         now = self.clock.now()
@@ -217,11 +276,13 @@ class Lifecycle:
             elif previous is None:
                 policy.promotion_target_type(self.catalog, target_type, target_type)
             assert previous is not None
-            policy.require(self.catalog, actor, "deploy", kind)
+            policy.require(self.catalog, actor, "promote", kind)
+            window = self._window(actor, kind, now, when_open, window_override)
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
-            override = promotion.load_test_gate(conn, version, override_reason)
+            last_verdict = loadtest_runs.last_verdict(conn, version)
+            override = promotion.load_test_gate(last_verdict, version, override_reason)
             if target_env is None:
                 check_environment_name(target)
                 policy.require(self.catalog, actor, "create", kind)
@@ -250,6 +311,9 @@ class Lifecycle:
                 source_env_id=source_env_id,
                 creating=target_env is None,
             )
+            requested = self._windowed(conn, requested, window)
+            if window.override:
+                override = "; ".join(o for o in (override, window.override) if o)
             if override:
                 rec.set_override_reason(conn, requested.deployment_id, override)
                 rec.set_deployment_status(
@@ -288,7 +352,8 @@ class Lifecycle:
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
-            policy.require(self.catalog, actor, "deploy", kind)
+            policy.require(self.catalog, actor, "params_set", kind)
+            inputs.require(kind.inputs, changes, type_name=kind.name, creating=False)
             missing = [key for key in unset if key not in env.overrides]
             if missing:
                 raise InvalidInput(
@@ -308,7 +373,13 @@ class Lifecycle:
                 unset=sorted(unset),
             )
             if env.release is None:
-                parameters.resolve(self.catalog, kind, wanted)
+                resolved = parameters.resolve(
+                    self.catalog,
+                    kind,
+                    wanted,
+                    file_layer=renderings.file_layer(self.catalog, kind),
+                )
+                renderings.check_declared(self.catalog, kind, resolved)
                 rec.update_environment(conn, env.id, overrides=wanted)
                 return None
             requested = self._request(
@@ -372,6 +443,15 @@ class Lifecycle:
             if state is not ApprovalState.PENDING:
                 rec.set_approval_state(conn, approval.id, state, now)
                 op_id = approvals.settle(conn, approval, state, now)
+            outbox.add(
+                conn,
+                outbox.Event.APPROVAL_DECIDED,
+                at=now,
+                environment=approval.environment,
+                approval=approval.id,
+                decision=decision.value,
+                by=actor.person,
+            )
             approval = rec.get_approval(conn, approval.id)
         self.notifier.approval_changed(approval)
         return approval, op_id
@@ -403,7 +483,7 @@ class Lifecycle:
     def destroy(self, actor: Actor, name: str, *, force: bool = False) -> int:
         now = self.clock.now()
         with self.db.write() as conn:
-            env = rec.get_environment(conn, name)
+            env = rec.get_environment(conn, name, lock=True)
             kind = self.catalog.type(env.type)
             policy.require_destroyable(self.catalog, actor, kind, force)
             if env.state is EnvironmentState.DESTROYING:
@@ -444,8 +524,16 @@ class Lifecycle:
         queued: list[int] = []
         stale: list[Approval] = []
         with self.db.write() as conn:
-            for env in rec.list_environments(conn):
-                if env.expires_at is None or env.state is EnvironmentState.DESTROYING:
+            for listed in rec.list_environments(conn):
+                if listed.expires_at is None or listed.expires_at - now > WARN_BEFORE:
+                    continue
+                # Re-read under a row lock: replicas sweep at once, and an extend may be
+                # committing; the locked row is the one to decide on.
+                env = rec.environment_by_id(conn, listed.id, lock=True)
+                if env.expires_at is None or env.state in (
+                    EnvironmentState.DESTROYING,
+                    EnvironmentState.DESTROYED,
+                ):
                     continue
                 if env.expires_at <= now:
                     queued.append(self._queue_destroy(conn, env, now))
@@ -460,6 +548,13 @@ class Lifecycle:
                     )
                 elif env.expires_at - now <= WARN_BEFORE and self._warn_once(conn, env, now):
                     warned.append(env)
+                    outbox.add(
+                        conn,
+                        outbox.Event.EXPIRY_WARNING,
+                        at=now,
+                        environment=env.name,
+                        owner=env.owner,
+                    )
             for approval in rec.list_approvals(conn):
                 if approval.expires_at <= now and rec.set_approval_state(
                     conn, approval.id, ApprovalState.EXPIRED, now
@@ -470,6 +565,13 @@ class Lifecycle:
                         at=now,
                         actor=SYSTEM.person,
                         action="approval.expire",
+                        environment=approval.environment,
+                        approval=approval.id,
+                    )
+                    outbox.add(
+                        conn,
+                        outbox.Event.APPROVAL_EXPIRED,
+                        at=now,
                         environment=approval.environment,
                         approval=approval.id,
                     )
@@ -515,7 +617,7 @@ class Lifecycle:
         overrides: dict[str, str] | None = None,
         environment_parameters: dict[str, str] | None = None,
     ) -> Requested:
-        env = rec.environment_by_id(conn, env_id)
+        env = rec.environment_by_id(conn, env_id, lock=True)
         resolved = parameters.resolve(
             self.catalog,
             kind,
@@ -524,6 +626,9 @@ class Lifecycle:
             file_layer=renderings.file_layer(self.catalog, kind),
         )
         fingerprint = parameters.fingerprint(parameters.values(resolved))
+        renderings.check_declared(self.catalog, kind, resolved)
+        if self.preflight is not None:
+            self.preflight(env, parameters.values(resolved))
         gate = kind.approval
         deployment_id = rec.insert_deployment(
             conn,
@@ -548,6 +653,13 @@ class Lifecycle:
                 at=now,
                 expires_at=now + gate.timeout,
             )
+            outbox.add(
+                conn,
+                outbox.Event.APPROVAL_REQUESTED,
+                at=now,
+                environment=env_name,
+                approval=approval_id,
+            )
             return Requested(
                 env_name, deployment_id, release, None, rec.get_approval(conn, approval_id)
             )
@@ -566,7 +678,8 @@ class Lifecycle:
             self.notifier.approval_requested(requested.approval)
 
     def _usable(self, conn: sa.Connection, name: str) -> Environment:
-        env = rec.get_environment(conn, name)
+        """The environment, row-locked for the rest of the write transaction."""
+        env = rec.get_environment(conn, name, lock=True)
         if env.state is EnvironmentState.DESTROYING:
             raise Conflict(f"{name} is being destroyed", hint="create a new environment instead")
         return env

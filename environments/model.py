@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NewType
 
-from environments.errors import InvalidInput
+from environments.errors import InvalidInput, clip
 
 EnvironmentName = NewType("EnvironmentName", str)
 Version = NewType("Version", str)
@@ -22,7 +22,7 @@ def check_environment_name(name: str) -> EnvironmentName:
     """An environment name becomes an Azure resource name: 3-40 of a-z, 0-9, '-', starting a-z."""
     if not NAME_RULE.fullmatch(name) or name.endswith("-") or "--" in name:
         raise InvalidInput(
-            f"'{name}' is not a valid environment name",
+            f"'{clip(name)}' is not a valid environment name",
             hint="use 3-40 lowercase letters, digits and single hyphens, starting with a letter "
             "(for example pr-1234)",
         )
@@ -32,7 +32,7 @@ def check_environment_name(name: str) -> EnvironmentName:
 def check_version(version: str) -> Version:
     if not VERSION_RULE.fullmatch(version):
         raise InvalidInput(
-            f"'{version}' is not a valid release version",
+            f"'{clip(version)}' is not a valid release version",
             hint="use letters, digits, '.', '-', '+' or '_' (for example 1.4.2)",
         )
     return Version(version)
@@ -52,6 +52,15 @@ class EnvironmentState(StrEnum):
     @property
     def is_live(self) -> bool:
         return self is not EnvironmentState.DESTROYED
+
+
+class HealthStatus(StrEnum):
+    """What the last health probe of an environment observed."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
 
 
 TRANSITIONS: dict[EnvironmentState, frozenset[EnvironmentState]] = {
@@ -173,6 +182,10 @@ class Environment:
     outputs: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
+    # The latest health probe (observed; None until one ran).
+    health: HealthStatus | None = None
+    health_reason: str | None = None
+    health_at: datetime | None = None
 
     @property
     def is_live(self) -> bool:
@@ -279,6 +292,8 @@ class MatrixRow:
     endpoint: str | None
 
 
+# Beyond this a date plus the duration no longer fits a datetime; nothing needs that long.
+LONGEST = timedelta(days=36500)
 DURATION_RULE = re.compile(r"^(\d+)([smhdw])$")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -286,12 +301,24 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(text: str) -> timedelta:
     """'90s', '30m', '8h', '2d', '1w' → timedelta; anything else is refused with an example."""
     match = DURATION_RULE.fullmatch(text.strip())
-    if not match or int(match.group(1)) == 0:
+    if not match or not match.group(1).strip("0"):
         raise InvalidInput(
-            f"'{text}' is not a duration",
+            f"'{clip(text)}' is not a duration",
             hint="write a positive number and a unit, like 30m, 8h or 2d",
         )
-    return timedelta(seconds=int(match.group(1)) * DURATION_UNITS[match.group(2)])
+    try:
+        # More digits than any real duration: not converted (int() of 5,000 digits is refused).
+        if len(match.group(1)) > 15:
+            raise OverflowError
+        delta = timedelta(seconds=int(match.group(1)) * DURATION_UNITS[match.group(2)])
+    except OverflowError:
+        delta = LONGEST + LONGEST
+    if delta <= LONGEST:
+        return delta
+    raise InvalidInput(
+        f"'{clip(text)}' is longer than any duration Shipyard can keep",
+        hint="write a duration of at most a few years, like 8h or 30d",
+    )
 
 
 def format_duration(delta: timedelta) -> str:

@@ -6,10 +6,11 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from environments import redaction
-from environments.model import Approval, Environment
+from environments.model import Approval, Environment, HealthStatus
 
 if TYPE_CHECKING:
     from environments.loadtests.summary import LoadTestSummary
+    from environments.providers.base import HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ class Notifier(Protocol):
     def expiry_warning(self, environment: Environment) -> None: ...
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None: ...
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None: ...
 
 
 class SilentNotifier:
@@ -54,6 +59,11 @@ class SilentNotifier:
         pass
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
+        pass
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
         pass
 
 
@@ -95,3 +105,8 @@ class Notifiers:
 
     def loadtest_finished(self, summary: LoadTestSummary) -> None:
         self._each("loadtest_finished", summary)
+
+    def health_changed(
+        self, environment: Environment, previous: HealthStatus | None, report: HealthReport
+    ) -> None:
+        self._each("health_changed", environment, previous, report)

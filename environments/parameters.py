@@ -21,6 +21,7 @@ TEMPLATE = re.compile(r"\{\{\s*([a-z_.A-Z0-9-]+)\s*\}\}")
 class Layer(StrEnum):
     """Where a parameter's value came from, lowest first."""
 
+    MANIFEST = "manifest"  # shown only: a Service Fabric manifest's default for an unset name
     DEFAULTS = "defaults"
     FILE = "file"
     TYPE = "type"

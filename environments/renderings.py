@@ -17,7 +17,11 @@ ARM_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentP
 
 
 def file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, str]:
-    """The type's Service Fabric ApplicationParameters file, if it names one, as a layer."""
+    """The type's Service Fabric ApplicationParameters file, or its ADE manifest's defaults, as
+    the layer below the type's own parameters."""
+    defaults = {i.id: i.default_text for i in env_type.inputs if i.default_text is not None}
+    if defaults:
+        return defaults
     settings = env_type.service_fabric
     if settings is None or settings.parameters_file is None:
         return {}
@@ -51,6 +55,51 @@ def arm_file_layer(catalog: Catalog, env_type: EnvironmentType) -> dict[str, Par
             text = value if isinstance(value, str) else json.dumps(value)
             shown[key] = Parameter(key, text, Layer.FILE)
     return shown
+
+
+def layer_origin(catalog: Catalog, env_type: EnvironmentType, layer: Layer) -> str:
+    """Where a layer's values are written, for messages that name it."""
+    settings = env_type.service_fabric
+    return {
+        Layer.MANIFEST: "the ApplicationManifest's default",
+        Layer.DEFAULTS: f"{catalog.source} parameters",
+        Layer.FILE: str(resolve_path(catalog, settings.parameters_file))
+        if settings and settings.parameters_file
+        else f"{env_type.definition.manifest} (its defaults)"
+        if env_type.definition
+        else "the parameters file",
+        Layer.TYPE: f"{catalog.source} types.{env_type.name}.parameters",
+        Layer.ENVIRONMENT: "the environment's own parameters (env create --set, params set)",
+        Layer.OVERRIDE: "this deployment's --set",
+    }[layer]
+
+
+def check_declared(
+    catalog: Catalog, env_type: EnvironmentType, resolved: Mapping[str, Parameter]
+) -> None:
+    """With a Service Fabric manifest, every name must be one it declares (refused when set)."""
+    settings = env_type.service_fabric
+    if settings is None:
+        return
+    manifest = servicefabric.read_manifest(resolve_path(catalog, settings.manifest))
+    unknown = [p for key, p in resolved.items() if key not in manifest.defaults]
+    if unknown:
+        named = "; ".join(
+            f"{p.key} (from {layer_origin(catalog, env_type, p.layer)})" for p in unknown
+        )
+        raise InvalidInput(
+            f"not declared in {manifest.path}: {named}",
+            hint="remove them, or declare them in the ApplicationManifest's <Parameters>",
+        )
+
+
+def manifest_defaults(catalog: Catalog, env_type: EnvironmentType) -> dict[str, Parameter]:
+    """The manifest's declared parameters with their defaults: what applies when unset."""
+    settings = env_type.service_fabric
+    if settings is None:
+        return {}
+    manifest = servicefabric.read_manifest(resolve_path(catalog, settings.manifest))
+    return {k: Parameter(k, v, Layer.MANIFEST) for k, v in manifest.defaults.items()}
 
 
 def sf_xml(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,14 +26,45 @@ class Manifest:
     defaults: dict[str, str]
 
 
-def _root(path: Path, expected: str) -> ET.Element:
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+DECLARED_ENCODING = re.compile(r"""^(<\?xml[^>]*?)\s+encoding=["'][^"']*["']""")
+
+
+def read_xml_text(path: Path) -> str:
+    """The file's text, whatever byte-order mark it starts with.
+
+    Visual Studio writes UTF-8 with a BOM; PowerShell 5's `>` writes UTF-16 LE with a BOM while
+    the text still declares encoding="utf-8". The BOM decides, and the declaration is dropped
+    so the XML parser does not contradict it.
+    """
     try:
-        # utf-8-sig: Visual Studio writes these files with a byte-order mark (and CRLF).
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(
             f"{path}: cannot be read ({exc.strerror})", hint="check the path in shipyard.yaml"
         ) from None
+    encoding = next((name for bom, name in BOMS if data.startswith(bom)), None)
+    try:
+        if encoding is not None:
+            text = data.decode(encoding).removeprefix("\ufeff")
+        else:
+            text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"{path}: is neither UTF-8 nor text with a byte-order mark",
+            hint="save it as UTF-8 (or UTF-16 with a BOM)",
+        ) from None
+    return DECLARED_ENCODING.sub(r"\1", text, count=1)
+
+
+def _root(path: Path, expected: str) -> ET.Element:
+    text = read_xml_text(path)
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -89,8 +122,9 @@ def render(
     if manifest is not None:
         unknown = sorted(set(parameters) - set(manifest.defaults))
         if unknown:
+            named = ", ".join(f"{key} ({parameters[key].layer.value} layer)" for key in unknown)
             raise InvalidInput(
-                f"{', '.join(unknown)} not declared in {manifest.path}",
+                f"{named} not declared in {manifest.path}",
                 hint="remove them or declare them in the ApplicationManifest's <Parameters>",
             )
     lines = [

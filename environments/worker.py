@@ -12,11 +12,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from environments import parameters, redaction, renderings
+from environments import parameters, redaction, renderings, windows
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.errors import ProviderError, ShipyardError
 from environments.model import (
+    DeploymentKind,
     DeploymentStatus,
     Environment,
     EnvironmentState,
@@ -25,8 +26,8 @@ from environments.model import (
     OperationState,
 )
 from environments.notify import Notifier, SilentNotifier
-from environments.providers.base import Provider
-from environments.registry import Database
+from environments.providers.base import ChecksParameters, Provider
+from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import operations as operations_table
@@ -53,13 +54,32 @@ class Worker:
         self.clock = clock or SystemClock()
         self.notifier = notifier or SilentNotifier()
         self.host = socket.gethostname()
-        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._identity = threading.local()
+
+    @property
+    def owner(self) -> str:
+        """This thread's identity: `host:pid:random`, one per thread (and per process).
+
+        One Worker is shared by serve's background thread and the Slack operation pool: were
+        they one owner, each could take the other's running operation as its own.
+        """
+        owner: str | None = getattr(self._identity, "owner", None)
+        if owner is None or not owner.startswith(f"{self.host}:{os.getpid()}:"):
+            owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+            self._identity.owner = owner
+        return owner
 
     def provider_for(self, env_type: str) -> Provider:
         """The type's provider, or its pipeline engine when the type deploys through one."""
         kind = self.catalog.type(env_type)
         key = kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
         return self.providers[key]
+
+    def preflight(self, environment: Environment, supplied: Mapping[str, str]) -> None:
+        """What the type's provider can check before anything is recorded (see Lifecycle)."""
+        provider = self.providers.get(self.catalog.type(environment.type).provider)
+        if isinstance(provider, ChecksParameters):
+            provider.check(environment, supplied)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -90,13 +110,15 @@ class Worker:
         told = False
         while True:
             self._free_dead_owners()
+            if self._held(op_id):
+                return None  # its type's deploy window is closed: it starts when it opens
             with self.db.write() as conn:
                 claimed = ops.claim(
                     conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE
                 )
                 op = ops.get_operation(conn, op_id)
             if claimed:
-                return self._execute(op)
+                return self._execute(op, self.owner)
             if op.state.is_terminal:
                 return op
             if not wait:
@@ -106,9 +128,26 @@ class Worker:
                 told = True
             time.sleep(poll)
 
-    def _execute(self, op: Operation) -> Operation:
+    def _held(self, op_id: int) -> bool:
+        """A queued deployment waits while its type's deploy window is closed (not overridden)."""
+        with self.db.read() as conn:
+            op = ops.get_operation(conn, op_id)
+            if op.state is not OperationState.QUEUED or op.deployment_id is None:
+                return False
+            kind = self.catalog.type(rec.environment_by_id(conn, op.environment_id).type)
+            if kind.windows is None:
+                return False
+            deployment = rec.get_deployment(conn, op.deployment_id)
+        if deployment.kind not in (DeploymentKind.DEPLOY, DeploymentKind.PROMOTION):
+            return False
+        return windows.held(kind.windows, self.clock.now(), deployment.override_reason)
+
+    def _execute(self, op: Operation, owner: str) -> Operation:
         stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(op.id, stop), daemon=True)
+        lost = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(op.id, owner, stop, lost), daemon=True
+        )
         beat.start()
         try:
             with self.db.read() as conn:
@@ -122,10 +161,18 @@ class Worker:
             names = [name for name, _ in steps]
             start = names.index(op.step) + 1 if op.step in names else 0
             for name, step in steps[start:]:
+                if lost.is_set():
+                    raise TakenOver(op.id)
                 step(op, provider)
                 with self.db.write() as conn:
+                    if not ops.owns(conn, op.id, owner):
+                        raise TakenOver(op.id)
                     ops.set_step(conn, op.id, name, self.clock.now())
             state, error = OperationState.SUCCEEDED, None
+        except TakenOver:
+            # Our lease ran out and another worker runs it now: leave the record to it.
+            with self.db.read() as conn:
+                return ops.get_operation(conn, op.id)
         except ShipyardError as exc:
             state, error = OperationState.FAILED, redaction.mask(exc.one_line())
         except Exception as exc:  # a provider bug must not leave the environment locked
@@ -134,7 +181,7 @@ class Worker:
             stop.set()
             beat.join()
         with self.db.write() as conn:
-            ops.finish(conn, op.id, state, self.clock.now(), error)
+            ops.finish(conn, op.id, state, self.clock.now(), error, owner=owner)
             return ops.get_operation(conn, op.id)
 
     # --- steps ------------------------------------------------------------------------------
@@ -224,6 +271,15 @@ class Worker:
                 approved_by=list(deployment.approved_by),
             )
             ready = rec.environment_by_id(conn, env.id)
+            outbox.add(
+                conn,
+                outbox.Event.READY,
+                at=now,
+                environment=env.name,
+                operation=op.id,
+                release=release.version,
+                endpoint=result.endpoint,
+            )
         self._say(op, f"{env.name} is ready with {release.version} at {result.endpoint}")
         self.notifier.environment_ready(ready, operation=op.id)
 
@@ -247,6 +303,7 @@ class Worker:
             ops.audit(
                 conn, at=now, actor="shipyard", action="environment.destroyed", environment=env.name
             )
+            outbox.add(conn, outbox.Event.DESTROYED, at=now, environment=env.name, operation=op.id)
         self._say(op, f"{env.name} destroyed")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -281,18 +338,40 @@ class Worker:
                 operation=op.id,
                 reason=exc.one_line(),
             )
+            outbox.add(
+                conn,
+                outbox.Event.FAILED,
+                at=now,
+                environment=env.name,
+                operation=op.id,
+                reason=exc.reason,
+                hint=exc.hint,
+            )
         self.notifier.failed(
             env.name, redaction.mask(exc.reason), redaction.mask(exc.hint), operation=op.id
         )
 
     def _say(self, op: Operation, message: str) -> None:
+        with self.db.write() as conn:
+            outbox.add(
+                conn,
+                outbox.Event.PROGRESS,
+                at=self.clock.now(),
+                environment=op.environment,
+                operation=op.id,
+                message=message,
+            )
         self.notifier.progress(op.environment, redaction.mask(message), operation=op.id)
 
-    def _heartbeat(self, op_id: int, stop: threading.Event) -> None:
+    def _heartbeat(
+        self, op_id: int, owner: str, stop: threading.Event, lost: threading.Event
+    ) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
                 with self.db.write() as conn:
-                    ops.renew(conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE)
+                    if not ops.renew(conn, op_id, owner=owner, now=self.clock.now(), lease=LEASE):
+                        lost.set()
+                        return
             except sa.exc.OperationalError:
                 continue
 
@@ -314,6 +393,13 @@ class Worker:
                         .where(operations_table.c.id == row.id)
                         .values(lease_until=self.clock.now() - timedelta(seconds=1))
                     )
+
+
+class TakenOver(Exception):
+    """This worker's lease ran out and another worker took the operation over."""
+
+    def __init__(self, op_id: int) -> None:
+        super().__init__(f"operation #{op_id} was taken over by another worker")
 
 
 def _alive(pid: int) -> bool:

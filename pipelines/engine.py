@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from environments.errors import ProviderError
 from environments.model import Environment, Release
-from environments.providers.base import Progress, Provider, ProviderResult
+from environments.providers.base import HealthReport, Progress, Provider, ProviderResult
 from pipelines.azure_devops import AzureDevOps, PipelineRun
 
 
@@ -65,3 +65,6 @@ class PipelineEngine:
 
     def health(self, environment: Environment) -> str:
         return self.inner.health(environment)
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        return self.inner.probe(environment, timeout=timeout)

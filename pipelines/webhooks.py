@@ -26,10 +26,16 @@ from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.errors import InvalidInput, NotFound
 from environments.model import DeploymentStatus
+from environments.pipeline_deployments import (
+    SYSTEM,
+    PipelineDeployment,
+    Recorded,
+    record_deployment,
+)
 from environments.pipelines_config import WEBHOOK_SECRET_VARIABLE, AzureDevOpsSettings
 from environments.registry import Database
 from environments.registry.chat import first_time
-from environments.registry.schema import request_keys
+from environments.registry.pipeline_runs import seen
 from pipelines.azure_devops import (
     PipelineApproval,
     PipelineError,
@@ -40,7 +46,6 @@ from pipelines.azure_devops import (
     environment_of_stage,
     person_of,
 )
-from pipelines.deployments import SYSTEM, PipelineDeployment, Recorded, record_deployment
 
 __all__ = [
     "SECRET_HEADER",
@@ -191,7 +196,7 @@ class WebhookHandler:
             200, WebhookAction.DUPLICATE, "already handled", event_id, event_type
         )
         with self.database.read() as conn:
-            if _seen(conn, key):
+            if seen(conn, key):
                 return duplicate
         try:
             effect = self._effect(event_type, resource)
@@ -426,7 +431,7 @@ def reconcile_runs(
                 continue
             key = _run_key(pipeline_id, listed.id)
             with database.read() as conn:
-                if _seen(conn, key):
+                if seen(conn, key):
                     continue
             checked += 1
             run = source.get_run(pipeline_id, listed.id)
@@ -458,11 +463,6 @@ def _given(value: str | None) -> str:
     """A template parameter's value, unless it is empty or an unexpanded `$(macro)`."""
     text = (value or "").strip()
     return "" if not text or "$(" in text else text
-
-
-def _seen(conn: sa.Connection, key: str) -> bool:
-    found = conn.execute(sa.select(request_keys.c.key).where(request_keys.c.key == key)).first()
-    return found is not None
 
 
 def _run_key(pipeline_id: int, run_id: int) -> str:

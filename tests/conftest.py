@@ -69,6 +69,9 @@ class RecordingNotifier:
     def loadtest_finished(self, summary: object) -> None:
         self.events.append(("loadtest_finished", summary))
 
+    def health_changed(self, environment: Environment, previous: object, report: object) -> None:
+        self.events.append(("health_changed", (environment.name, previous, report)))
+
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.events]
 

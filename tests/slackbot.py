@@ -210,7 +210,6 @@ def running_bot(
     client = web_client(DEFAULT_TOKEN, slack.base_url)
     runtime: Runtime = runtime_factory(SlackDirectory(client))
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
-    runtime.notifiers.add(notifier)
     bridge = bridge_factory(runtime, client) if bridge_factory else None
     app, _ = build_app(
         runtime,
@@ -219,5 +218,13 @@ def running_bot(
         notifier=notifier,
         extra=bridge.register if bridge else None,
     )
-    with serving(create_web_app(app, [bridge.route()] if bridge else [])) as url:
-        yield Bot(url, slack, runtime)
+    # As in `shipyard serve`: the outbox is delivered to Slack by a thread of its own.
+    stop = threading.Event()
+    delivery = threading.Thread(target=notifier.run, args=(stop, 0.05), daemon=True)
+    delivery.start()
+    try:
+        with serving(create_web_app(app, [bridge.route()] if bridge else [])) as url:
+            yield Bot(url, slack, runtime)
+    finally:
+        stop.set()
+        delivery.join(timeout=10)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from bot.commands import Outcome, execute
-from bot.grammar import parse
+from bot.command import Outcome
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments.errors import InvalidInput
 from environments.model import Environment, EnvironmentName, EnvironmentState, Person
 from environments.providers import arm_template as arm
@@ -148,24 +148,23 @@ def test_deploy_of_a_new_release_runs_a_second_deployment_with_its_own_name(
 # --- validation -------------------------------------------------------------------------------
 
 
-def test_every_parameter_problem_is_listed_at_once_before_any_azure_call(
+def test_every_parameter_problem_is_refused_at_once_before_anything_is_recorded(
     rt: Runtime, fake: FakeArm
 ) -> None:
-    op = create(
-        rt,
-        "pr-3",
-        overrides={
-            "nodeCount": "many",
-            "tier": "Gold",
-            "diagnostics": "yes",
-            "settings": "[1]",
-            "regions": "not json",
-            "colour": "blue",
-        },
-    )
-    assert op.state == "failed"
-    assert op.error is not None
-    assert op.error.startswith("game.json: 6 parameter problems: ")
+    bad = {
+        "nodeCount": "many",
+        "tier": "Gold",
+        "diagnostics": "yes",
+        "settings": "[1]",
+        "regions": "not json",
+        "colour": "blue",
+    }
+    with rt.database.read() as conn:
+        before = rec.list_environments(conn)
+    with pytest.raises(InvalidInput) as refused:
+        rt.lifecycle.create(ALICE, "pr-3", env_type="cloud", release="1.0.0", overrides=bad)
+    assert refused.value.exit_code == 2
+    assert refused.value.reason.startswith("game.json: 6 parameter problems: ")
     for expected in (
         "colour: supplied but not a parameter of the template",
         "diagnostics: must be true or false, got 'yes'",
@@ -174,9 +173,15 @@ def test_every_parameter_problem_is_listed_at_once_before_any_azure_call(
         "settings: must be a JSON object, got '[1]'",
         '"Gold" is not allowed (allowed: "Basic", "Standard")',
     ):
-        assert expected in op.error
+        assert expected in refused.value.reason
     assert fake.requests == []
-    assert environment(rt, "pr-3").state is EnvironmentState.FAILED
+    with rt.database.read() as conn:
+        assert rec.list_environments(conn) == before
+        assert rec.find_environment(conn, "pr-3") is None
+    assert create(rt, "pr-3").state == "succeeded", "the same name is free for a retry"
+    with pytest.raises(InvalidInput, match="tier"):
+        rt.lifecycle.deploy(ALICE, "pr-3", release="1.1.0", overrides={"tier": "Gold"})
+    assert environment(rt, "pr-3").release == "1.0.0"
 
 
 def template(**parameters: dict[str, Any]) -> arm.Template:

@@ -199,14 +199,17 @@ def test_malformed_config_names_file_line_and_problem(
     assert refused.value.hint
 
 
-def test_validation_hint_counts_the_other_problems(tmp_path: Path) -> None:
+def test_every_problem_is_listed_at_once_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "shipyard.yaml"
     path.write_text("types:\n  test:\n    protectd: true\npromtion: []\n", encoding="utf-8")
     with pytest.raises(ConfigError) as refused:
         load_catalog(path)
-    assert refused.value.reason == f"{path}:3: types.test.protectd: is not a known setting"
+    assert refused.value.reason.startswith(f"{path}: 2 problems: ")
+    assert [str(p).split(" — ")[0] for p in refused.value.problems] == [
+        f"{path}:3: types.test.protectd: is not a known setting",
+        f"{path}:4: promtion: is not a known setting",
+    ]
     assert "shipyard config check" in refused.value.hint
-    assert "(1 more problem after it)" in refused.value.hint
 
 
 def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from environments.errors import InvalidInput
+from environments.errors import InvalidInput, clip
 from environments.model import (
     DeploymentStatus,
     EnvironmentState,
@@ -75,7 +75,7 @@ def test_valid_versions_are_accepted(version: str) -> None:
 def test_invalid_versions_are_refused_with_an_example(version: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         check_version(version)
-    assert refused.value.reason == f"'{version}' is not a valid release version"
+    assert refused.value.reason == f"'{clip(version)}' is not a valid release version"
     assert "1.4.2" in refused.value.hint
 
 

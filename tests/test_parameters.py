@@ -248,7 +248,7 @@ def test_a_name_the_manifest_does_not_declare_is_refused(tmp_path: Path) -> None
     resolved = parameters.resolve(catalog, kind, {"WebService_Typo": "1"})
     with pytest.raises(InvalidInput) as refused:
         renderings.sf_xml(catalog, kind, "pr-1", resolved)
-    assert "WebService_Typo not declared in" in refused.value.reason
+    assert "WebService_Typo (environment layer) not declared in" in refused.value.reason
     assert "ApplicationManifest.xml" in refused.value.reason
 
 

@@ -13,18 +13,20 @@ import pytest
 
 from bot.app import web_client
 from bot.runtime import Runtime
-from bot.slack_listeners import help_text
 from bot.slack_notifier import SlackNotifier
+from bot.table import chat_help
 from environments.loadtests.summary import LoadTestSummary
 from environments.loadtests.verdicts import Outcome
 from environments.model import EnvironmentState
 from environments.registry import chat as chat_record
+from environments.registry import outbox
 from tests.conftest import EXAMPLES, MovableClock, destroy_everything, person
-from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, manifest_scopes
+from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.slackbot import CONFIG, Bot, running_bot
 from tests.test_slack_bot import env_state, eventually
 
 PNG = b"\x89PNG\r\n\x1a\n"
+MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 THREAD = "1700000000.000100"
 
 
@@ -62,8 +64,8 @@ def bot(home: Path, tmp_path: Path, clock: MovableClock, slack: FakeSlack) -> It
 
 
 def test_help_lists_loadtest_as_chat_runs_it() -> None:
-    line = next(x for x in help_text().splitlines() if "loadtest" in x)
-    for option in ("--plan", "--users", "--duration"):
+    line = next(x for x in chat_help().splitlines() if "load-test an environment" in x)
+    for option in ("/env loadtest", "--plan", "--users", "--duration"):
         assert option in line
 
 
@@ -122,17 +124,26 @@ def summary_with_chart(tmp_path: Path) -> LoadTestSummary:
 
 
 def notify(slack: FakeSlack, tmp_path: Path, runtime: Runtime) -> None:
+    """The run's outbox event, as LoadTesting.run writes it, delivered by the Slack notifier."""
     client = web_client(DEFAULT_TOKEN, slack.base_url)
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
+    summary = summary_with_chart(tmp_path)
+    now = runtime.lifecycle.clock.now()
     with runtime.database.write() as conn:
-        chat_record.remember_message(
+        chat_record.remember_message(conn, "environment:pr-1", "C0DEPLOYS", THREAD, now)
+        outbox.add(
             conn,
-            "environment:pr-1",
-            "C0DEPLOYS",
-            "1700000000.000100",
-            runtime.lifecycle.clock.now(),
+            outbox.Event.LOADTEST_FINISHED,
+            at=now,
+            environment="pr-1",
+            run=summary.run_id,
+            outcome=summary.outcome.value,
+            text=summary.text(with_chart_path=False),
+            chart=str(summary.chart),
+            verdict=summary.verdict,
+            release=summary.release,
         )
-    notifier.loadtest_finished(summary_with_chart(tmp_path))
+    assert notifier.deliver_pending() == 1
 
 
 @pytest.fixture
@@ -163,7 +174,10 @@ def test_the_chart_goes_up_by_files_upload_v2_in_the_thread(
 def test_a_refused_upload_still_delivers_the_verdict(
     runtime_for_slack: Runtime, tmp_path: Path
 ) -> None:
-    with FakeSlack(scopes=manifest_scopes() - {"files:write"}) as slack:
+    with FakeSlack() as slack:
+        slack.grant_manifest_scopes(MANIFEST)
+        assert slack.scopes is not None
+        slack.scopes.discard("files:write")
         notify(slack, tmp_path, runtime_for_slack)
         (refused,) = slack.calls("files.getUploadURLExternal")
         posted = slack.calls("chat.postMessage")
@@ -174,8 +188,10 @@ def test_a_refused_upload_still_delivers_the_verdict(
 
 
 def test_the_fake_enforces_the_manifest_scopes_and_the_upload_steps() -> None:
-    assert "files:write" in manifest_scopes(), "the manifest asks for what the chart upload needs"
     with FakeSlack() as slack:
+        slack.grant_manifest_scopes(MANIFEST)
+        assert slack.scopes is not None
+        assert "files:write" in slack.scopes, "the manifest asks for what the chart upload needs"
         client = web_client(DEFAULT_TOKEN, slack.base_url)
         from slack_sdk.errors import SlackApiError
 

@@ -28,7 +28,7 @@ from environments.loadtests.verdicts import Outcome, explanation, figures, judge
 from environments.model import EnvironmentState, parse_duration
 from environments.notify import Notifier
 from environments.policy import Actor
-from environments.registry import Database
+from environments.registry import Database, outbox
 from environments.registry import loadtests as runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -177,10 +177,12 @@ class LoadTesting:
         schedule: str | None = None,
         run_id: int | None = None,
         progress: Progress | None = None,
+        channel: str | None = None,
     ) -> LoadTestSummary:
         """Run a plan against a ready environment; `run_id` continues a run `begin` recorded.
 
-        `progress` is told live figures every few seconds while the engine runs.
+        `progress` is told live figures every few seconds while the engine runs; `channel`
+        (a nightly schedule's) is where the verdict is posted instead of the environment's thread.
         """
         began = time.perf_counter()
         with self.db.read() as conn:
@@ -241,6 +243,19 @@ class LoadTesting:
                 environment=env.name,
                 run=run_id,
                 outcome=summary.outcome.value,
+            )
+            outbox.add(
+                conn,
+                outbox.Event.LOADTEST_FINISHED,
+                at=self.clock.now(),
+                environment=env.name,
+                run=run_id,
+                outcome=summary.outcome.value,
+                text=summary.text(with_chart_path=False),
+                chart=str(summary.chart) if summary.chart else None,
+                verdict=summary.verdict,
+                release=summary.release,
+                channel=channel,
             )
         # Where the time went: the engine's process, and Shipyard's own work around it.
         summary = replace(

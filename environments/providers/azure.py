@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -30,10 +29,11 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from environments import parameters as layered
 from environments.catalog import Catalog
 from environments.errors import ConfigError, ProviderError, ShipyardError
-from environments.model import Environment, EnvironmentState, Release
+from environments.model import Environment, EnvironmentState, HealthStatus, Release
 from environments.providers import arm_template as arm
-from environments.providers.azure_config import AzureSettings, AzureTypeSettings
-from environments.providers.base import Progress, ProviderResult
+from environments.providers.arm_source import arm_source
+from environments.providers.azure_config import AzureSettings
+from environments.providers.base import HealthReport, Progress, ProviderResult
 from environments.secrets import KeyVaultRef
 
 STATIC_TOKEN_VARIABLE = "SHIPYARD_AZURE_STATIC_TOKEN"
@@ -127,28 +127,12 @@ class AzureProvider:
             "shipyard-id": str(environment.id),
         }
 
-    def type_settings(self, type_name: str) -> AzureTypeSettings:
-        settings = self.catalog.type(type_name).azure
-        if settings is None:
-            raise ConfigError(
-                f"{self.catalog.source}: type '{type_name}' uses provider azure but has no "
-                "'azure:' section",
-                hint="add types.<type>.azure.template: path/to/azuredeploy.json",
-            )
-        return settings
-
     def render(
         self, environment: Environment, supplied: Mapping[str, str]
     ) -> tuple[arm.Template, dict[str, dict[str, Any]]]:
         """Template and ARM parameters object, checked against each other (no Azure call)."""
-        settings = self.type_settings(environment.type)
-        base = Path(self.catalog.base_dir)
-        template = arm.load_template(base / settings.template)
-        file_values = (
-            arm.load_parameters_file(base / settings.parameters_file)
-            if settings.parameters_file
-            else {}
-        )
+        source = arm_source(self.catalog, environment.type)
+        template = source.template
 
         shared = (
             self.settings.key_vault_resource_group
@@ -161,14 +145,18 @@ class AzureProvider:
         rendered = arm.render_parameters(
             template,
             supplied,
-            file_values=file_values,
-            unique=settings.unique,
+            file_values=source.file_values,
+            unique=source.unique,
             suffix=arm.unique_suffix(environment),
             fallback_base=environment.name,
             vault_id=vault_id,
-            file_name=str(base / settings.parameters_file) if settings.parameters_file else "",
+            file_name=source.file_name,
         )
         return template, rendered
+
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None:
+        """Parameters against the type's template, all problems at once, no Azure call."""
+        self.render(environment, parameters)
 
     def _layered(self, environment: Environment) -> dict[str, str]:
         kind = self.catalog.type(environment.type)
@@ -244,6 +232,50 @@ class AzureProvider:
             return f"unknown: {exc.reason}"
         state = found.get("properties", {}).get("provisioningState", "?")
         return f"resource group {group} {state}"
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        """The resource group, its newest ARM deployment, then the type's health URL if any."""
+        group = self.resource_group(environment)
+        once: dict[str, Any] = {
+            "retry_total": 0,
+            "connection_timeout": timeout,
+            "read_timeout": timeout,
+        }
+        try:
+            resources, deployments = self._arm()
+            with _calling(f"reading resource group {group}", self.settings):
+                found = _wire(resources.resource_groups.get(group, **once))
+                newest = next(
+                    iter(deployments.deployments.list_by_resource_group(group, top=1, **once)),
+                    None,
+                )
+        except ProviderError as exc:
+            if isinstance(exc.__cause__, ResourceNotFoundError):
+                return HealthReport(HealthStatus.UNHEALTHY, f"resource group {group} is missing")
+            return HealthReport(HealthStatus.UNKNOWN, exc.reason)
+        except ShipyardError as exc:
+            return HealthReport(HealthStatus.UNKNOWN, exc.reason)
+        state = found.get("properties", {}).get("provisioningState", "unknown")
+        if state != "Succeeded":
+            return HealthReport(HealthStatus.UNHEALTHY, f"resource group {group} is {state}")
+        deployed = _wire(newest).get("properties", {}) if newest is not None else {}
+        deployment_state = deployed.get("provisioning_state") or deployed.get(
+            "provisioningState", "none"
+        )
+        if deployment_state in ("Failed", "Canceled"):
+            return HealthReport(
+                HealthStatus.UNHEALTHY, f"newest ARM deployment in {group} {deployment_state}"
+            )
+        if deployment_state not in ("Succeeded", "none"):
+            return HealthReport(
+                HealthStatus.DEGRADED, f"ARM deployment in {group} is {deployment_state}"
+            )
+        kind = self.catalog.types[environment.type].azure
+        if kind is None or not kind.health_url:
+            return HealthReport(HealthStatus.HEALTHY, f"resource group {group} Succeeded")
+        if not environment.endpoint:
+            return HealthReport(HealthStatus.UNKNOWN, "no endpoint recorded to probe")
+        return endpoint_health(kind.health_url.format(endpoint=environment.endpoint), timeout)
 
     # --- what-if and drift ----------------------------------------------------------------
 
@@ -583,3 +615,24 @@ def _subscription_template(
             },
         ],
     }
+
+
+def endpoint_health(url: str, timeout: float) -> HealthReport:
+    """GET the type's health URL; a Service Fabric answer's AggregatedHealthState decides."""
+    try:
+        answer = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        return HealthReport(HealthStatus.UNHEALTHY, f"{url} did not answer: {type(exc).__name__}")
+    if answer.status_code != 200:
+        return HealthReport(HealthStatus.UNHEALTHY, f"{url} answered {answer.status_code}")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    aggregated = body.get("AggregatedHealthState") if isinstance(body, dict) else None
+    if aggregated is None:
+        return HealthReport(HealthStatus.HEALTHY, f"{url} answered 200")
+    status = {"Ok": HealthStatus.HEALTHY, "Warning": HealthStatus.DEGRADED}.get(
+        aggregated, HealthStatus.UNHEALTHY
+    )
+    return HealthReport(status, f"cluster health {aggregated}")

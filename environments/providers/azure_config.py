@@ -59,3 +59,6 @@ class AzureTypeSettings(BaseModel):
     template: str
     parameters_file: str | None = None
     unique: tuple[str, ...] = ()
+    # Probed by the health check with `{endpoint}` filled in, e.g. a Service Fabric cluster's
+    # "{endpoint}/$/GetClusterHealth?api-version=6.0" (its AggregatedHealthState decides).
+    health_url: str | None = None

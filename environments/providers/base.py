@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from environments.model import Environment, Release
+from environments.model import Environment, HealthStatus, Release
 
 Progress = Callable[[str], None]
 
@@ -17,6 +17,14 @@ class ProviderResult:
 
     endpoint: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What one health probe observed: a status and the reason a person can act on."""
+
+    status: HealthStatus
+    reason: str
 
 
 class Provider(Protocol):
@@ -42,3 +50,18 @@ class Provider(Protocol):
     def destroy(self, environment: Environment, *, progress: Progress) -> None: ...
 
     def health(self, environment: Environment) -> str: ...
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        """Health as a status; every call it makes gives up after `timeout` seconds."""
+        ...
+
+
+@runtime_checkable
+class ChecksParameters(Protocol):
+    """A provider that can tell, without side effects, whether it could use these parameters.
+
+    The use case asks before it records anything, so a request the provider would refuse is
+    refused as bad input (nothing recorded), not recorded as a failed environment.
+    """
+
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None: ...

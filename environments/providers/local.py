@@ -19,11 +19,12 @@ from typing import Any
 
 from environments.catalog import Application
 from environments.errors import ProviderError
-from environments.model import Environment, Release
-from environments.providers.base import Progress, ProviderResult
+from environments.model import Environment, HealthStatus, Release
+from environments.providers.base import HealthReport, Progress, ProviderResult
 from environments.secrets import EnvRef, KeyVaultRef, parse_reference
 
 STATE_FILE = "instances.json"
+FOLDER_MARK = "SHIPYARD_ENV_FOLDER"
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
 
 
@@ -99,8 +100,12 @@ class LocalProvider:
         if not folder.exists():
             self.provision(environment, progress=progress)
         state = self._read(folder)
-        # Leftovers of a deploy that crashed half-way are stopped before starting again.
-        _stop([_instance(i) for i in state.get("starting", [])])
+        # Leftovers of a deploy that crashed half-way are stopped before starting again: those
+        # it recorded, and those it started but had no time to record (found by their folder).
+        serving = {int(i["pid"]) for i in state.get("instances", [])}
+        leftovers = [_instance(i) for i in state.get("starting", [])]
+        leftovers += [i for i in processes_of(folder) if i.pid not in serving]
+        _stop(leftovers)
         artifact = Path(release.artifact)
         if not artifact.is_dir():
             raise ProviderError(
@@ -142,6 +147,8 @@ class LocalProvider:
             return
         state = self._read(folder)
         running = [_instance(i) for i in state.get("instances", []) + state.get("starting", [])]
+        known = {i.pid for i in running}
+        running += [i for i in processes_of(folder) if i.pid not in known]
         if running:
             progress(f"stopping {len(running)} process(es)")
         _stop(running)
@@ -149,12 +156,24 @@ class LocalProvider:
         progress(f"removed {folder}")
 
     def health(self, environment: Environment) -> str:
+        return self.probe(environment, timeout=2).reason
+
+    def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
+        """The application's health endpoint on every instance: all answer, some, or none."""
         state = self._read(self.folder(environment))
         instances = [_instance(i) for i in state.get("instances", [])]
         if not instances:
-            return "no processes"
-        alive = sum(1 for i in instances if i.alive() and self._probe(i))
-        return f"{alive}/{len(instances)} healthy"
+            return HealthReport(HealthStatus.UNHEALTHY, "no processes")
+        down = [i.port for i in instances if not (i.alive() and self._probe(i, timeout))]
+        healthy = len(instances) - len(down)
+        reason = f"{healthy}/{len(instances)} healthy"
+        if down:
+            reason += f" (no answer on {self.application.health} at port " + (
+                ", ".join(str(p) for p in down) + ")"
+            )
+        if not down:
+            return HealthReport(HealthStatus.HEALTHY, reason)
+        return HealthReport(HealthStatus.DEGRADED if healthy else HealthStatus.UNHEALTHY, reason)
 
     def _start(
         self,
@@ -176,6 +195,9 @@ class LocalProvider:
             SHIPYARD_RELEASE=release.version,
             DATA_DIR=str(folder / "data"),
             PYTHONUNBUFFERED="1",
+            # Marks the process as this environment's, so it is found even when a crash came
+            # between starting it and writing it down.
+            **{FOLDER_MARK: str(folder)},
         )
         log = (folder / "logs" / f"instance-{number}.log").open("ab")
         try:
@@ -204,10 +226,10 @@ class LocalProvider:
             hint=f"see {log}, or raise application.startup_timeout",
         )
 
-    def _probe(self, instance: Instance) -> bool:
+    def _probe(self, instance: Instance, timeout: float = 2) -> bool:
         url = f"http://{self.host}:{instance.port}{self.application.health}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -242,6 +264,27 @@ def _runtime_values(parameters: Mapping[str, str]) -> dict[str, str]:
         else:
             resolved[key] = value
     return resolved
+
+
+def processes_of(folder: Path) -> list[Instance]:
+    """Every live process started for this environment's folder, recorded or not (Linux /proc;
+    elsewhere only the recorded ones are known)."""
+    mark = f"{FOLDER_MARK}={folder}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*") if Path("/proc").exists() else []:
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark not in environ:
+            continue
+        pid = int(entry.name)
+        stat = _stat(pid)
+        if stat is None or stat[0] == "Z":
+            continue
+        port = next((v[5:] for v in environ if v.startswith(b"PORT=")), b"0")
+        found.append(Instance(pid=pid, port=int(port or 0), cmdline="", started=stat[1]))
+    return found
 
 
 def _instance(raw: dict[str, Any]) -> Instance:

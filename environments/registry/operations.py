@@ -98,21 +98,25 @@ def runnable(conn: sa.Connection, now: datetime, limit: int = 50) -> list[Operat
 def claim(conn: sa.Connection, op_id: int, *, owner: str, now: datetime, lease: timedelta) -> bool:
     """Take an operation and its environment's lease in one transaction, or neither.
 
-    The environment lease is what keeps two operations on one environment from interleaving,
-    across processes and hosts: it is one conditional UPDATE, atomic on SQLite and PostgreSQL.
+    `owner` names one worker thread (host:pid:thread-id); an operation another owner runs is
+    taken over only once its lease has run out, never because the owner's name matches. The
+    operation row is locked first (`FOR UPDATE SKIP LOCKED` on PostgreSQL: a row another
+    worker is claiming is passed over, not waited for; on SQLite the write transaction holds
+    the database's write lock), and every UPDATE re-states its condition, so two workers can
+    never both see "claimable" and both win.
     """
     until = now + lease
+    claimable = sa.or_(
+        operations.c.state == OperationState.QUEUED.value,
+        sa.and_(
+            operations.c.state == OperationState.RUNNING.value,
+            sa.or_(operations.c.lease_until.is_(None), operations.c.lease_until < now),
+        ),
+    )
     op = conn.execute(
-        sa.select(operations.c.environment_id, operations.c.id).where(
-            operations.c.id == op_id,
-            sa.or_(
-                operations.c.state == OperationState.QUEUED.value,
-                sa.and_(
-                    operations.c.state == OperationState.RUNNING.value,
-                    sa.or_(operations.c.lease_until < now, operations.c.owner == owner),
-                ),
-            ),
-        )
+        sa.select(operations.c.environment_id, operations.c.id)
+        .where(operations.c.id == op_id, claimable)
+        .with_for_update(skip_locked=True)
     ).first()
     if op is None:
         return False
@@ -126,32 +130,34 @@ def claim(conn: sa.Connection, op_id: int, *, owner: str, now: datetime, lease: 
     ).first()
     if earlier is not None:
         return False
-    locked = conn.execute(
-        environments.update()
-        .where(
-            environments.c.id == op.environment_id,
-            sa.or_(
-                environments.c.lock_operation_id.is_(None),
-                environments.c.lock_operation_id == op_id,
-                environments.c.lock_until < now,
-            ),
+    with conn.begin_nested() as attempt:
+        locked = conn.execute(
+            environments.update()
+            .where(
+                environments.c.id == op.environment_id,
+                sa.or_(
+                    environments.c.lock_operation_id.is_(None),
+                    environments.c.lock_operation_id == op_id,
+                    environments.c.lock_until < now,
+                ),
+            )
+            .values(lock_operation_id=op_id, lock_until=until)
         )
-        .values(lock_operation_id=op_id, lock_until=until)
-    )
-    if locked.rowcount != 1:
-        return False
-    conn.execute(
-        operations.update()
-        .where(operations.c.id == op_id)
-        .values(
-            state=OperationState.RUNNING.value,
-            owner=owner,
-            lease_until=until,
-            attempts=operations.c.attempts + 1,
-            started_at=now,
-            updated_at=now,
+        taken = conn.execute(
+            operations.update()
+            .where(operations.c.id == op_id, claimable)
+            .values(
+                state=OperationState.RUNNING.value,
+                owner=owner,
+                lease_until=until,
+                attempts=operations.c.attempts + 1,
+                started_at=now,
+                updated_at=now,
+            )
         )
-    )
+        if locked.rowcount != 1 or taken.rowcount != 1:
+            attempt.rollback()
+            return False
     return True
 
 
@@ -160,15 +166,35 @@ def renew(conn: sa.Connection, op_id: int, *, owner: str, now: datetime, lease: 
     until = now + lease
     result = conn.execute(
         operations.update()
-        .where(operations.c.id == op_id, operations.c.owner == owner)
+        .where(
+            operations.c.id == op_id,
+            operations.c.owner == owner,
+            operations.c.state == OperationState.RUNNING.value,
+        )
         .values(lease_until=until, updated_at=now)
     )
+    if result.rowcount != 1:
+        return False
     conn.execute(
         environments.update()
         .where(environments.c.lock_operation_id == op_id)
         .values(lock_until=until)
     )
-    return result.rowcount == 1
+    return True
+
+
+def owns(conn: sa.Connection, op_id: int, owner: str) -> bool:
+    """Whether `owner` still holds the running operation (nobody took it over)."""
+    return (
+        conn.execute(
+            sa.select(operations.c.id).where(
+                operations.c.id == op_id,
+                operations.c.owner == owner,
+                operations.c.state == OperationState.RUNNING.value,
+            )
+        ).first()
+        is not None
+    )
 
 
 def set_step(conn: sa.Connection, op_id: int, step: str, now: datetime) -> None:
@@ -178,19 +204,34 @@ def set_step(conn: sa.Connection, op_id: int, step: str, now: datetime) -> None:
 
 
 def finish(
-    conn: sa.Connection, op_id: int, state: OperationState, now: datetime, error: str | None = None
-) -> None:
-    """Close an operation and free its environment's lease."""
-    conn.execute(
-        operations.update()
-        .where(operations.c.id == op_id)
-        .values(state=state.value, error=error, lease_until=None, finished_at=now, updated_at=now)
+    conn: sa.Connection,
+    op_id: int,
+    state: OperationState,
+    now: datetime,
+    error: str | None = None,
+    *,
+    owner: str | None = None,
+) -> bool:
+    """Close an operation and free its environment's lease; with `owner`, only if it still owns
+    it (False: another worker took it over after this one's lease ran out)."""
+    query = operations.update().where(operations.c.id == op_id)
+    if owner is not None:
+        query = query.where(
+            operations.c.owner == owner, operations.c.state == OperationState.RUNNING.value
+        )
+    closed = conn.execute(
+        query.values(
+            state=state.value, error=error, lease_until=None, finished_at=now, updated_at=now
+        )
     )
+    if closed.rowcount != 1:
+        return False
     conn.execute(
         environments.update()
         .where(environments.c.lock_operation_id == op_id)
         .values(lock_operation_id=None, lock_until=None)
     )
+    return True
 
 
 def audit(

@@ -21,6 +21,7 @@ from environments.model import (
     Environment,
     EnvironmentName,
     EnvironmentState,
+    HealthStatus,
     MatrixRow,
     Person,
     Release,
@@ -114,16 +115,26 @@ def _environment(row: sa.Row[Any]) -> Environment:
         outputs=dict(row.outputs or {}),
         overrides=dict(row.overrides or {}),
         reason=row.reason,
+        health=HealthStatus(row.health_status) if row.health_status else None,
+        health_reason=row.health_reason,
+        health_at=row.health_at,
     )
 
 
-def find_environment(conn: sa.Connection, name: str) -> Environment | None:
-    row = conn.execute(_env_select.where(environments.c.name == name, LIVE)).first()
+def _locked(query: sa.Select[Any], lock: bool) -> sa.Select[Any]:
+    """With `lock`, the environment's row stays locked until the transaction ends (PostgreSQL
+    `FOR UPDATE`; SQLite's write transaction already holds the whole database), so a
+    read-modify-write of an environment cannot lose a concurrent one's change."""
+    return query.with_for_update(of=environments) if lock else query
+
+
+def find_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> Environment | None:
+    row = conn.execute(_locked(_env_select.where(environments.c.name == name, LIVE), lock)).first()
     return _environment(row) if row else None
 
 
-def get_environment(conn: sa.Connection, name: str) -> Environment:
-    found = find_environment(conn, name)
+def get_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> Environment:
+    found = find_environment(conn, name, lock=lock)
     if found is None:
         raise NotFound(
             f"there is no environment '{name}'",
@@ -132,8 +143,9 @@ def get_environment(conn: sa.Connection, name: str) -> Environment:
     return found
 
 
-def environment_by_id(conn: sa.Connection, env_id: int) -> Environment:
-    return _environment(conn.execute(_env_select.where(environments.c.id == env_id)).one())
+def environment_by_id(conn: sa.Connection, env_id: int, *, lock: bool = False) -> Environment:
+    query = _locked(_env_select.where(environments.c.id == env_id), lock)
+    return _environment(conn.execute(query).one())
 
 
 def list_environments(
@@ -215,7 +227,8 @@ _deploy_select = sa.select(
 )
 
 
-def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+def approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Who approved each of these deployments, in the order they decided."""
     if not deployment_ids:
         return {}
     rows = conn.execute(
@@ -235,7 +248,7 @@ def _approvers_of(conn: sa.Connection, deployment_ids: Sequence[int]) -> dict[in
 
 def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deployment]:
     rows = list(rows)
-    approvers = _approvers_of(conn, [row.id for row in rows])
+    approvers = approvers_of(conn, [row.id for row in rows])
     return [
         Deployment(
             id=row.id,

@@ -72,6 +72,10 @@ environments = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("lock_operation_id", sa.Integer, nullable=True),
     sa.Column("lock_until", UTCDateTime, nullable=True),
+    # The latest health probe, denormalised like the current release (one read for the table).
+    sa.Column("health_status", sa.String(16), nullable=True),
+    sa.Column("health_reason", sa.Text, nullable=True),
+    sa.Column("health_at", UTCDateTime, nullable=True),
     sa.Index(
         "uq_environments_live_name",
         "name",
@@ -174,6 +178,7 @@ audit_events = sa.Table(
     sa.Column("environment", sa.String(40), nullable=True),
     sa.Column("detail", sa.JSON, nullable=False, default=dict),
     sa.Index("ix_audit_events_environment_id", "environment", "id"),
+    sa.Index("ix_audit_events_action_id", "action", "id"),
 )
 
 chat_messages = sa.Table(
@@ -219,6 +224,36 @@ loadtest_runs = sa.Table(
     sa.Column("verdict", sa.Text, nullable=True),
     sa.Column("schedule", sa.String(64), nullable=True),
     sa.Index("ix_loadtest_runs_release_plan", "release", "plan", "environment_type"),
+    sa.Index("ix_loadtest_runs_environment_id", "environment", "id"),
+    sa.Index("ix_loadtest_runs_plan_id", "plan", "id"),
+)
+
+health_checks = sa.Table(
+    "health_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("ix_health_checks_environment_id_id", "environment_id", "id"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # What people see and name a token by (its first characters); the secret is only hashed.
+    sa.Column("prefix", sa.String(16), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("env_type", sa.String(40), nullable=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
 )
 
 # A run's raw latency samples (samplesets.SampleSet.to_bytes): a later run's baseline.
@@ -232,4 +267,45 @@ loadtest_samples = sa.Table(
         primary_key=True,
     ),
     sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("environment", sa.String(40), nullable=True),
+    sa.Column("operation_id", sa.Integer, nullable=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("delivered_to", sa.String(96), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_outbox_delivered_at_id", "delivered_at", "id"),
+    sa.Index("ix_outbox_operation_id", "operation_id"),
+)
+
+reply_routes = sa.Table(
+    "reply_routes",
+    metadata,
+    sa.Column("operation_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=True),
+    sa.Column("thread_ts", sa.String(32), nullable=True),
+    sa.Column("response_url", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# APScheduler's job store table, declared here so the migration creates it: the scheduler
+# thread then never runs DDL at start (SQLite's "database is locked" killed it there).
+schedule_jobs = sa.Table(
+    "shipyard_schedule_jobs",
+    metadata,
+    sa.Column("id", sa.Unicode(191), primary_key=True),
+    sa.Column("next_run_time", sa.Float(25), index=True),
+    sa.Column("job_state", sa.LargeBinary, nullable=False),
 )

@@ -278,6 +278,10 @@ class FakeArm:
                 {},
                 _error("ResourceGroupNotFound", f"Resource group '{group}' could not be found."),
             )
+        if method == "GET" and re.fullmatch(
+            r"(?:/providers/microsoft\.resources)?/deployments/?", tail, re.I
+        ):
+            return self._list_deployments(group, query, now)
         deployment = re.fullmatch(
             r"(?:/providers/microsoft\.resources)?/deployments/([^/]+)(/.*)?", tail, re.I
         )
@@ -353,6 +357,15 @@ class FakeArm:
         return 200, {}, job.result
 
     # deployments
+
+    def _list_deployments(
+        self, group: str, query: dict[str, list[str]], now: float
+    ) -> tuple[int, dict[str, str], Any]:
+        found = [d for (g, _), d in self.deployments.items() if g == group.lower()]
+        found.sort(key=lambda d: d.started, reverse=True)
+        if "$top" in query:
+            found = found[: int(query["$top"][0])]
+        return 200, {}, {"value": [self._deployment_json(d, now) for d in found]}
 
     def _deployment_verb(
         self, method: str, group: str, name: str, sub_path: str, body: Any, now: float

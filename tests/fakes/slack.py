@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from tests.fakes.server import serve, shut
+from tests.fakes.slack_oidc import FakeSlackOpenID
 
 DEFAULT_TOKEN = "xoxb-test-token"
 BOT = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T0001", "team": "Test", "app_id": "A0001"}
@@ -30,29 +31,6 @@ JSON_FIELDS = frozenset(
 )
 
 Reply = tuple[int, dict[str, str], bytes]
-
-MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
-# The OAuth scope each method needs (as Slack's method pages list it); without it the fake
-# answers missing_scope, as Slack does. Methods not listed here need no scope the fake checks.
-SCOPES = {
-    "chat.postMessage": "chat:write",
-    "chat.update": "chat:write",
-    "chat.delete": "chat:write",
-    "chat.postEphemeral": "chat:write",
-    "conversations.open": "im:write",
-    "users.info": "users:read",
-    "usergroups.users.list": "usergroups:read",
-    "files.upload": "files:write",
-    "files.getUploadURLExternal": "files:write",
-    "files.completeUploadExternal": "files:write",
-    "files.info": "files:read",
-}
-
-
-def manifest_scopes() -> frozenset[str]:
-    """The bot scopes the app's own manifest asks for: what an installed app is granted."""
-    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
-    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass(frozen=True)
@@ -89,21 +67,38 @@ class FakeSlack:
 
     Point ``slack_sdk.WebClient(token=..., base_url=fake.base_url)`` at it. ``usergroups`` maps a
     usergroup id to its member ids; ``users`` maps a user id to fields merged into users.info.
-    ``scopes`` are the token's scopes (default: the manifest's bot scopes); a method whose scope
-    is missing answers missing_scope. Files upload v2 is checked step by step: the bytes sent to
-    the upload URL must match the length announced, and only uploaded files can be completed.
     """
 
-    def __init__(self, token: str = DEFAULT_TOKEN, scopes: frozenset[str] | None = None) -> None:
+    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         self.token = token
-        self.scopes = manifest_scopes() if scopes is None else scopes
+        # None grants every scope; a set (e.g. the manifest's, see `grant_manifest_scopes`)
+        # makes methods outside it answer `missing_scope`, as Slack does.
+        self.scopes: set[str] | None = None
+        # Public channels the bot was never added to (it may post only with chat:write.public)
+        # and private channels with their members: the bot posts there only as a member.
+        self.outside: set[str] = set()
+        self.private: dict[str, set[str]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        self._stalled: set[str] = set()
+        self._slow_paths: dict[str, float] = {}
+        self._unstall = threading.Event()
         self.users: dict[str, dict[str, Any]] = {}
         self._state = _State()
         self._cond = threading.Condition()
         self._seq = itertools.count(1)
+        self._last_micros = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.oidc: FakeSlackOpenID | None = None
+
+    def sign_in(self, oidc: FakeSlackOpenID) -> FakeSlackOpenID:
+        """Answer Sign in with Slack (authorize, openid.connect.token, .userInfo) with `oidc`."""
+        self.oidc = oidc
+        return oidc
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.root_url}openid/connect/authorize"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -115,6 +110,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self.unstall()
         server, thread = self._server, self._thread
         self._server = self._thread = None
         shut(server, thread)
@@ -190,12 +186,22 @@ class FakeSlack:
                 raise AssertionError(f"no view {view_id}; views: {sorted(self._state.views)!r}")
             return copy.deepcopy(self._state.views[view_id])
 
+    def modals(self) -> list[dict[str, Any]]:
+        """The modals opened (as Slack stores them, with id and hash), oldest first."""
+        with self._cond:
+            return [copy.deepcopy(v) for v in self._state.views.values() if v["type"] == "modal"]
+
     def home_view(self, user_id: str) -> dict[str, Any]:
         with self._cond:
             view_id = self._state.home_views.get(user_id)
         if view_id is None:
             raise AssertionError(f"no home tab published for {user_id}")
         return self.view(view_id)
+
+    def grant_manifest_scopes(self, manifest: Path) -> None:
+        """The bot token gets exactly the bot scopes manifest.yml asks for."""
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        self.scopes = set(data["oauth_config"]["scopes"]["bot"])
 
     # -- failure injection ---------------------------------------------------------------------
 
@@ -206,6 +212,20 @@ class FakeSlack:
     def fail(self, method: str, times: int = 1, status: int = 500) -> None:
         """The next ``times`` calls of ``method`` answer HTTP ``status`` (5xx)."""
         self._inject(method, times, _Injected(status))
+
+    def slow_response_url(self, name: str, seconds: float) -> None:
+        """Posts to `response_url(name)` take `seconds` to answer (a slow follow-up)."""
+        self._slow_paths[f"/response/{name}"] = seconds
+
+    def stall(self, method: str) -> None:
+        """Calls of `method` take effect, but the answer never comes (until `unstall`): the
+        caller looks dead between Slack acting and the caller learning of it."""
+        self._unstall.clear()
+        self._stalled.add(method)
+
+    def unstall(self) -> None:
+        self._stalled.clear()
+        self._unstall.set()
 
     def _inject(self, method: str, times: int, what: _Injected) -> None:
         with self._cond:
@@ -221,6 +241,13 @@ class FakeSlack:
         path = url.path
         if not path.startswith("/upload/"):  # an upload's body is the file's bytes, not a form
             params.update(_parse_body(headers.get("content-type", ""), body))
+        if self.oidc is not None and self.oidc.serves(path):
+            reply = self.oidc.handle(http_method, raw_path, headers, body)
+            with self._cond:
+                self._state.calls.append(
+                    Call(path.rsplit("/", 1)[-1], params, headers, time.time(), status=reply[0])
+                )
+            return reply
         if path.startswith("/api/") and http_method in ("GET", "POST"):
             method = path[len("/api/") :]
         elif path.startswith("/response/") and http_method == "POST":
@@ -242,12 +269,8 @@ class FakeSlack:
                 reply = self._receive_upload(params["file_id"], body)
             elif not self._authorized(headers, params):
                 reply = _json(200, {"ok": False, "error": "invalid_auth"})
-            elif SCOPES.get(method, "") and SCOPES[method] not in self.scopes:
-                needed, provided = SCOPES[method], ",".join(sorted(self.scopes))
-                reply = _json(
-                    200,
-                    {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided},
-                )
+            elif (needed := self._missing_scope(method, params)) is not None:
+                reply = _json(200, {"ok": False, "error": "missing_scope", "needed": needed})
             else:
                 reply = _json(200, self._answer(method, params))
             self._state.calls.append(
@@ -262,12 +285,73 @@ class FakeSlack:
                 )
             )
             self._cond.notify_all()
+            stalled = method in self._stalled
+            slow = self._slow_paths.get(path, 0.0)
+        if slow:
+            time.sleep(slow)
+        if stalled:
+            self._unstall.wait(30)
         return reply
 
     def _authorized(self, headers: dict[str, str], params: dict[str, Any]) -> bool:
         auth = headers.get("authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
         return token == self.token
+
+    def _missing_scope(self, method: str, p: dict[str, Any]) -> str | None:
+        if self.scopes is None:
+            return None
+        needed = _SCOPES.get(method)
+        if method in ("conversations.history", "conversations.replies"):
+            kind = str(p.get("channel", ""))[:1]
+            private = p.get("channel") in self.private
+            needed = {"D": "im:history", "G": "groups:history"}.get(
+                kind, "groups:history" if private else "channels:history"
+            )
+        return needed if needed is not None and needed not in self.scopes else None
+
+    def _closed(self, channel: str) -> str | None:
+        """Why the bot may not post in `channel` (None: it may)."""
+        if channel in self.private:
+            return None if BOT["user_id"] in self.private[channel] else "channel_not_found"
+        if channel.startswith("D") and channel[1:2] not in ("U", "W"):
+            return "channel_not_found"  # a DM between people: the bot is not part of it
+        if channel in self.outside and "chat:write.public" not in (self.scopes or set()):
+            return "not_in_channel"
+        return None
+
+    def _history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = _channel_id(p.get("channel"))
+        if self._closed(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(p.get("oldest") or 0)
+        found = [
+            m
+            for (ch, ts), m in self._state.messages.items()
+            if ch == channel and float(ts) > oldest and m.get("thread_ts") in (None, ts)
+        ]
+        return {"ok": True, "messages": self._listed(found, p), "has_more": False}
+
+    def _replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, parent = _channel_id(p.get("channel")), str(p.get("ts", ""))
+        if (channel, parent) not in self._state.messages:
+            return {"ok": False, "error": "thread_not_found"}
+        found = [
+            m
+            for (ch, ts), m in self._state.messages.items()
+            if ch == channel and (ts == parent or m.get("thread_ts") == parent)
+        ]
+        return {"ok": True, "messages": self._listed(found, p), "has_more": False}
+
+    def _listed(self, found: list[dict[str, Any]], p: dict[str, Any]) -> list[dict[str, Any]]:
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        listed = []
+        for stored in sorted(found, key=lambda m: float(m["ts"]), reverse=True):
+            message = {k: copy.deepcopy(v) for k, v in stored.items() if k != "channel"}
+            if not with_metadata:
+                message.pop("metadata", None)
+            listed.append(message)
+        return listed
 
     def _answer(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
         handler = _METHODS.get(method)
@@ -276,8 +360,10 @@ class FakeSlack:
     # Everything below runs with self._cond held.
 
     def _next_ts(self) -> str:
-        micros = 1_700_000_000_000_000 + next(self._seq) * 100
-        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+        """Like Slack's: the epoch time of the message, unique in the workspace."""
+        self._last_micros = max(int(time.time() * 1_000_000), self._last_micros + 1)
+        next(self._seq)
+        return f"{self._last_micros // 1_000_000}.{self._last_micros % 1_000_000:06d}"
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._seq):08d}"
@@ -298,6 +384,8 @@ class FakeSlack:
         channel = _channel_id(p.get("channel"))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if (closed := self._closed(channel)) is not None:
+            return {"ok": False, "error": closed}
         if not (p.get("text") or p.get("blocks") or p.get("attachments")):
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
@@ -489,6 +577,7 @@ class FakeSlack:
         return {"ok": True, "upload_url": f"{self.root_url}upload/{file_id}", "file_id": file_id}
 
     def _receive_upload(self, file_id: str, body: bytes) -> Reply:
+        """The upload URL: the bytes must be as long as announced to files.getUploadURLExternal."""
         upload = self._state.uploads.get(file_id)
         if upload is None:
             return 404, {"Content-Type": "text/plain"}, b"unknown upload"
@@ -498,6 +587,7 @@ class FakeSlack:
         return _ok_upload(body)
 
     def _complete_upload(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Only uploaded files can be completed; shared to a channel, they make a message there."""
         files = p.get("files")
         if not isinstance(files, list) or not files:
             return {"ok": False, "error": "invalid_arguments"}
@@ -542,12 +632,31 @@ _METHODS = {
     "views.update": FakeSlack._views_update,
     "views.publish": FakeSlack._views_publish,
     "conversations.open": FakeSlack._conversations_open,
+    "conversations.history": FakeSlack._history,
+    "conversations.replies": FakeSlack._replies,
     "users.info": FakeSlack._users_info,
     "usergroups.users.list": FakeSlack._usergroup_users,
     "reactions.add": FakeSlack._reactions_add,
     "files.upload": FakeSlack._files_upload,
     "files.getUploadURLExternal": FakeSlack._get_upload_url,
     "files.completeUploadExternal": FakeSlack._complete_upload,
+}
+
+
+# The scope each method needs (conversations.history/replies: by the kind of channel).
+_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "reactions.add": "reactions:write",
+    "files.upload": "files:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+    "files.info": "files:read",
 }
 
 
