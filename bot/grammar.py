@@ -143,10 +143,13 @@ def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
     return namespace
 
 
-def chat_words(text: str, chat_groups: Mapping[str, frozenset[str]]) -> list[str]:
+def chat_words(
+    text: str,
+    chat_groups: frozenset[str],
+    verbs: Mapping[tuple[str, str], object] | None = None,
+) -> list[str]:
     """Slack's `/env TEXT` split like a shell would: `/env params show X` reaches the params
-    group; everything else is an `env` verb. A word that is both a group and an env verb
-    (`loadtest`) names the group only when a verb of that group follows it."""
+    group; everything else is an `env` verb."""
     try:
         words = shlex.split(text)
     except ValueError as exc:
@@ -155,9 +158,15 @@ def chat_words(text: str, chat_groups: Mapping[str, frozenset[str]]) -> list[str
         raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
     if not words or words[0] not in chat_groups:
         return ["env", *words]
-    verbs = chat_groups[words[0]]
-    if words[0] in chat_groups.get("env", frozenset()) and (
-        len(words) < 2 or words[1] not in verbs
+    # `loadtest` is both a group (`loadtest history`) and an env verb (`loadtest ENV`, as
+    # `/env help` lists it): the word after it decides.
+    follows = words[1] if len(words) > 1 else ""
+    if (
+        verbs is not None
+        and ("env", words[0]) in verbs
+        and follows
+        and not follows.startswith("-")
+        and (words[0], follows) not in verbs
     ):
         return ["env", *words]
     return words
