@@ -180,9 +180,11 @@ def browser() -> Iterator[object]:
 ACCESSIBILITY = """
 const problems = [];
 if (!document.documentElement.lang) problems.push("no lang on <html>");
-for (const landmark of ["main", "header[role=banner]", "nav[aria-label]", "footer"]) {
+for (const landmark of ["main", "header[role=banner]", "nav[aria-label=Main]", "footer"]) {
   if (document.querySelectorAll(landmark).length !== 1) problems.push("landmarks: " + landmark);
 }
+const navs = [...document.querySelectorAll("nav")].map((n) => n.getAttribute("aria-label"));
+if (navs.some((l) => !l) || new Set(navs).size !== navs.length) problems.push("navs: " + navs);
 for (const field of document.querySelectorAll("input:not([type=hidden]), select")) {
   if (!field.closest("label") && !field.labels.length) problems.push("unlabelled " + field.name);
 }
