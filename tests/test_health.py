@@ -17,10 +17,9 @@ import pytest
 from slack_sdk import WebClient
 
 from bot import views
-from bot.commands import execute
-from bot.grammar import parse
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from bot.table import execute, parse
 from environments.health import HealthProbes
 from environments.model import Environment, HealthStatus
 from environments.providers.base import HealthReport, Provider
