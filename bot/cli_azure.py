@@ -42,6 +42,7 @@ SYMBOLS = {
     "noeffect": "=",
     "array": "~",
 }
+DRIFT_FOUND = 10
 RESOURCE_ID = re.compile(r"/resourceGroups/(?P<group>[^/]+)(?:/providers/(?P<rest>.+))?$", re.I)
 
 
@@ -79,7 +80,10 @@ def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
             for e, g in ((e, provider.resource_group(e)) for e in drift.vanished)
         ],
     }
-    return Outcome(text=drift_text(drift, provider), data=data)
+    # Non-zero on drift, so a scheduled `shipyard reconcile` can alert (README's exit codes).
+    return Outcome(
+        text=drift_text(drift, provider), data=data, exit_code=0 if drift.clean else DRIFT_FOUND
+    )
 
 
 def drift_text(drift: Drift, provider: AzureProvider) -> str:
