@@ -42,7 +42,7 @@ SYMBOLS = {
     "noeffect": "=",
     "array": "~",
 }
-DRIFT_FOUND = 10
+DRIFT_FOUND = 11
 RESOURCE_ID = re.compile(r"/resourceGroups/(?P<group>[^/]+)(?:/providers/(?P<rest>.+))?$", re.I)
 
 

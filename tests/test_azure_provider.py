@@ -428,7 +428,7 @@ def test_reconcile_reports_orphans_and_vanished_groups(rt: Runtime, fake: FakeAr
     assert outcome.data["vanished"] == [
         {"environment": "pr-11", "type": "cloud", "state": "ready", "resourceGroup": "sy-pr-11"}
     ]
-    assert outcome.exit_code == 10, "drift is not success: a scheduled reconcile can alert"
+    assert outcome.exit_code == 11, "drift is not success: a scheduled reconcile can alert"
     text = run(rt, "reconcile").text
     assert "1 orphaned resource group(s)" in text and "sy-ghost" in text and "bob" in text
     assert "1 environment(s) whose resource group vanished" in text and "sy-pr-11" in text
