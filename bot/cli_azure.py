@@ -129,7 +129,7 @@ def what_if_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
     check_environment_name(args.name)
     kind = rt.catalog.type(args.env_type)
     policy.require(rt.catalog, actor, "create", kind)
-    lifetime = policy.lifetime(kind, parse_duration(args.ttl) if args.ttl else None)
+    lifetime = policy.lifetime(kind, parse_duration(args.ttl) if args.ttl is not None else None)
     overrides = parameters.parse_assignments(args.overrides)
     parameters.check(overrides, "--set")
     with rt.database.read() as conn:

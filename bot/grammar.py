@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from environments.errors import InvalidInput
+from environments.errors import InvalidInput, clip
 
 # `/env params show X` reaches the params group; everything else is an `env` verb.
 CHAT_GROUPS = frozenset({"params", "loadtest", "schedule"})
@@ -31,6 +33,22 @@ class Parser(argparse.ArgumentParser):
 
 def one_line_usage(parser: argparse.ArgumentParser) -> str:
     return " ".join(parser.format_usage().split())
+
+
+def _port(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"'{clip(text)}' is not a port (1-65535)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"'{clip(text)}' is not a number of seconds (0-86400)")
+    return value
 
 
 def _common(
@@ -234,12 +252,14 @@ def build_parser(prog: str = "shipyard", *, chat: bool = False) -> Parser:
     p = groups.add_parser("worker", help="run queued operations (and resume interrupted ones)")
     _common(p)
     p.add_argument("--once", action="store_true", help="run what is runnable now, then exit")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    p.add_argument("--interval", type=_seconds, default=2.0, help="seconds between polls")
 
     p = groups.add_parser("serve", help="run the Slack app (HTTP or Socket Mode) and the worker")
     _common(p)
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--port", type=int, help="serve HTTP on this port (/slack/events, /healthz)")
+    mode.add_argument(
+        "--port", type=_port, help="serve HTTP on this port (/slack/events, /healthz)"
+    )
     mode.add_argument(
         "--socket-mode",
         action="store_true",
