@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bot import cli_azure, render
 from bot.command import CLI, CLI_PIPELINE, EVERYWHERE, Command, Hint, Outcome
@@ -12,7 +13,7 @@ from environments.catalog import EnvironmentType
 from environments.errors import InvalidInput
 from environments.lifecycle import Requested
 from environments.model import format_duration, parse_duration
-from environments.policy import Actor
+from environments.policy import Actor, Channel
 from environments.registry import record as rec
 
 
@@ -161,15 +162,25 @@ def env_destroy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=f"destroy {args.name}: queued as operation #{op_id}", operation=op_id)
 
 
+def _to_stderr(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
 def env_loadtest(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     if args.users is not None and not 1 <= args.users <= 10_000:
         raise InvalidInput(f"--users {args.users} is out of range", hint="use 1 to 10000")
+    # Live figures: the surface may pass where they go (Slack: a message it updates); on the
+    # command line they go to standard error, every few seconds.
+    progress = getattr(args, "progress", None)
+    if progress is None and actor.channel is Channel.CLI:
+        progress = _to_stderr
     summary = rt.loadtesting.run(
         actor,
         args.name,
         plan=args.plan,
         users=args.users,
         duration=parse_duration(args.duration) if args.duration else None,
+        progress=progress,
     )
     # A failed or regressed run exits non-zero, so a pipeline step can stop on it.
     return Outcome(

@@ -143,7 +143,11 @@ def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
     return namespace
 
 
-def chat_words(text: str, chat_groups: frozenset[str]) -> list[str]:
+def chat_words(
+    text: str,
+    chat_groups: frozenset[str],
+    verbs: Mapping[tuple[str, str], object] | None = None,
+) -> list[str]:
     """Slack's `/env TEXT` split like a shell would: `/env params show X` reaches the params
     group; everything else is an `env` verb."""
     try:
@@ -152,7 +156,20 @@ def chat_words(text: str, chat_groups: frozenset[str]) -> list[str]:
         raise InvalidInput(f"I couldn't parse that: {exc}", hint="check your quotes") from None
     if any(word.split("=")[0] in ("--a", "--as") for word in words):
         raise InvalidInput("--as is not available in chat", hint="you always act as yourself")
-    return words if words and words[0] in chat_groups else ["env", *words]
+    if not words or words[0] not in chat_groups:
+        return ["env", *words]
+    # `loadtest` is both a group (`loadtest history`) and an env verb (`loadtest ENV`, as
+    # `/env help` lists it): the word after it decides.
+    follows = words[1] if len(words) > 1 else ""
+    if (
+        verbs is not None
+        and ("env", words[0]) in verbs
+        and follows
+        and not follows.startswith("-")
+        and (words[0], follows) not in verbs
+    ):
+        return ["env", *words]
+    return words
 
 
 def as_dict(namespace: argparse.Namespace) -> dict[str, Any]:

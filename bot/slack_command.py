@@ -11,10 +11,12 @@ from slack_sdk import WebClient
 from bot import create_form
 from bot.slack_approvals import ApprovalFlow
 from bot.slack_environments import EnvironmentFlow
+from bot.slack_progress import LiveMessage
 from bot.speech import for_chat
 from bot.table import chat_help, command_of, execute, parse_text
 from environments.errors import InvalidInput, ShipyardError
 from environments.policy import Actor
+from environments.registry import chat as chat_record
 
 
 class CommandFlow(ApprovalFlow, EnvironmentFlow):
@@ -68,6 +70,8 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
             # Seconds to minutes of work: not on the lazy thread. The result is posted by the
             # notifier (a load test's verdict and chart go to the environment's thread).
             respond(text=f"⏳ `/env {text}` started", response_type="ephemeral")
+            if (args.group, args.verb) == ("env", "loadtest"):
+                args.progress = self._live(client, args.name, body.get("channel_id", ""))
             self.operations.submit(self._slow, actor, args, respond)
             return
         try:
@@ -81,9 +85,23 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
         self._report(respond, body, body.get("channel_id", ""), outcome)
 
     def _slow(self, actor: Actor, args: Any, respond: Callable[..., Any]) -> None:
+        live = getattr(args, "progress", None)
         try:
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
+            if isinstance(live, LiveMessage) and live.ts is not None:
+                live.close(f"stopped: {exc.one_line()}")
             respond(text=for_chat(exc.one_line()), response_type="ephemeral")
             return
+        if isinstance(live, LiveMessage) and live.ts is not None:
+            live.close("done: the verdict follows in this thread")
         respond(text=f"```{outcome.text}```", response_type="ephemeral")
+
+    def _live(self, client: WebClient, environment: str, channel: str) -> LiveMessage:
+        """A load test's live figures go to the environment's thread, where its verdict will."""
+        with self.rt.database.read() as conn:
+            thread = chat_record.message(conn, f"environment:{environment}")
+        where, thread_ts = thread if thread else (channel, None)
+        return LiveMessage(
+            client, channel=where, thread_ts=thread_ts, title=f"load test of {environment}"
+        )

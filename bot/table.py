@@ -136,7 +136,9 @@ def parse(argv: Sequence[str], prog: str = "shipyard") -> argparse.Namespace:
 
 def parse_text(text: str) -> argparse.Namespace:
     """Slack's `/env TEXT`: the chat grammar, split like a shell would."""
-    return parse_with(parser(Surface.SLACK), chat_words(text, CHAT_GROUPS))
+    # Every command of every surface: `/env loadtest report` is the CLI-only verb, refused as
+    # such, not a load test of an environment called "report".
+    return parse_with(parser(Surface.SLACK), chat_words(text, CHAT_GROUPS, BY_KEY))
 
 
 def command_of(args: argparse.Namespace) -> Command:
