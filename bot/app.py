@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot import views
-from bot.ackfirst import ACKS, AckFirstExecutor
+from bot import create_form, views
+from bot.ackfirst import ACKS, ORDERING, AckFirstExecutor
 from bot.dedupe import RequestLog
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
@@ -39,6 +40,32 @@ def web_client(token: str, base_url: str) -> WebClient:
     return client
 
 
+# Verbs whose first argument names the environment (or approval) the work is about.
+_TARGETED = frozenset({"create", "deploy", "promote", "destroy", "extend", "approve", "reject"})
+
+
+def ordering_key(body: dict[str, Any]) -> str | None:
+    """What a request's lazy work must stay in order with: its environment, when it has one."""
+    if body.get("command"):
+        words = [w for w in str(body.get("text") or "").split() if not w.startswith("-")]
+        if words and words[0] == "params" and len(words) > 2:
+            return f"env:{words[2]}"
+        return f"env:{words[1]}" if len(words) > 1 and words[0] in _TARGETED else None
+    actions = body.get("actions") or []
+    if actions and actions[0].get("value"):
+        action, value = actions[0].get("action_id"), actions[0]["value"]
+        return f"env:{value}" if action in (views.EXTEND, views.DESTROY) else f"{action}:{value}"
+    return None
+
+
+def lazy_workers() -> int:
+    """Threads for Slack follow-up work (SHIPYARD_LAZY_WORKERS, default 4)."""
+    try:
+        return max(1, int(os.environ.get("SHIPYARD_LAZY_WORKERS", "4")))
+    except ValueError:
+        return 4
+
+
 def request_key(body: str) -> str:
     """A retry carries the very same body as the first delivery, so its digest identifies it."""
     return hashlib.sha256(body.encode()).hexdigest()
@@ -54,14 +81,14 @@ def build_app(
 ) -> tuple[App, SlackFace]:
     # Acks run inline in the request's thread; lazy work goes to one thread that yields to
     # acknowledgements, and long operations from there to the worker pool (SlackFace).
+    requests = RequestLog(runtime.database, runtime.lifecycle.clock)
     app = App(
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
-        listener_executor=AckFirstExecutor(ACKS),
+        listener_executor=AckFirstExecutor(ACKS, workers=lazy_workers(), once=requests.first_time),
     )
     face = SlackFace(runtime, notifier)
-    requests = RequestLog(runtime.database, runtime.lifecycle.clock)
 
     @app.error
     def malformed(error: Exception) -> BoltResponse:
@@ -75,10 +102,21 @@ def build_app(
     @app.middleware
     def handle_once(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         # Runs after Bolt has checked the signature and timestamp, so forgeries never get here.
-        retry = bool(req.headers.get("x-slack-retry-num"))
-        if not requests.first_time(request_key(req.raw_body), retry=retry):
-            log.info("duplicate delivery ignored (retry %s)", req.headers.get("x-slack-retry-num"))
+        key = request_key(req.raw_body)
+        retry = req.headers.get("x-slack-retry-num")
+        if requests.seen(key):
+            log.info("duplicate delivery ignored (retry %s)", retry)
             return BoltResponse(status=200, body="")
+        if req.body.get("type") == "view_submission" and not requests.first_time(key):
+            # A form acts in its ack (it must answer with field errors): record it first.
+            log.info("duplicate form submission ignored (retry %s)", retry)
+            return BoltResponse(status=200, body="")
+        # Lazy work of one environment runs in order; of different ones, side by side; and it
+        # acts only if no copy of this delivery acted before (AckFirstExecutor's `once`).
+        # Bolt runs the listeners after every middleware has returned, on this same thread:
+        # the values stay until the thread's next request sets its own.
+        ORDERING.key = ordering_key(req.body)
+        ORDERING.delivery = None if req.body.get("type") == "view_submission" else key
         return next()
 
     app.command("/env")(ack=face.ack_command, lazy=[face.run_command])
@@ -88,6 +126,7 @@ def build_app(
     app.action(views.DESTROY)(ack=_ack, lazy=[face.run_destroy])
     app.view(views.REJECT_VIEW)(face.on_reject_reason)
     app.view(views.CREATE_VIEW)(ack=face.ack_create_form, lazy=[face.run_create_form])
+    app.action(create_form.TYPE_ACTION)(ack=_ack, lazy=[face.run_type_chosen])
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -121,6 +122,17 @@ def run_now(runtime: Runtime, name: str, *, triggered_by: str = "schedule") -> s
     return outcome
 
 
+class MigratedJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's store on the table the record's migrations create (0011_outbox).
+
+    Its own start() runs CREATE TABLE (checkfirst) as the scheduler thread starts: on SQLite,
+    beside busy writers, that DDL failed with "database is locked" and the thread died.
+    """
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        BaseJobStore.start(self, scheduler, alias)
+
+
 @dataclass(frozen=True)
 class ScheduleState:
     name: str
@@ -139,7 +151,7 @@ class Schedules:
         self.running = False
         self.scheduler = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=runtime.database.engine, tablename=JOB_TABLE)
+                "default": MigratedJobStore(engine=runtime.database.engine, tablename=JOB_TABLE)
             },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
@@ -248,10 +260,26 @@ class Leadership:
             stop.wait(retry)
         return False
 
+    def holds(self) -> bool:
+        """Whether the lock is still ours: the session holding it still answers."""
+        if self._file is not None:
+            return True
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute(sa.text("select 1"))
+            self._conn.commit()
+        except sa.exc.DBAPIError:
+            return False
+        return True
+
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": self.key})
-            self._conn.commit()
+            try:
+                self._conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": self.key})
+                self._conn.commit()
+            except sa.exc.DBAPIError:
+                pass  # the session is gone, and its lock with it
             self._conn.close()
             self._conn = None
         if self._file is not None:
@@ -259,21 +287,81 @@ class Leadership:
             self._file = None
 
 
-def lead_and_run(runtime: Runtime, stop: threading.Event, *, retry: float = 10.0) -> None:
-    """Keep trying to lead; while leading, run the schedules until `stop` is set."""
+@dataclass
+class SchedulerState:
+    """What /healthz says about this replica's scheduler thread."""
+
+    leading: bool = False
+    alive: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+
+
+STATE = SchedulerState()
+
+
+def lead_and_run(
+    runtime: Runtime,
+    stop: threading.Event,
+    *,
+    retry: float = 10.0,
+    check: float = 5.0,
+    state: SchedulerState = STATE,
+) -> None:
+    """Keep trying to lead; while leading, run the schedules until `stop` is set.
+
+    A leader checks every `check` seconds that its lock still holds (a PostgreSQL session can
+    die under it); when not, it stops leading and raises, so its supervisor starts it again.
+    """
     global _active
     leadership = Leadership(runtime)
     if not leadership.wait_to_lead(stop, retry):
         return
     _active = runtime
-    schedules = Schedules(runtime).open(run=True)
+    try:
+        schedules = Schedules(runtime).open(run=True)
+    except BaseException:
+        _active = None
+        leadership.release()
+        raise
+    state.leading = True
     log.info("leading the schedules: %s", ", ".join(runtime.catalog.schedules) or "none")
     try:
-        stop.wait()
+        while not stop.wait(check):
+            if not leadership.holds():
+                raise ConnectionError("lost the scheduler's leader lock")
     finally:
+        state.leading = False
         schedules.close()
         _active = None
         leadership.release()
+
+
+def supervise(
+    target: Callable[[], None],
+    stop: threading.Event,
+    *,
+    state: SchedulerState = STATE,
+    first_backoff: float = 1.0,
+    max_backoff: float = 60.0,
+) -> None:
+    """Run `target` until `stop`; when it raises, log it and start it again after a backoff
+    (1 s, 2 s, 4 s … up to a minute), so the scheduler cannot silently die."""
+    backoff = first_backoff
+    while not stop.is_set():
+        state.alive = True
+        try:
+            target()
+            backoff = first_backoff
+            if not stop.is_set():
+                stop.wait(first_backoff)
+        except Exception as exc:
+            state.restarts += 1
+            state.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the scheduler stopped; starting it again in %.0f s", backoff)
+            stop.wait(backoff)
+            backoff = min(max_backoff, backoff * 2)
+    state.alive = False
 
 
 @job("nightly-loadtest")

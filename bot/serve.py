@@ -14,10 +14,11 @@ from bot.directory import SlackDirectory
 from bot.health_leader import lead_and_probe
 from bot.pipeline_bridge import PipelineBridge
 from bot.runtime import Runtime
-from bot.scheduler import lead_and_run
+from bot.scheduler import STATE, lead_and_run, supervise
 from bot.settings import SlackSettings
 from bot.slack_notifier import SlackNotifier
 from bot.web import create_web_app
+from environments.registry import outbox
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,32 @@ def dashboard_routes(runtime: Runtime, api_url: str, public_url: str) -> list[Ba
     return Dashboard(RecordReader(runtime), SignIn(settings, runtime.catalog)).routes()
 
 
+def health(runtime: Runtime, notifier: SlackNotifier) -> dict[str, object]:
+    """/healthz: does this replica lead the scheduler, and is the outbox flowing?"""
+    with runtime.database.read() as conn:
+        flow = outbox.flow(conn)
+    now = notifier.timing.now()
+    oldest = (now - flow.oldest_waiting).total_seconds() if flow.oldest_waiting else None
+    passed = notifier.last_pass
+    return {
+        "scheduler": {
+            "leader": STATE.leading,
+            "running": STATE.alive,
+            "restarts": STATE.restarts,
+            "last_error": STATE.last_error,
+        },
+        "outbox": {
+            "waiting": flow.waiting,
+            "oldest_waiting_seconds": oldest,
+            "last_delivered": flow.last_delivered.isoformat() if flow.last_delivered else None,
+            "delivering": passed is not None and (now - passed).total_seconds() < 30,
+            "flowing": (oldest is None or oldest < 60)
+            and passed is not None
+            and (now - passed).total_seconds() < 30,
+        },
+    }
+
+
 def serve(
     config: str | None, *, port: int | None, host: str, socket_mode: bool, interval: float = 2.0
 ) -> int:
@@ -60,8 +87,8 @@ def serve(
     token, secret = settings.require(socket_mode=socket_mode)
     client = web_client(token, settings.api_url)
     runtime = Runtime.open(config, directory=SlackDirectory(client))
+    # Slack hears of everything through the outbox (whoever caused it), not as a live notifier.
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
-    runtime.notifiers.add(notifier)
     bridge = PipelineBridge.from_environment(runtime, client)
     app, _ = build_app(
         runtime,
@@ -78,8 +105,15 @@ def serve(
         daemon=True,
     )
     worker.start()
+    delivery = threading.Thread(
+        target=notifier.run, args=(stop,), name="shipyard-outbox", daemon=True
+    )
+    delivery.start()
     leader = threading.Thread(
-        target=lead_and_run, args=(runtime, stop), name="shipyard-scheduler", daemon=True
+        target=supervise,
+        args=(lambda: lead_and_run(runtime, stop), stop),
+        name="shipyard-scheduler",
+        daemon=True,
     )
     leader.start()
     prober = threading.Thread(
@@ -104,11 +138,15 @@ def serve(
             routes: list[BaseRoute] = [bridge.route()] if bridge else []
             routes += dashboard_routes(runtime, settings.api_url, f"http://{host}:{port or 3000}")
             uvicorn.run(
-                create_web_app(app, routes), host=host, port=port or 3000, log_level="warning"
+                create_web_app(app, routes, health=lambda: health(runtime, notifier)),
+                host=host,
+                port=port or 3000,
+                log_level="warning",
             )
     finally:
         stop.set()
         worker.join(timeout=10)
+        delivery.join(timeout=10)
         leader.join(timeout=10)
         prober.join(timeout=10)
         runtime.close()

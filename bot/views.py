@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot import render
+from bot import create_form, render
 from environments.catalog import Catalog
 from environments.model import (
     Approval,
@@ -36,6 +36,11 @@ OUTCOME_WORDS = {
 def who(catalog: Catalog, person: str) -> str:
     slack_id = catalog.slack_id(person)
     return f"<@{slack_id}>" if slack_id else person
+
+
+def section(text: str) -> Block:
+    """One mrkdwn section."""
+    return _section(text)
 
 
 def _section(text: str) -> Block:
@@ -171,9 +176,27 @@ def _input(block_id: str, label: str, element: Block, *, optional: bool = False)
     }
 
 
-def create_modal(catalog: Catalog, releases: Sequence[Release]) -> Block:
-    """`/env create` with no arguments: name, type, release, TTL, overrides."""
-    return {
+def create_modal(
+    catalog: Catalog,
+    releases: Sequence[Release],
+    *,
+    chosen: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Block:
+    """`/env create` with no arguments: name, type, release, TTL, overrides; once a type is
+    chosen, its own parameters (`create_form`) between the type and the release."""
+    kind = catalog.types.get(chosen) if chosen else None
+    type_select: Block = {
+        "type": "static_select",
+        "action_id": create_form.TYPE_ACTION,
+        "options": _options(list(catalog.types)),
+    }
+    if kind is not None:
+        type_select["initial_option"] = _options([kind.name])[0]
+    type_block = _input("type", "Type", type_select)
+    type_block["dispatch_action"] = True  # choosing a type brings its parameters into the form
+    own = create_form.parameter_blocks(kind, defaults or {}) if kind is not None else []
+    modal = {
         "type": "modal",
         "callback_id": CREATE_VIEW,
         "title": {"type": "plain_text", "text": "Create an environment"},
@@ -188,15 +211,8 @@ def create_modal(catalog: Catalog, releases: Sequence[Release]) -> Block:
                     "placeholder": {"type": "plain_text", "text": "pr-1234"},
                 },
             ),
-            _input(
-                "type",
-                "Type",
-                {
-                    "type": "static_select",
-                    "action_id": "value",
-                    "options": _options(list(catalog.types)),
-                },
-            ),
+            type_block,
+            *own,
             _input(
                 "release",
                 "Release",
@@ -224,6 +240,7 @@ def create_modal(catalog: Catalog, releases: Sequence[Release]) -> Block:
             ),
         ],
     }
+    return modal
 
 
 def reject_modal(approval: Approval) -> Block:

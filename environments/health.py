@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from environments.clock import Clock
 from environments.model import Environment, EnvironmentState, HealthStatus
 from environments.notify import Notifier
 from environments.providers.base import HealthReport, Provider
-from environments.registry import Database
+from environments.registry import Database, outbox
 from environments.registry import record as rec
 from environments.registry.health import HealthCheck, record_health
 
@@ -95,18 +94,17 @@ class HealthProbes:
             if not current.is_live:
                 return None  # destroyed while it was probed
             previous = record_health(conn, HealthCheck(env.id, now, report.status, report.reason))
-        if previous == report.status or (
-            previous is None and report.status is HealthStatus.HEALTHY
-        ):
-            return None
+            if previous == report.status or (
+                previous is None and report.status is HealthStatus.HEALTHY
+            ):
+                return None
+            outbox.add(
+                conn,
+                outbox.Event.HEALTH_CHANGED,
+                at=now,
+                environment=current.name,
+                status=report.status.value,
+                previous=previous.value if previous else None,
+                reason=report.reason,
+            )
         return HealthChange(current, previous, report)
-
-
-def run_probes(probes: HealthProbes, stop: threading.Event, *, every: float) -> None:
-    """Probe every `every` seconds until stopped; a failed round is logged and retried."""
-    while not stop.is_set():
-        try:
-            probes.probe_all()
-        except Exception:
-            log.exception("health round failed; trying again")
-        stop.wait(every)

@@ -65,6 +65,8 @@ def layer_origin(catalog: Catalog, env_type: EnvironmentType, layer: Layer) -> s
         Layer.DEFAULTS: f"{catalog.source} parameters",
         Layer.FILE: str(resolve_path(catalog, settings.parameters_file))
         if settings and settings.parameters_file
+        else f"{env_type.definition.manifest} (its defaults)"
+        if env_type.definition
         else "the parameters file",
         Layer.TYPE: f"{catalog.source} types.{env_type.name}.parameters",
         Layer.ENVIRONMENT: "the environment's own parameters (env create --set, params set)",

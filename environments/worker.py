@@ -12,11 +12,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from environments import parameters, redaction, renderings
+from environments import parameters, redaction, renderings, windows
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.errors import ProviderError, ShipyardError
 from environments.model import (
+    DeploymentKind,
     DeploymentStatus,
     Environment,
     EnvironmentState,
@@ -26,7 +27,7 @@ from environments.model import (
 )
 from environments.notify import Notifier, SilentNotifier
 from environments.providers.base import ChecksParameters, Provider
-from environments.registry import Database
+from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import operations as operations_table
@@ -109,6 +110,8 @@ class Worker:
         told = False
         while True:
             self._free_dead_owners()
+            if self._held(op_id):
+                return None  # its type's deploy window is closed: it starts when it opens
             with self.db.write() as conn:
                 claimed = ops.claim(
                     conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE
@@ -124,6 +127,20 @@ class Worker:
                 on_wait(op)
                 told = True
             time.sleep(poll)
+
+    def _held(self, op_id: int) -> bool:
+        """A queued deployment waits while its type's deploy window is closed (not overridden)."""
+        with self.db.read() as conn:
+            op = ops.get_operation(conn, op_id)
+            if op.state is not OperationState.QUEUED or op.deployment_id is None:
+                return False
+            kind = self.catalog.type(rec.environment_by_id(conn, op.environment_id).type)
+            if kind.windows is None:
+                return False
+            deployment = rec.get_deployment(conn, op.deployment_id)
+        if deployment.kind not in (DeploymentKind.DEPLOY, DeploymentKind.PROMOTION):
+            return False
+        return windows.held(kind.windows, self.clock.now(), deployment.override_reason)
 
     def _execute(self, op: Operation, owner: str) -> Operation:
         stop = threading.Event()
@@ -254,6 +271,15 @@ class Worker:
                 approved_by=list(deployment.approved_by),
             )
             ready = rec.environment_by_id(conn, env.id)
+            outbox.add(
+                conn,
+                outbox.Event.READY,
+                at=now,
+                environment=env.name,
+                operation=op.id,
+                release=release.version,
+                endpoint=result.endpoint,
+            )
         self._say(op, f"{env.name} is ready with {release.version} at {result.endpoint}")
         self.notifier.environment_ready(ready, operation=op.id)
 
@@ -277,6 +303,7 @@ class Worker:
             ops.audit(
                 conn, at=now, actor="shipyard", action="environment.destroyed", environment=env.name
             )
+            outbox.add(conn, outbox.Event.DESTROYED, at=now, environment=env.name, operation=op.id)
         self._say(op, f"{env.name} destroyed")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -311,11 +338,29 @@ class Worker:
                 operation=op.id,
                 reason=exc.one_line(),
             )
+            outbox.add(
+                conn,
+                outbox.Event.FAILED,
+                at=now,
+                environment=env.name,
+                operation=op.id,
+                reason=exc.reason,
+                hint=exc.hint,
+            )
         self.notifier.failed(
             env.name, redaction.mask(exc.reason), redaction.mask(exc.hint), operation=op.id
         )
 
     def _say(self, op: Operation, message: str) -> None:
+        with self.db.write() as conn:
+            outbox.add(
+                conn,
+                outbox.Event.PROGRESS,
+                at=self.clock.now(),
+                environment=op.environment,
+                operation=op.id,
+                message=message,
+            )
         self.notifier.progress(op.environment, redaction.mask(message), operation=op.id)
 
     def _heartbeat(

@@ -144,6 +144,11 @@ class Bot:
     def click(
         self, person: str, action_id: str, value: str, *, message: tuple[str, str] | None = None
     ) -> Answer:
+        return self.post(self.click_body(person, action_id, value, message=message))
+
+    def click_body(
+        self, person: str, action_id: str, value: str, *, message: tuple[str, str] | None = None
+    ) -> str:
         n = self._next()
         channel, ts = message or ("C0DEPLOYS", "1.1")
         payload = {
@@ -167,7 +172,7 @@ class Bot:
                 }
             ],
         }
-        return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}))
+        return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
     def submit(self, person: str, view: dict[str, Any], values: dict[str, Any]) -> Answer:
         payload = {
@@ -210,7 +215,6 @@ def running_bot(
     client = web_client(DEFAULT_TOKEN, slack.base_url)
     runtime: Runtime = runtime_factory(SlackDirectory(client))
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
-    runtime.notifiers.add(notifier)
     bridge = bridge_factory(runtime, client) if bridge_factory else None
     app, _ = build_app(
         runtime,
@@ -219,5 +223,13 @@ def running_bot(
         notifier=notifier,
         extra=bridge.register if bridge else None,
     )
-    with serving(create_web_app(app, [bridge.route()] if bridge else [])) as url:
-        yield Bot(url, slack, runtime)
+    # As in `shipyard serve`: the outbox is delivered to Slack by a thread of its own.
+    stop = threading.Event()
+    delivery = threading.Thread(target=notifier.run, args=(stop, 0.05), daemon=True)
+    delivery.start()
+    try:
+        with serving(create_web_app(app, [bridge.route()] if bridge else [])) as url:
+            yield Bot(url, slack, runtime)
+    finally:
+        stop.set()
+        delivery.join(timeout=10)

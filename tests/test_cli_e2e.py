@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -199,7 +199,10 @@ def test_read_commands_speak_json(cli: Cli) -> None:
     assert versions == ["slow-1", "1.1.0", "1.0.0"]
 
 
-def test_two_processes_deploying_to_one_environment_never_interleave(cli: Cli) -> None:
+def test_two_processes_deploying_to_one_environment_never_interleave(
+    cli: Cli, tmp_path: Path
+) -> None:
+    gate = tmp_path / "open-the-gate"
     cli(
         "--as",
         "alice",
@@ -211,18 +214,42 @@ def test_two_processes_deploying_to_one_environment_never_interleave(cli: Cli) -
         "--release",
         "1.0.0",
         "--set",
-        "START_DELAY=1.5",
+        "START_DELAY=0",
+        "--set",
+        f"START_GATE={gate}",
     )
+    engine = sa.create_engine(cli.database_url)
+
+    def deploys(state: str) -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text("select count(*) from operations where kind = 'deploy' and state = :s"),
+                    {"s": state},
+                ).scalar_one()
+            )
+
+    def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    # The slow release holds its start until the test opens the gate, so the second deploy is
+    # certain to arrive while the first one runs, however loaded the machine is.
     first = cli.popen("--as", "alice", "env", "deploy", "pr-6", "--release", "slow-1")
-    time.sleep(0.3)
+    until(lambda: deploys("running") == 1, "the first deploy never started")
     second = cli.popen("--as", "bob", "env", "deploy", "pr-6", "--release", "1.1.0")
+    until(lambda: deploys("queued") == 1, "the second deploy was never queued")
+    time.sleep(0.5)  # the second is now waiting; it must not start while the first runs
+    assert deploys("running") == 1
+    gate.touch()
     _, err_first = first.communicate(timeout=120)
     _, err_second = second.communicate(timeout=120)
     assert first.returncode == 0, err_first
     assert second.returncode == 0, err_second
     assert "pr-6 is busy with an earlier operation" in err_second
 
-    engine = sa.create_engine(cli.database_url)
     with engine.connect() as conn:
         spans = conn.execute(
             sa.text(

@@ -241,6 +241,8 @@ def test_sign_in_table_filter_environment_page_and_screenshots(
     wait_until(lambda: driver.current_url.endswith("/environments/pr-101"))  # type: ignore[attr-defined]
     history = driver.find_element(By.ID, "history").find_element(By.XPATH, "..").text  # type: ignore[attr-defined]
     assert "1.1.0" in history and "1.0.0" in history and "~GAME_MOTD" in history
+    facts = driver.find_element(By.CSS_SELECTOR, "dl.facts").text  # type: ignore[attr-defined]
+    assert "test — on-demand, isolated, short-lived" in facts  # the type's description
     run = driver.find_element(By.LINK_TEXT, "run")  # type: ignore[attr-defined]
     assert run.get_attribute("href").endswith("buildId=4242")
     images = driver.find_elements(By.CSS_SELECTOR, "figure.run img")  # type: ignore[attr-defined]

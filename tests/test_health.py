@@ -17,14 +17,14 @@ import pytest
 from slack_sdk import WebClient
 
 from bot import views
-from bot.commands import execute
-from bot.grammar import parse
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from bot.table import execute, parse
 from environments.health import HealthProbes
 from environments.model import Environment, HealthStatus
 from environments.providers.base import HealthReport, Provider
 from environments.registry import chat as chat_record
+from environments.registry import outbox
 from environments.registry import record as rec
 from environments.registry.health import health_history
 from tests.conftest import MovableClock, RecordingNotifier, person
@@ -211,14 +211,49 @@ def test_a_change_of_health_is_posted_in_the_environments_thread(
     env = created(runtime, "pr-1")
     with FakeSlack() as slack:
         client = WebClient(token=DEFAULT_TOKEN, base_url=slack.base_url)
-        notifier = SlackNotifier(client, runtime.catalog, runtime.database, clock)
+        notifier = SlackNotifier(client, runtime.catalog, runtime.database, clock, route_grace=0.0)
         with runtime.database.write() as conn:
             chat_record.remember_message(
                 conn, "environment:pr-1", "C0DEPLOYS", "1.000100", clock.now()
             )
-        notifier.health_changed(
-            env, HealthStatus.HEALTHY, HealthReport(HealthStatus.DEGRADED, "1/2 healthy")
-        )
-        posted = slack.wait_for("chat.postMessage")[0].params
+            # What HealthProbes writes with the check that changed the status.
+            outbox.add(
+                conn,
+                outbox.Event.HEALTH_CHANGED,
+                at=clock.now(),
+                environment=env.name,
+                status=HealthStatus.DEGRADED.value,
+                previous=HealthStatus.HEALTHY.value,
+                reason="1/2 healthy",
+            )
+        assert notifier.deliver_pending() >= 1
+        (posted,) = [
+            c.params
+            for c in slack.calls("chat.postMessage")
+            if "degraded" in c.params.get("text", "")
+        ]
     assert (posted["channel"], posted["thread_ts"]) == ("C0DEPLOYS", "1.000100")
     assert posted["text"] == "pr-1 is degraded (was healthy): 1/2 healthy"
+
+
+def test_reconcile_keeps_its_orphans_for_the_dashboards_banner(
+    azure_rt: Runtime, fake: FakeArm
+) -> None:
+    from bot.health_leader import record_drift
+    from environments.registry.overview import latest_drift
+
+    fake.add_group("sy-forgotten", {"shipyard-env": "forgotten", "shipyard-owner": "mallory"})
+    with azure_rt.database.read() as conn:
+        assert latest_drift(conn) is None
+    drift = record_drift(azure_rt, "schedule")
+    assert drift is not None and [o.name for o in drift.orphans] == ["sy-forgotten"]
+    with azure_rt.database.read() as conn:
+        kept = latest_drift(conn)
+    assert kept is not None
+    assert kept.orphans == [
+        {
+            "name": "sy-forgotten",
+            "location": "westeurope",
+            "tags": {"shipyard-env": "forgotten", "shipyard-owner": "mallory"},
+        }
+    ]

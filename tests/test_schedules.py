@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot import scheduler
 from bot.runtime import Runtime
+from bot.scheduler import SchedulerState, supervise
 from environments.errors import ConfigError, NotFound
 from environments.loadtests.config import Schedule
 from tests.conftest import CONFIG
@@ -133,3 +135,29 @@ def test_a_bad_cron_is_refused_with_an_example(cron: str) -> None:
     with pytest.raises(ConfigError) as refused:
         scheduler.trigger(Schedule(cron=cron))
     assert cron in refused.value.reason and "'0 2 * * *'" in refused.value.hint
+
+
+def test_a_scheduler_that_fails_is_started_again_with_backoff() -> None:
+    state = SchedulerState()
+    stop = threading.Event()
+    runs: list[float] = []
+
+    def flaky() -> None:
+        runs.append(time.monotonic())
+        if len(runs) < 3:
+            raise sa.exc.OperationalError("create table", {}, Exception("database is locked"))
+        stop.wait()
+
+    thread = threading.Thread(
+        target=supervise, args=(flaky, stop), kwargs={"state": state, "first_backoff": 0.1}
+    )
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(runs) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.alive and state.restarts == 2
+    assert state.last_error is not None and "database is locked" in state.last_error
+    assert runs[2] - runs[1] >= 2 * (runs[1] - runs[0]) * 0.9, "the backoff doubles"
+    stop.set()
+    thread.join(timeout=5)
+    assert not state.alive

@@ -14,9 +14,10 @@ import pytest
 from bot import views
 from bot.runtime import Runtime
 from environments.model import ApprovalState, EnvironmentState
+from environments.policy import Actor
 from environments.registry import operations as ops
 from environments.registry import record as rec
-from tests.conftest import EXAMPLES, MovableClock, destroy_everything, person
+from tests.conftest import EXAMPLES, ROOT, MovableClock, destroy_everything, person
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.slackbot import CONFIG, SIGNING_SECRET, Bot, running_bot
 
@@ -24,6 +25,7 @@ from tests.slackbot import CONFIG, SIGNING_SECRET, Bot, running_bot
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
+        fake.grant_manifest_scopes(ROOT / "manifest.yml")
         fake.usergroups["S0RELMGR"] = ["U0DAVE", "U0ERIN"]
         yield fake
 
@@ -102,7 +104,10 @@ def test_create_from_slack_acks_fast_then_reports_progress_in_one_message(
     thread_ts = eventually(
         lambda: [c for c in slack.calls("chat.postMessage") if c.params.get("thread_ts")]
     )
-    assert "is ready with 1.0.0 at http://127.0.0.1:" in thread_ts[0].params["text"]
+    assert "is ready with 1.0.0" in thread_ts[0].params["text"]
+    sent = json.dumps([c.params for c in slack.calls()])
+    assert "127.0.0.1" not in sent and "port " not in sent, "no server addresses in Slack"
+    assert str(bot.runtime.home) not in sent, "no server paths in Slack"
     final = slack.messages("C0DEPLOYS")[0]
     assert "✅" in json.dumps(final["blocks"], ensure_ascii=False)
     assert len(slack.calls("chat.update")) >= 3, "progress updates the one message"
@@ -143,6 +148,7 @@ def test_promotion_approved_in_slack_by_the_right_people(bot: Bot, slack: FakeSl
             and env_state(bot, "staging").state is EnvironmentState.READY
         )
     )
+    eventually(lambda: "approved" in slack.message("C0RELEASES", ts)["text"])
     updated = slack.message("C0RELEASES", ts)
     assert "approved" in updated["text"] and "<@U0DAVE>" in json.dumps(updated["blocks"])
     assert not [b for b in updated["blocks"] if b["type"] == "actions"], "buttons go once decided"
@@ -180,7 +186,7 @@ def test_production_needs_two_approvers_and_a_double_click_counts_once(
     with bot.runtime.database.read() as conn:
         approval = rec.get_approval(conn, int(approval_id))
     assert approval.approvals == ("dave",) and approval.state is ApprovalState.PENDING
-    assert "1/2" in json.dumps(slack.message(*where)["blocks"])
+    eventually(lambda: "1/2" in json.dumps(slack.message(*where)["blocks"]))
 
     bot.click("erin", views.APPROVE, approval_id, message=where)
     eventually(
@@ -229,8 +235,10 @@ def test_an_unanswered_request_expires_as_not_promoted(
     message = eventually(lambda: slack.messages("C0RELEASES"))[0]
     clock.advance(timedelta(hours=25))
     bot.runtime.lifecycle.expire()
+    eventually(
+        lambda: "expired — not promoted" in slack.message("C0RELEASES", message["ts"])["text"]
+    )
     updated = slack.message("C0RELEASES", message["ts"])
-    assert "expired — not promoted" in updated["text"]
     assert not [b for b in updated["blocks"] if b["type"] == "actions"]
 
 
@@ -346,6 +354,19 @@ def test_destroy_asks_first_and_production_is_refused_in_chat(bot: Bot, slack: F
     assert env_state(bot, "pr-5").state is EnvironmentState.READY
     bot.click("alice", views.DESTROY, "pr-5")
     eventually(lambda: env_state(bot, "pr-5") is None)
+    # The destroy started in Slack ends in Slack: its message done, "destroyed" in its thread.
+    (message,) = eventually(
+        lambda: [
+            m
+            for m in slack.messages("C0DEPLOYS")
+            if m["text"].startswith("destroy pr-5")
+            and "✅" in json.dumps(m["blocks"], ensure_ascii=False)
+        ]
+    )
+    replies = eventually(
+        lambda: [m for m in slack.messages("C0DEPLOYS") if m.get("thread_ts") == message["ts"]]
+    )
+    assert [r["text"] for r in replies] == ["🗑️ *pr-5* destroyed"]
 
 
 def test_rate_limited_slack_is_retried_after_retry_after(bot: Bot, slack: FakeSlack) -> None:
@@ -376,7 +397,9 @@ def test_the_owner_is_warned_an_hour_ahead_and_can_extend_from_the_message(
     before = env_state(bot, "pr-8").expires_at
     clock.advance(timedelta(hours=7, minutes=30))
     assert bot.runtime.lifecycle.expire().warned == ("pr-8",)
-    (warning,) = [c for c in slack.calls("chat.postMessage") if c.params["channel"] == "U0ALICE"]
+    (warning,) = eventually(
+        lambda: [c for c in slack.calls("chat.postMessage") if c.params["channel"] == "DU0ALICE"]
+    )
     button = warning.params["blocks"][1]["elements"][0]
     assert button["action_id"] == views.EXTEND and button["text"]["text"] == "Extend 4h"
 
@@ -443,3 +466,51 @@ def test_a_secret_the_app_prints_when_it_crashes_is_masked_in_slack(
     assert secret not in json.dumps([c.params for c in slack.calls()])
     with bot.runtime.database.read() as conn:
         assert secret not in json.dumps(ops.audit_log(conn, limit=500), default=str)
+
+
+def test_a_retry_reaching_another_replica_answers_once(
+    home: Path, tmp_path: Path, clock: MovableClock, slack: FakeSlack
+) -> None:
+    def factory(directory: Any) -> Runtime:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        return Runtime.open(str(CONFIG), database_url=url, clock=clock, directory=directory)
+
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    with running_bot(factory, slack) as first, running_bot(factory, slack) as second:
+        bodies = [first.command_body("bob", text) for text in ("list", "matrix", "list")]
+        for body in bodies:
+            assert first.post(body).status == 200
+            assert second.post(body, headers=retry).status == 200
+        eventually(lambda: len(slack.calls("response_url")) >= 3)
+        time.sleep(1.0)  # time for a second answer, were there one
+    answered = sorted(c.path for c in slack.calls("response_url"))
+    assert answered == sorted({c.path for c in slack.calls("response_url")}), "each answered once"
+    assert len(answered) == 3
+
+
+@pytest.mark.parametrize(
+    ("person", "text", "refusal"),
+    [
+        ("alice", "expire", "alice may not expire — ask one of: an admin"),
+        ("alice", "loadtest production", "alice may not loadtest production environments"),
+        ("alice", "schedule pause nightly", "alice may not schedule pause"),
+    ],
+)
+def test_chat_actions_without_a_rule_of_their_own_are_checked_by_the_table(
+    bot: Bot, slack: FakeSlack, person: str, text: str, refusal: str
+) -> None:
+    """`/env expire` and `/env loadtest production` were open to anyone in chat."""
+    bot.runtime.lifecycle.create(
+        Actor("dave"), "production", env_type="production", release="1.0.0"
+    )
+    bot.command(person, text)
+    (reply,) = eventually(
+        lambda: [c for c in slack.calls("response_url") if refusal in c.params.get("text", "")]
+    )
+    assert reply.params["response_type"] == "ephemeral"
+
+
+def test_chat_help_lists_only_what_chat_accepts(bot: Bot) -> None:
+    body = bot.command("alice", "help").body
+    assert "/env loadtest history" in body
+    assert "loadtest report" not in body and "[-h]" not in body and "--json" not in body

@@ -27,8 +27,9 @@ class LoadTestSummary:
     verdict: str = ""
     baseline_runs: tuple[int, ...] = ()
     gate: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
 
-    def text(self) -> str:
+    def text(self, *, with_chart_path: bool = True) -> str:
         t = self.total
         head = (
             f"load test #{self.run_id} of {self.release} on {self.environment} ({self.plan}): "
@@ -58,7 +59,7 @@ class LoadTestSummary:
                 *(f"  regression: {r}" for r in self.regressions),
                 *(f"  criterion {c}" for c in self.criteria),
             ]
-            + ([f"  chart: {self.chart}"] if self.chart else [])
+            + ([f"  chart: {self.chart}"] if self.chart and with_chart_path else [])
         )
 
 

@@ -268,3 +268,44 @@ loadtest_samples = sa.Table(
     ),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("environment", sa.String(40), nullable=True),
+    sa.Column("operation_id", sa.Integer, nullable=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("delivered_to", sa.String(96), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_outbox_delivered_at_id", "delivered_at", "id"),
+    sa.Index("ix_outbox_operation_id", "operation_id"),
+)
+
+reply_routes = sa.Table(
+    "reply_routes",
+    metadata,
+    sa.Column("operation_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=True),
+    sa.Column("thread_ts", sa.String(32), nullable=True),
+    sa.Column("response_url", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# APScheduler's job store table, declared here so the migration creates it: the scheduler
+# thread then never runs DDL at start (SQLite's "database is locked" killed it there).
+schedule_jobs = sa.Table(
+    "shipyard_schedule_jobs",
+    metadata,
+    sa.Column("id", sa.Unicode(191), primary_key=True),
+    sa.Column("next_run_time", sa.Float(25), index=True),
+    sa.Column("job_state", sa.LargeBinary, nullable=False),
+)

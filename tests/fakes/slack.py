@@ -13,8 +13,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import yaml
 
 from tests.fakes.server import serve, shut
 from tests.fakes.slack_oidc import FakeSlackOpenID
@@ -56,6 +59,7 @@ class _State:
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     home_views: dict[str, str] = field(default_factory=dict)
     injected: dict[str, deque[_Injected]] = field(default_factory=dict)
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeSlack:
@@ -67,11 +71,22 @@ class FakeSlack:
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         self.token = token
+        # None grants every scope; a set (e.g. the manifest's, see `grant_manifest_scopes`)
+        # makes methods outside it answer `missing_scope`, as Slack does.
+        self.scopes: set[str] | None = None
+        # Public channels the bot was never added to (it may post only with chat:write.public)
+        # and private channels with their members: the bot posts there only as a member.
+        self.outside: set[str] = set()
+        self.private: dict[str, set[str]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        self._stalled: set[str] = set()
+        self._slow_paths: dict[str, float] = {}
+        self._unstall = threading.Event()
         self.users: dict[str, dict[str, Any]] = {}
         self._state = _State()
         self._cond = threading.Condition()
         self._seq = itertools.count(1)
+        self._last_micros = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.oidc: FakeSlackOpenID | None = None
@@ -95,6 +110,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self.unstall()
         server, thread = self._server, self._thread
         self._server = self._thread = None
         shut(server, thread)
@@ -170,12 +186,22 @@ class FakeSlack:
                 raise AssertionError(f"no view {view_id}; views: {sorted(self._state.views)!r}")
             return copy.deepcopy(self._state.views[view_id])
 
+    def modals(self) -> list[dict[str, Any]]:
+        """The modals opened (as Slack stores them, with id and hash), oldest first."""
+        with self._cond:
+            return [copy.deepcopy(v) for v in self._state.views.values() if v["type"] == "modal"]
+
     def home_view(self, user_id: str) -> dict[str, Any]:
         with self._cond:
             view_id = self._state.home_views.get(user_id)
         if view_id is None:
             raise AssertionError(f"no home tab published for {user_id}")
         return self.view(view_id)
+
+    def grant_manifest_scopes(self, manifest: Path) -> None:
+        """The bot token gets exactly the bot scopes manifest.yml asks for."""
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        self.scopes = set(data["oauth_config"]["scopes"]["bot"])
 
     # -- failure injection ---------------------------------------------------------------------
 
@@ -186,6 +212,20 @@ class FakeSlack:
     def fail(self, method: str, times: int = 1, status: int = 500) -> None:
         """The next ``times`` calls of ``method`` answer HTTP ``status`` (5xx)."""
         self._inject(method, times, _Injected(status))
+
+    def slow_response_url(self, name: str, seconds: float) -> None:
+        """Posts to `response_url(name)` take `seconds` to answer (a slow follow-up)."""
+        self._slow_paths[f"/response/{name}"] = seconds
+
+    def stall(self, method: str) -> None:
+        """Calls of `method` take effect, but the answer never comes (until `unstall`): the
+        caller looks dead between Slack acting and the caller learning of it."""
+        self._unstall.clear()
+        self._stalled.add(method)
+
+    def unstall(self) -> None:
+        self._stalled.clear()
+        self._unstall.set()
 
     def _inject(self, method: str, times: int, what: _Injected) -> None:
         with self._cond:
@@ -198,8 +238,9 @@ class FakeSlack:
     ) -> Reply:
         url = urlsplit(raw_path)
         params: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(_parse_body(headers.get("content-type", ""), body))
         path = url.path
+        if not path.startswith("/upload/"):  # an upload's body is the file's bytes, not a form
+            params.update(_parse_body(headers.get("content-type", ""), body))
         if self.oidc is not None and self.oidc.serves(path):
             reply = self.oidc.handle(http_method, raw_path, headers, body)
             with self._cond:
@@ -222,10 +263,14 @@ class FakeSlack:
             injected = queue.popleft() if queue else None
             if injected is not None:
                 reply = _injected_reply(injected)
-            elif method in ("response_url", "file_upload"):
-                reply = _json(200, {"ok": True}) if method == "response_url" else _ok_upload(body)
+            elif method == "response_url":
+                reply = _json(200, {"ok": True})
+            elif method == "file_upload":
+                reply = self._receive_upload(params["file_id"], body)
             elif not self._authorized(headers, params):
                 reply = _json(200, {"ok": False, "error": "invalid_auth"})
+            elif (needed := self._missing_scope(method, params)) is not None:
+                reply = _json(200, {"ok": False, "error": "missing_scope", "needed": needed})
             else:
                 reply = _json(200, self._answer(method, params))
             self._state.calls.append(
@@ -240,12 +285,73 @@ class FakeSlack:
                 )
             )
             self._cond.notify_all()
+            stalled = method in self._stalled
+            slow = self._slow_paths.get(path, 0.0)
+        if slow:
+            time.sleep(slow)
+        if stalled:
+            self._unstall.wait(30)
         return reply
 
     def _authorized(self, headers: dict[str, str], params: dict[str, Any]) -> bool:
         auth = headers.get("authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
         return token == self.token
+
+    def _missing_scope(self, method: str, p: dict[str, Any]) -> str | None:
+        if self.scopes is None:
+            return None
+        needed = _SCOPES.get(method)
+        if method in ("conversations.history", "conversations.replies"):
+            kind = str(p.get("channel", ""))[:1]
+            private = p.get("channel") in self.private
+            needed = {"D": "im:history", "G": "groups:history"}.get(
+                kind, "groups:history" if private else "channels:history"
+            )
+        return needed if needed is not None and needed not in self.scopes else None
+
+    def _closed(self, channel: str) -> str | None:
+        """Why the bot may not post in `channel` (None: it may)."""
+        if channel in self.private:
+            return None if BOT["user_id"] in self.private[channel] else "channel_not_found"
+        if channel.startswith("D") and channel[1:2] not in ("U", "W"):
+            return "channel_not_found"  # a DM between people: the bot is not part of it
+        if channel in self.outside and "chat:write.public" not in (self.scopes or set()):
+            return "not_in_channel"
+        return None
+
+    def _history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = _channel_id(p.get("channel"))
+        if self._closed(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(p.get("oldest") or 0)
+        found = [
+            m
+            for (ch, ts), m in self._state.messages.items()
+            if ch == channel and float(ts) > oldest and m.get("thread_ts") in (None, ts)
+        ]
+        return {"ok": True, "messages": self._listed(found, p), "has_more": False}
+
+    def _replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, parent = _channel_id(p.get("channel")), str(p.get("ts", ""))
+        if (channel, parent) not in self._state.messages:
+            return {"ok": False, "error": "thread_not_found"}
+        found = [
+            m
+            for (ch, ts), m in self._state.messages.items()
+            if ch == channel and (ts == parent or m.get("thread_ts") == parent)
+        ]
+        return {"ok": True, "messages": self._listed(found, p), "has_more": False}
+
+    def _listed(self, found: list[dict[str, Any]], p: dict[str, Any]) -> list[dict[str, Any]]:
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        listed = []
+        for stored in sorted(found, key=lambda m: float(m["ts"]), reverse=True):
+            message = {k: copy.deepcopy(v) for k, v in stored.items() if k != "channel"}
+            if not with_metadata:
+                message.pop("metadata", None)
+            listed.append(message)
+        return listed
 
     def _answer(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
         handler = _METHODS.get(method)
@@ -254,8 +360,10 @@ class FakeSlack:
     # Everything below runs with self._cond held.
 
     def _next_ts(self) -> str:
-        micros = 1_700_000_000_000_000 + next(self._seq) * 100
-        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+        """Like Slack's: the epoch time of the message, unique in the workspace."""
+        self._last_micros = max(int(time.time() * 1_000_000), self._last_micros + 1)
+        next(self._seq)
+        return f"{self._last_micros // 1_000_000}.{self._last_micros % 1_000_000:06d}"
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._seq):08d}"
@@ -276,6 +384,8 @@ class FakeSlack:
         channel = _channel_id(p.get("channel"))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if (closed := self._closed(channel)) is not None:
+            return {"ok": False, "error": closed}
         if not (p.get("text") or p.get("blocks") or p.get("attachments")):
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
@@ -454,16 +564,60 @@ class FakeSlack:
         return {"ok": True, "file": file}
 
     def _get_upload_url(self, p: dict[str, Any]) -> dict[str, Any]:
-        if not p.get("filename") or not p.get("length"):
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
             return {"ok": False, "error": "invalid_arguments"}
         file_id = self._next_id("F")
+        self._state.uploads[file_id] = {
+            "id": file_id,
+            "name": p["filename"],
+            "length": int(p["length"]),
+            "alt_txt": p.get("alt_txt"),
+            "content": None,
+        }
         return {"ok": True, "upload_url": f"{self.root_url}upload/{file_id}", "file_id": file_id}
 
+    def _receive_upload(self, file_id: str, body: bytes) -> Reply:
+        """The upload URL: the bytes must be as long as announced to files.getUploadURLExternal."""
+        upload = self._state.uploads.get(file_id)
+        if upload is None:
+            return 404, {"Content-Type": "text/plain"}, b"unknown upload"
+        if len(body) != upload["length"]:
+            return 400, {"Content-Type": "text/plain"}, b"length does not match"
+        upload["content"] = body
+        return _ok_upload(body)
+
     def _complete_upload(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Only uploaded files can be completed; shared to a channel, they make a message there."""
         files = p.get("files")
         if not isinstance(files, list) or not files:
             return {"ok": False, "error": "invalid_arguments"}
-        return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        found = [self._state.uploads.get(str(f.get("id"))) for f in files]
+        if any(u is None or u["content"] is None for u in found):
+            return {"ok": False, "error": "file_not_found"}
+        shared = []
+        for upload, asked in zip(found, files, strict=True):
+            assert upload is not None
+            upload["title"] = asked.get("title") or upload["name"]
+            shared.append({"id": upload["id"], "name": upload["name"], "title": upload["title"]})
+        channel = _channel_id(p.get("channel_id") or p.get("channels"))
+        if channel:
+            ts = self._next_ts()
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": BOT["user_id"],
+                "text": p.get("initial_comment", ""),
+                "files": shared,
+                "ts": ts,
+            }
+            if p.get("thread_ts"):
+                message["thread_ts"] = p["thread_ts"]
+            self._state.messages[(channel, ts)] = {"channel": channel, **message}
+        return {"ok": True, "files": shared}
+
+    def uploaded(self, file_id: str) -> dict[str, Any]:
+        """What was uploaded for a file id (its name, title, bytes)."""
+        with self._cond:
+            return copy.deepcopy(self._state.uploads[file_id])
 
 
 _METHODS = {
@@ -478,12 +632,31 @@ _METHODS = {
     "views.update": FakeSlack._views_update,
     "views.publish": FakeSlack._views_publish,
     "conversations.open": FakeSlack._conversations_open,
+    "conversations.history": FakeSlack._history,
+    "conversations.replies": FakeSlack._replies,
     "users.info": FakeSlack._users_info,
     "usergroups.users.list": FakeSlack._usergroup_users,
     "reactions.add": FakeSlack._reactions_add,
     "files.upload": FakeSlack._files_upload,
     "files.getUploadURLExternal": FakeSlack._get_upload_url,
     "files.completeUploadExternal": FakeSlack._complete_upload,
+}
+
+
+# The scope each method needs (conversations.history/replies: by the kind of channel).
+_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "conversations.open": "im:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "reactions.add": "reactions:write",
+    "files.upload": "files:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+    "files.info": "files:read",
 }
 
 

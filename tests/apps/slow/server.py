@@ -1,4 +1,8 @@
-"""A test application that takes START_DELAY seconds before it answers /healthz."""
+"""A test application that takes START_DELAY seconds before it answers /healthz.
+
+With START_GATE set to a path, it also waits (up to two minutes) until that file exists, so a
+test decides exactly when the start finishes instead of racing a fixed delay.
+"""
 
 import http.server
 import os
@@ -6,6 +10,10 @@ import sys
 import time
 
 time.sleep(float(os.environ.get("START_DELAY", "3")))
+if os.environ.get("START_GATE"):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.environ["START_GATE"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -1,0 +1,74 @@
+"""`shipyard serve` as a process: what the CLI changes reaches Slack through serve's outbox."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT
+from tests.fakes.slack import FakeSlack
+from tests.replicas import Serve
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.grant_manifest_scopes(ROOT / "manifest.yml")
+        fake.usergroups["S0RELMGR"] = ["U0DAVE", "U0ERIN"]
+        yield fake
+
+
+@pytest.fixture
+def served(home: Path, database_url: str, slack: FakeSlack) -> Iterator[Serve]:
+    serve = Serve(home, database_url, slack)
+    yield serve
+    serve.stop()
+    serve.destroy_all()
+
+
+def eventually(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_promotion_asked_on_the_cli_reaches_approvers_through_serve(
+    served: Serve, slack: FakeSlack
+) -> None:
+    url = served.start()
+    served.cli("release", "add", "1.0.0", "--artifact", str(EXAMPLES / "game/releases/1.0.0"))
+    served.cli("--as", "alice", "env", "create", "pr-1", "--type", "test", "--release", "1.0.0")
+    served.cli("--as", "carol", "env", "promote", "staging")
+    request = eventually(
+        lambda: [c for c in slack.calls("chat.postMessage") if c.params["channel"] == "C0RELEASES"]
+    )
+    assert len(request) == 1
+    blocks = json.dumps(request[0].params["blocks"])
+    assert "1.0.0" in blocks and "<@U0CAROL>" in blocks
+    # The CLI's create was told in the team's channel too: one message, the outcome in its thread.
+    (progress,) = eventually(
+        lambda: [m for m in slack.messages("C0DEPLOYS") if "thread_ts" not in m]
+    )
+    replies = eventually(
+        lambda: [m for m in slack.messages("C0DEPLOYS") if m.get("thread_ts") == progress["ts"]]
+    )
+    assert "is ready with 1.0.0" in replies[0]["text"]
+    sent = json.dumps([c.params for c in slack.calls()])
+    assert "shipyard env" not in sent and "127.0.0.1" not in sent
+    health = eventually(lambda: (h := served.healthz(url))["outbox"]["waiting"] == 0 and h)
+    assert health["outbox"]["flowing"] is True
+    assert health["scheduler"] == {
+        "leader": True,
+        "running": True,
+        "restarts": 0,
+        "last_error": None,
+    }
