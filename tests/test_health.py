@@ -232,7 +232,9 @@ def test_a_change_of_health_is_posted_in_the_environments_thread(
             for c in slack.calls("chat.postMessage")
             if "degraded" in c.params.get("text", "")
         ]
-    assert (posted["channel"], posted["thread_ts"]) == ("C0DEPLOYS", "1.000100")
+    with runtime.database.read() as conn:
+        thread = chat_record.message(conn, "environment:pr-1")  # where its messages go now
+    assert thread is not None and (posted["channel"], posted["thread_ts"]) == thread
     assert posted["text"] == "pr-1 is degraded (was healthy): 1/2 healthy"
 
 
