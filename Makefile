@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean browser
+.PHONY: demo test lint typecheck imports unit bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# import-linter contracts in pyproject.toml (indirect imports included)
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
@@ -31,7 +35,7 @@ browser:
 		(apt-get update -q && apt-get install -y -q chromium chromium-driver) || \
 		echo "could not install chromium: the browser tests will be skipped (CI fails them)"
 
-test: browser lint typecheck unit
+test: browser lint typecheck imports unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/record.py

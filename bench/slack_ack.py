@@ -227,6 +227,54 @@ def wait_lazy(fake: FakeSlack, expected: int, timeout: float) -> int:
         time.sleep(0.1)
 
 
+def slow_follow_up(
+    fake: FakeSlack, port: int, label: str, others: int, pool: ThreadPoolExecutor
+) -> dict[str, Any]:
+    """One command's follow-up takes 5 s (its response_url answers slowly); how long do the
+    follow-ups of `others` commands sent right after it take (send → response_url)?"""
+    fake.slow_response_url(f"{label}-slow", 5.0)
+
+    def body(name: str, user: str) -> str:
+        return urllib.parse.urlencode(
+            {
+                "team_id": "T0001",
+                "channel_id": "C0DEPLOYS",
+                "user_id": user,
+                "command": "/env",
+                "text": "list",
+                "api_app_id": "A0001",
+                "response_url": fake.response_url(name),
+                "trigger_id": f"{name}.{time.time_ns()}",
+            }
+        )
+
+    sent: dict[str, float] = {}
+    sent[f"{label}-slow"] = time.time()
+    post(port, body(f"{label}-slow", USERS[0]))
+    names = [f"{label}-other-{n}" for n in range(others)]
+    for name in names:
+        sent[name] = time.time()
+    list(pool.map(lambda n: post(port, body(n, USERS[1 + names.index(n) % 3])), names))
+    deadline = time.monotonic() + 30
+    arrived: dict[str, float] = {}
+    while time.monotonic() < deadline and len(arrived) < others + 1:
+        for call in fake.calls("response_url"):
+            name = call.path.rsplit("/", 1)[-1]
+            if name in sent:
+                arrived.setdefault(name, call.at)
+        time.sleep(0.05)
+    waits = sorted(arrived[n] - sent[n] for n in names if n in arrived)
+    return {
+        "others": others,
+        "others_answered": len(waits),
+        "others_p50_s": round(waits[len(waits) // 2], 3) if waits else None,
+        "others_max_s": round(waits[-1], 3) if waits else None,
+        "slow_follow_up_started_s": round(arrived[f"{label}-slow"] - sent[f"{label}-slow"], 2)
+        if f"{label}-slow" in arrived
+        else None,
+    }
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -273,6 +321,17 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"waiting up to {args.lazy_wait:.0f}s for {shipyard_bodies.lazy} lazy responses")
         lazy = wait_lazy(fake, shipyard_bodies.lazy, args.lazy_wait)
 
+        # One follow-up takes 5 s: the pool (8 threads, ordered per environment) against the
+        # floor, one lazy thread for everyone (SHIPYARD_LAZY_WORKERS=1, the former design).
+        progress("slow follow-up: one command's answer takes 5 s, 20 others right after it")
+        slow = {"pool": slow_follow_up(fake, shipyard_port, "pool", 20, pool)}
+        one_port = free_port()
+        one_env = {**env, "SHIPYARD_LAZY_WORKERS": "1"}
+        one_argv = [sys.executable, "-m", "bot.cli", "serve", "--port", str(one_port)]
+        with running("shipyard-one-thread", one_argv, one_env, home, one_port):
+            slow["one_thread"] = slow_follow_up(fake, one_port, "one", 20, pool)
+        progress(f"slow follow-up: {json.dumps(slow)}")
+
     shipyard, bare = measured["shipyard"], measured["bare"]
     ratio = shipyard["p99_ms"] / bare["p99_ms"]
     result = {
@@ -288,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         and ratio <= TARGET_RATIO,
         "lazy_responses": lazy,
         "lazy_expected": shipyard_bodies.lazy,
+        "slow_follow_up": slow,
+        "slow_follow_up_meets_target": (slow["pool"]["others_max_s"] or 99) < 1.0,
         "runtime_s": round(time.perf_counter() - begun, 1),
     }
     print(json.dumps(result), flush=True)

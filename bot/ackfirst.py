@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -39,34 +40,92 @@ class AckGate:
 ACKS = AckGate()  # the process's gate: bot.web counts requests, lazy work waits on it
 
 
+class OrderingKey(threading.local):
+    """The request being acknowledged on this thread: set by the Bolt middleware before the
+    listeners run, read when Bolt submits lazy work.
+
+    `key` orders lazy work (its environment, if any); `delivery` identifies the delivery, so
+    its lazy work acts only if no other replica's copy of it acted (Slack retries).
+    """
+
+    key: str | None = None
+    delivery: str | None = None
+
+
+ORDERING = OrderingKey()
+
+
 class AckFirstExecutor(Executor):
     """Bolt's listener_executor (process_before_response=True: lazy listeners only).
 
-    One thread runs the work in order; each task starts when acknowledgements are quiet, or at
-    the latest `max_delay` seconds after it was submitted (response_url stays valid 30 minutes).
+    A bounded pool of `workers` threads runs the work; tasks with the same ordering key (one
+    environment) run one after another in the order they came, tasks of different keys side
+    by side, so a slow Azure or Azure DevOps call delays only its own environment. Each task
+    starts when acknowledgements are quiet, or at the latest `max_delay` seconds after it was
+    submitted (response_url stays valid 30 minutes).
+
+    Hand-written rather than a ThreadPoolExecutor per key: the standard pool has no ordering
+    by key, and one pool per environment would not be bounded.
     """
 
-    def __init__(self, gate: AckGate, *, max_delay: float = 2.0, quiet: float = 0.02) -> None:
+    def __init__(
+        self,
+        gate: AckGate,
+        *,
+        workers: int = 8,
+        max_delay: float = 2.0,
+        quiet: float = 0.02,
+        ordering: OrderingKey = ORDERING,
+        once: Callable[[str], bool] | None = None,
+    ) -> None:
         self.gate = gate
+        self.once = once
         self.max_delay = max_delay
         self.quiet = quiet
-        self._tasks: queue.SimpleQueue[tuple[float, Future[Any], Callable[[], Any]]] = (
-            queue.SimpleQueue()
-        )
-        threading.Thread(target=self._run, name="shipyard-lazy", daemon=True).start()
+        self.ordering = ordering
+        self._lock = threading.Lock()
+        self._waiting: dict[object, deque[tuple[float, Future[Any], Callable[[], Any]]]] = {}
+        self._ready: queue.SimpleQueue[object] = queue.SimpleQueue()
+        for n in range(max(1, workers)):
+            threading.Thread(target=self._run, name=f"shipyard-lazy-{n}", daemon=True).start()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        self._tasks.put((time.monotonic() + self.max_delay, future, lambda: fn(*args, **kwargs)))
+        key: object = self.ordering.key or object()  # no key: nothing to keep in order with
+        delivery = self.ordering.delivery
+
+        def call() -> Any:
+            # The delivery's key goes into the record before any effect: of a delivery and its
+            # retries (on this replica or another), only the first to get here acts.
+            if delivery is not None and self.once is not None and not self.once(delivery):
+                return None
+            return fn(*args, **kwargs)
+
+        task = (time.monotonic() + self.max_delay, future, call)
+        with self._lock:
+            line = self._waiting.get(key)
+            if line is not None:
+                line.append(task)  # a task of this key runs now: this one follows it
+                return future
+            self._waiting[key] = deque([task])
+        self._ready.put(key)
         return future
 
     def _run(self) -> None:
         while True:
-            deadline, future, call = self._tasks.get()
+            key = self._ready.get()
+            with self._lock:
+                deadline, future, call = self._waiting[key][0]
             self.gate.wait_quiet(deadline, self.quiet)
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:
-                future.set_exception(exc)
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            with self._lock:
+                line = self._waiting[key]
+                line.popleft()
+                if not line:
+                    del self._waiting[key]
+                    continue
+            self._ready.put(key)

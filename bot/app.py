@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot import create_form, views
-from bot.ackfirst import ACKS, AckFirstExecutor
+from bot.ackfirst import ACKS, ORDERING, AckFirstExecutor
 from bot.dedupe import RequestLog
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
@@ -38,6 +39,32 @@ def web_client(token: str, base_url: str) -> WebClient:
     return client
 
 
+# Verbs whose first argument names the environment (or approval) the work is about.
+_TARGETED = frozenset({"create", "deploy", "promote", "destroy", "extend", "approve", "reject"})
+
+
+def ordering_key(body: dict[str, Any]) -> str | None:
+    """What a request's lazy work must stay in order with: its environment, when it has one."""
+    if body.get("command"):
+        words = [w for w in str(body.get("text") or "").split() if not w.startswith("-")]
+        if words and words[0] == "params" and len(words) > 2:
+            return f"env:{words[2]}"
+        return f"env:{words[1]}" if len(words) > 1 and words[0] in _TARGETED else None
+    actions = body.get("actions") or []
+    if actions and actions[0].get("value"):
+        action, value = actions[0].get("action_id"), actions[0]["value"]
+        return f"env:{value}" if action in (views.EXTEND, views.DESTROY) else f"{action}:{value}"
+    return None
+
+
+def lazy_workers() -> int:
+    """Threads for Slack follow-up work (SHIPYARD_LAZY_WORKERS, default 8)."""
+    try:
+        return max(1, int(os.environ.get("SHIPYARD_LAZY_WORKERS", "8")))
+    except ValueError:
+        return 8
+
+
 def request_key(body: str) -> str:
     """A retry carries the very same body as the first delivery, so its digest identifies it."""
     return hashlib.sha256(body.encode()).hexdigest()
@@ -53,23 +80,35 @@ def build_app(
 ) -> tuple[App, SlackFace]:
     # Acks run inline in the request's thread; lazy work goes to one thread that yields to
     # acknowledgements, and long operations from there to the worker pool (SlackFace).
+    requests = RequestLog(runtime.database, runtime.lifecycle.clock)
     app = App(
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
-        listener_executor=AckFirstExecutor(ACKS),
+        listener_executor=AckFirstExecutor(ACKS, workers=lazy_workers(), once=requests.first_time),
     )
     face = SlackFace(runtime, notifier)
-    requests = RequestLog(runtime.database, runtime.lifecycle.clock)
 
     @app.middleware
     def handle_once(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         # Runs after Bolt has checked the signature and timestamp, so forgeries never get here.
-        retry = bool(req.headers.get("x-slack-retry-num"))
-        if not requests.first_time(request_key(req.raw_body), retry=retry):
-            log.info("duplicate delivery ignored (retry %s)", req.headers.get("x-slack-retry-num"))
+        key = request_key(req.raw_body)
+        retry = req.headers.get("x-slack-retry-num")
+        if requests.seen(key):
+            log.info("duplicate delivery ignored (retry %s)", retry)
             return BoltResponse(status=200, body="")
-        return next()
+        if req.body.get("type") == "view_submission" and not requests.first_time(key):
+            # A form acts in its ack (it must answer with field errors): record it first.
+            log.info("duplicate form submission ignored (retry %s)", retry)
+            return BoltResponse(status=200, body="")
+        # Lazy work of one environment runs in order; of different ones, side by side; and it
+        # acts only if no copy of this delivery acted before (AckFirstExecutor's `once`).
+        ORDERING.key = ordering_key(req.body)
+        ORDERING.delivery = None if req.body.get("type") == "view_submission" else key
+        try:
+            return next()
+        finally:
+            ORDERING.key = ORDERING.delivery = None
 
     app.command("/env")(ack=face.ack_command, lazy=[face.run_command])
     app.action(views.APPROVE)(ack=face.ack_approve, lazy=[face.run_approve])

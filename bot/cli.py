@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -42,7 +43,19 @@ def _dispatch(args: list[str]) -> int:
         return run_catalog(args[1:])
     from bot.terminal import main as full
 
-    return full(args)
+    return full(args, processes={"demo": _demo, "serve": _serve})
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.serve import serve
+
+    return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
 
 
 def version() -> str:

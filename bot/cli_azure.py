@@ -8,8 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bot import render
-from bot.commands import HANDLERS, Outcome, command
-from bot.grammar import Parser, _common
+from bot.command import CLI, Command, Outcome
 from bot.runtime import Runtime
 from environments import inputs, parameters, policy, renderings
 from environments.catalog import EnvironmentType
@@ -45,22 +44,9 @@ SYMBOLS = {
 RESOURCE_ID = re.compile(r"/resourceGroups/(?P<group>[^/]+)(?:/providers/(?P<rest>.+))?$", re.I)
 
 
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    p = groups.add_parser(
-        "reconcile",
-        help="report drift between Azure and the record (orphaned or vanished resource groups)",
-        description="Resource groups tagged shipyard-env that no live environment owns (they "
-        "still cost money), and live azure environments whose resource group is gone.",
-    )
-    _common(p, json_output=True, chat=chat)
-    p.set_defaults(verb="run")
-    parser.verbs[("reconcile", "run")] = p
-
-
 # --- reconcile ------------------------------------------------------------------------------
 
 
-@command("reconcile", "run")
 def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     provider = rt.worker.providers.get("azure")
     if provider is None:
@@ -68,10 +54,11 @@ def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
             text="no environment type uses provider azure: nothing to reconcile",
             data={"orphans": [], "vanished": []},
         )
-    with rt.database.read() as conn:
-        live = rec.list_environments(conn)
     assert _is_azure(provider)
-    drift = provider.drift(live)
+    from bot.health_leader import record_drift
+
+    drift = record_drift(rt, actor.person)  # also what the dashboard's orphans banner shows
+    assert drift is not None
     data = {
         "orphans": [dataclasses.asdict(o) for o in drift.orphans],
         "vanished": [
@@ -300,19 +287,12 @@ def _short(value: Any) -> str:
 
 # --- config check ---------------------------------------------------------------------------
 
-_plain_config_check = HANDLERS[("config", "check")]
 
-
-@command("config", "check")
-def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
-    """The plain check, plus every azure type's template checked against its parameters."""
-    outcome = _plain_config_check(rt, actor, args)
-    lines = [
+def azure_check_lines(rt: Runtime) -> list[str]:
+    """`config check`'s lines for azure types: each template checked against its parameters."""
+    return [
         line for name, kind in rt.catalog.types.items() for line in _azure_check(rt, name, kind)
     ]
-    if not lines:
-        return outcome
-    return dataclasses.replace(outcome, text="\n".join([outcome.text, *lines]))
 
 
 def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
@@ -359,3 +339,18 @@ def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
         + (f"; each environment must set {', '.join(needed)}" if needed else "")
         + ")"
     ]
+
+
+COMMANDS = (
+    Command(
+        "reconcile",
+        None,
+        "report drift between Azure and the record (orphaned or vanished resource groups)",
+        reconcile,
+        description="Resource groups tagged shipyard-env that no live environment owns (they "
+        "still cost money), and live azure environments whose resource group is gone.",
+        read_only=True,
+        json=True,
+        surfaces=CLI,
+    ),
+)

@@ -8,9 +8,8 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from bot.commands import Outcome, command
+from bot.command import CLI, Command, Outcome
 from bot.grammar import Parser
 from bot.runtime import Runtime
 from environments.errors import ShipyardError
@@ -18,22 +17,6 @@ from environments.policy import Actor
 
 LIST_HELP = "the items of an ADE catalog folder: name, runner, parameters, problems"
 IMPORT_HELP = "the types: entries that make an ADE catalog's items Shipyard types"
-
-
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    """The `catalog` group: CLI only (the catalog is a folder where the CLI runs)."""
-    if chat:
-        return
-    group = groups.add_parser(
-        "catalog", help="Azure Deployment Environments catalogs: list, import"
-    )
-    verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
-    verbs.required = True
-    listing = verbs.add_parser("list", help=LIST_HELP, description=LIST_HELP)
-    parser.verbs[("catalog", "list")] = listing
-    importing = verbs.add_parser("import", help=IMPORT_HELP, description=IMPORT_HELP)
-    parser.verbs[("catalog", "import")] = importing
-    add_arguments(listing, importing)
 
 
 def add_arguments(listing: argparse.ArgumentParser, importing: argparse.ArgumentParser) -> None:
@@ -102,14 +85,44 @@ def catalog_import(args: argparse.Namespace) -> Outcome:
     return Outcome(text=block.rstrip("\n"), notes=notes)
 
 
-@command("catalog", "list")
 def list_handler(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return catalog_list(args)
 
 
-@command("catalog", "import")
 def import_handler(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return catalog_import(args)
+
+
+def _list_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    add_arguments(p, argparse.ArgumentParser(add_help=False))
+
+
+def _import_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    add_arguments(argparse.ArgumentParser(add_help=False), p)
+
+
+# The `catalog` group is CLI only: the catalog is a folder where the CLI runs.
+COMMANDS = (
+    Command(
+        "catalog",
+        "list",
+        LIST_HELP,
+        list_handler,
+        arguments=_list_args,
+        read_only=True,
+        surfaces=CLI,
+        common_options=False,
+    ),
+    Command(
+        "catalog",
+        "import",
+        IMPORT_HELP,
+        import_handler,
+        arguments=_import_args,
+        surfaces=CLI,
+        common_options=False,
+    ),
+)
 
 
 def run_catalog(argv: Sequence[str]) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot import render
-from bot.commands import Outcome, command
-from bot.grammar import Parser
+from bot.command import CLI, Command, Outcome
 from bot.loadtest_report import REPORT_HELP, add_report_arguments, report
 from bot.runtime import Runtime
 from environments.errors import ShipyardError
@@ -17,28 +16,19 @@ if TYPE_CHECKING:  # the load-test modules pull in numpy and polars: only the co
     pass
 
 
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    """The `loadtest` group; `report` is not in chat (the result file lives where the CLI runs)."""
-    group = groups.add_parser("loadtest", help="load tests: report, history, compare")
-    verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
-    verbs.required = True
-    history = verbs.add_parser("history", help="recorded load-test runs, newest first")
-    history.add_argument("--release", help="only runs of this release")
-    history.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.verbs[("loadtest", "history")] = history
-    compare = verbs.add_parser("compare", help="two recorded runs side by side, per label")
-    compare.add_argument("first", type=int, metavar="RUN_A")
-    compare.add_argument("second", type=int, metavar="RUN_B")
-    compare.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.verbs[("loadtest", "compare")] = compare
-    if chat:
-        return
-    report = verbs.add_parser("report", help=REPORT_HELP, description=REPORT_HELP)
-    parser.verbs[("loadtest", "report")] = report
-    add_report_arguments(report)
+def _history_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("--release", help="only runs of this release")
 
 
-@command("loadtest", "report")
+def _compare_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("first", type=int, metavar="RUN_A")
+    p.add_argument("second", type=int, metavar="RUN_B")
+
+
+def _report_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    add_report_arguments(p)
+
+
 def loadtest_report(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     """Per label and in TOTAL: JMeter's Aggregate Report; then each criterion's verdict."""
     text, data, failure = report(args)
@@ -49,7 +39,6 @@ def loadtest_report(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outc
     raise ShipyardError(failure, hint="the load test fails")
 
 
-@command("loadtest", "history")
 def loadtest_history(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     from environments.registry import loadtests as runs
 
@@ -88,7 +77,6 @@ def loadtest_history(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Out
     return Outcome(text=render.table(headers, rows), data=found)
 
 
-@command("loadtest", "compare")
 def loadtest_compare(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     from environments.loadtests.verdicts import compare
     from environments.registry import loadtests as runs
@@ -112,3 +100,36 @@ def loadtest_compare(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Out
     )
     table = render.table(["label", f"p95 #{first.id}", f"p95 #{second.id}", "change", ""], rows)
     return Outcome(text=f"{title}\n{table}", data=comparisons)
+
+
+COMMANDS = (
+    # `report` is not in chat: the result file lives where the CLI runs.
+    Command(
+        "loadtest",
+        "report",
+        REPORT_HELP,
+        loadtest_report,
+        arguments=_report_args,
+        read_only=True,
+        surfaces=CLI,
+        common_options=False,
+    ),
+    Command(
+        "loadtest",
+        "history",
+        "recorded load-test runs, newest first",
+        loadtest_history,
+        arguments=_history_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "loadtest",
+        "compare",
+        "two recorded runs side by side, per label",
+        loadtest_compare,
+        arguments=_compare_args,
+        read_only=True,
+        json=True,
+    ),
+)

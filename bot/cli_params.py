@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from bot import render
-from bot.commands import Outcome, command
-from bot.grammar import Parser, _common, _waits
+from bot.command import Command, Outcome
 from bot.runtime import Runtime
 from environments import parameters, renderings
 from environments.model import Environment
@@ -16,12 +14,7 @@ from environments.policy import Actor
 from environments.registry import record as rec
 
 
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    group = groups.add_parser("params", help="parameters: show, diff, set")
-    verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
-    verbs.required = True
-    p = verbs.add_parser("show", help="an environment's parameters with the layer of each value")
-    _common(p, json_output=True, chat=chat)
+def _show_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name")
     p.add_argument(
         "--format",
@@ -29,19 +22,17 @@ def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
         default="table",
         help="table (default), sf-xml, arm-json, dotenv or json",
     )
-    parser.verbs[("params", "show")] = p
-    p = verbs.add_parser("diff", help="what differs between two environments' parameters")
-    _common(p, json_output=True, chat=chat)
+
+
+def _diff_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("first")
     p.add_argument("second")
-    parser.verbs[("params", "diff")] = p
-    p = verbs.add_parser("set", help="change an environment's own parameters (redeploys)")
-    _common(p, chat=chat)
+
+
+def _set_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name")
     p.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     p.add_argument("--unset", action="append", default=[], metavar="KEY")
-    _waits(p)
-    parser.verbs[("params", "set")] = p
 
 
 def effective(rt: Runtime, env: Environment) -> dict[str, Parameter]:
@@ -59,7 +50,6 @@ def _environment(rt: Runtime, name: str) -> Environment:
         return rec.get_environment(conn, name)
 
 
-@command("params", "show")
 def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     env = _environment(rt, args.name)
     shown = effective(rt, env)
@@ -97,7 +87,6 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=render.table(["key", "value", "layer", "secret"], rows), data=data)
 
 
-@command("params", "diff")
 def params_diff(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     first = effective(rt, _environment(rt, args.first))
     second = effective(rt, _environment(rt, args.second))
@@ -118,7 +107,6 @@ def params_diff(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=text, data=changes)
 
 
-@command("params", "set")
 def params_set(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     changes = parameters.parse_assignments(args.assignments)
     requested = rt.lifecycle.set_parameters(actor, args.name, changes, args.unset)
@@ -138,3 +126,34 @@ def params_set(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         data=requested,
         operation=requested.operation_id,
     )
+
+
+COMMANDS = (
+    Command(
+        "params",
+        "show",
+        "an environment's parameters with the layer of each value",
+        params_show,
+        arguments=_show_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "params",
+        "diff",
+        "what differs between two environments' parameters",
+        params_diff,
+        arguments=_diff_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "params",
+        "set",
+        "change an environment's own parameters (redeploys)",
+        params_set,
+        arguments=_set_args,
+        action="params_set",
+        waits=True,
+    ),
+)

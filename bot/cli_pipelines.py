@@ -1,32 +1,30 @@
-"""`pipelines …` and `pipeline …` commands: pipelines/cli.py's handlers wired into the grammar."""
+"""`pipelines …` and `pipeline …`: pipelines/cli.py's steps as entries of the command table."""
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
-from bot.commands import Outcome, command
-from bot.grammar import Parser, _common
-from bot.runtime import Runtime
-from environments.policy import Actor
+from bot.command import CLI, CLI_PIPELINE, Command
 from pipelines import cli as pipelines_cli
 
-
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    for key, sub in pipelines_cli.add_commands(groups, Parser, chat).items():
-        _common(sub, chat=chat)
-        parser.verbs[key] = sub
-
-
-def _wrap(handler: pipelines_cli.Handler) -> Any:
-    def run(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
-        text, data, exit_code = handler(rt, args)
-        if exit_code != 0:
-            raise pipelines_cli.StepFailed(text, exit_code=exit_code)
-        return Outcome(text=text, data=data)
-
-    return run
+GROUP_HELP = {
+    "pipelines": "Azure DevOps: sync, runs, approvals, reconcile",
+    "pipeline": "steps for inside a pipeline: render, record, wait",
+}
 
 
-for (group, verb), handler in pipelines_cli.HANDLERS.items():
-    command(group, verb)(_wrap(handler))
+def _command(step: pipelines_cli.Step) -> Command:
+    handler = step.handler
+    return Command(
+        step.group,
+        step.verb,
+        step.help,
+        lambda rt, actor, args: handler(rt, args),
+        arguments=step.arguments,
+        action=step.action,
+        surfaces=CLI_PIPELINE if step.in_pipeline else CLI,
+        read_only=step.action is None,
+        json=step.json,
+        description=step.description,
+    )
+
+
+COMMANDS = tuple(_command(step) for step in pipelines_cli.STEPS)

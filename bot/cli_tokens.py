@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from bot import render
-from bot.commands import Outcome, command
-from bot.grammar import Parser, _common
+from bot.command import CLI, Command, Outcome
 from bot.runtime import Runtime
 from environments.model import parse_duration
 from environments.policy import Actor
@@ -16,33 +14,26 @@ from environments.registry.health import health_history
 from environments.tokens import SCOPES, Tokens, expiry_at
 
 
-def add_commands(groups: Any, parser: Parser, chat: bool) -> None:
-    if chat:
-        return  # tokens are secrets: never issued or listed in a chat channel
-    group = groups.add_parser("tokens", help="API tokens for scripts and pipelines")
-    verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
-    verbs.required = True
-    p = verbs.add_parser("create", help="issue a token (shown once; only its hash is kept)")
-    _common(p, json_output=True)
+def _create_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--scope", required=True, choices=SCOPES, help="read, or pipeline (+ read)")
     p.add_argument("--type", dest="env_type", help="only environments of this type (pipeline)")
     p.add_argument("--expires", help="lifetime, e.g. 90d (default: never)")
     p.add_argument("--description", default="", help="what it is for")
-    parser.verbs[("tokens", "create")] = p
-    p = verbs.add_parser("list", help="tokens with scope, expiry and last use (never the token)")
-    _common(p, json_output=True)
-    parser.verbs[("tokens", "list")] = p
-    p = verbs.add_parser("revoke", help="revoke a token at once")
-    _common(p)
+
+
+def _revoke_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("prefix", help="the token's name as 'tokens list' shows it (shy_…)")
-    parser.verbs[("tokens", "revoke")] = p
+
+
+def _health_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=20)
 
 
 def tokens(rt: Runtime) -> Tokens:
     return Tokens(rt.catalog, rt.database, rt.clock)
 
 
-@command("tokens", "create")
 def tokens_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     plain, token = tokens(rt).create(
         actor,
@@ -63,7 +54,6 @@ def tokens_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcom
     )
 
 
-@command("tokens", "list")
 def tokens_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     found = tokens(rt).list(actor)
     now = rt.clock.now()
@@ -85,13 +75,11 @@ def tokens_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=render.table(headers, rows), data=found)
 
 
-@command("tokens", "revoke")
 def tokens_revoke(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     token = tokens(rt).revoke(actor, args.prefix)
     return Outcome(text=f"token {token.prefix} revoked {render.when(token.revoked_at)}")
 
 
-@command("env", "health")
 def env_health(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         env = rec.get_environment(conn, args.name)
@@ -104,3 +92,47 @@ def env_health(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         f": {env.health_reason}" if env.health_reason else ""
     )
     return Outcome(text=head + "\n" + render.health_table(checks), data=checks)
+
+
+COMMANDS = (
+    # Tokens are secrets: never issued or listed in a chat channel.
+    Command(
+        "tokens",
+        "create",
+        "issue a token (shown once; only its hash is kept)",
+        tokens_create,
+        arguments=_create_args,
+        action="tokens_manage",
+        surfaces=CLI,
+        json=True,
+    ),
+    Command(
+        "tokens",
+        "list",
+        "tokens with scope, expiry and last use (never the token)",
+        tokens_list,
+        action="tokens_manage",
+        read_only=True,
+        surfaces=CLI,
+        json=True,
+    ),
+    Command(
+        "tokens",
+        "revoke",
+        "revoke a token at once",
+        tokens_revoke,
+        arguments=_revoke_args,
+        action="tokens_manage",
+        surfaces=CLI,
+    ),
+)
+
+HEALTH = Command(
+    "env",
+    "health",
+    "an environment's latest health probes, newest first",
+    env_health,
+    arguments=_health_args,
+    read_only=True,
+    json=True,
+)

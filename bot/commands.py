@@ -3,68 +3,46 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+import sys
 
-from bot import render
+from bot import cli_azure, render
+from bot.command import CLI, CLI_PIPELINE, EVERYWHERE, Command, Hint, Outcome
 from bot.runtime import Runtime
 from environments import parameters
+from environments.catalog import EnvironmentType
 from environments.errors import InvalidInput
 from environments.lifecycle import Requested
 from environments.model import format_duration, parse_duration
-from environments.policy import Actor
+from environments.policy import Actor, Channel
 from environments.registry import record as rec
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a command did: text for people, data for --json, and an operation to follow."""
-
-    text: str
-    data: Any = None
-    operation: int | None = None
-    follow: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    exit_code: int = 0
-
-
-Handler = Callable[[Runtime, Actor, argparse.Namespace], Outcome]
-HANDLERS: dict[tuple[str, str], Handler] = {}
-
-
-def command(group: str, verb: str) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        HANDLERS[(group, verb)] = handler
-        return handler
-
-    return register
-
-
-def execute(runtime: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
-    from bot.cli_extensions import grammars
-
-    grammars()  # the feature modules' handlers are registered when they are imported
-    return HANDLERS[(args.group, args.verb)](runtime, actor, args)
-
-
 def _requested(requested: Requested, what: str) -> Outcome:
+    if requested.opens_at is not None:
+        waits = (
+            f"waiting for approval (request #{requested.approval.id}), then "
+            if requested.approval
+            else ""
+        )
+        text = (
+            f"{what}: {waits}queued for when the deploy window opens "
+            f"({render.when(requested.opens_at)}); the worker starts it then"
+        )
+        return Outcome(text=text, data=requested)
     if requested.approval is not None:
         a = requested.approval
         text = (
             f"{what}: waiting for approval (request #{a.id}, {a.required} of "
-            f"{', '.join(a.approvers)})\n  approve with: shipyard env approve {a.id}"
+            f"{', '.join(a.approvers)})"
         )
-    else:
-        text = f"{what}: queued as operation #{requested.operation_id}"
+        hints = (Hint("approve", "env", "approve", (str(a.id),)),)
+        return Outcome(text=text, data=requested, operation=requested.operation_id, hints=hints)
+    text = f"{what}: queued as operation #{requested.operation_id}"
     return Outcome(text=text, data=requested, operation=requested.operation_id)
 
 
-@command("env", "create")
 def env_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     if getattr(args, "what_if", False):
-        from bot import cli_azure
-
         return cli_azure.what_if_create(rt, actor, args)
     requested = rt.lifecycle.create(
         actor,
@@ -77,22 +55,20 @@ def env_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return _requested(requested, f"{args.name} ({args.env_type}) with {args.release}")
 
 
-@command("env", "deploy")
 def env_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     if getattr(args, "what_if", False):
-        from bot import cli_azure
-
         return cli_azure.what_if_deploy(rt, actor, args)
     requested = rt.lifecycle.deploy(
         actor,
         args.name,
         release=args.release,
         overrides=parameters.parse_assignments(args.overrides),
+        when_open=args.when_open,
+        window_override=args.override_window,
     )
     return _requested(requested, f"deploy {args.release} into {args.name}")
 
 
-@command("env", "promote")
 def env_promote(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     requested = rt.lifecycle.promote(
         actor,
@@ -100,11 +76,12 @@ def env_promote(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         release=args.release,
         source=args.source,
         override_reason=args.override_reason,
+        when_open=args.when_open,
+        window_override=args.override_window,
     )
     return _requested(requested, f"promote {requested.release} into {requested.environment}")
 
 
-@command("env", "approve")
 def env_approve(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     approval, op_id = rt.lifecycle.approve(actor, args.ref, comment=args.comment)
     text = f"approved by {actor.person}: {render.approval_line(approval)}"
@@ -113,7 +90,6 @@ def env_approve(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=text, data=approval, operation=op_id)
 
 
-@command("env", "reject")
 def env_reject(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     approval = rt.lifecycle.reject(actor, args.ref, reason=args.reason)
     return Outcome(
@@ -122,7 +98,6 @@ def env_reject(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     )
 
 
-@command("env", "approvals")
 def env_approvals(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         waiting = rec.list_approvals(conn)
@@ -130,7 +105,6 @@ def env_approvals(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcom
     return Outcome(text=text, data=waiting)
 
 
-@command("env", "list")
 def env_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         envs = rec.list_environments(
@@ -139,7 +113,6 @@ def env_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=render.environments_table(envs), data=envs)
 
 
-@command("env", "show")
 def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         env = rec.get_environment(conn, args.name)
@@ -155,7 +128,6 @@ def env_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     )
 
 
-@command("env", "where")
 def env_where(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         rows = rec.matrix(conn, release=args.release)
@@ -163,7 +135,6 @@ def env_where(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=text, data=rows)
 
 
-@command("env", "matrix")
 def env_matrix(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         rows = rec.matrix(conn, env_type=args.env_type)
@@ -172,7 +143,6 @@ def env_matrix(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=render.matrix_table(rows), data=rows)
 
 
-@command("env", "history")
 def env_history(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         rows = rec.history(conn, args.name, limit=max(1, min(args.limit, 500)))
@@ -182,28 +152,35 @@ def env_history(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=render.history_table(rows), data=rows)
 
 
-@command("env", "extend")
 def env_extend(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     env = rt.lifecycle.extend(actor, args.name, by=parse_duration(args.by))
     return Outcome(text=f"{env.name} now expires {render.when(env.expires_at)}", data=env)
 
 
-@command("env", "destroy")
 def env_destroy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     op_id = rt.lifecycle.destroy(actor, args.name, force=args.force)
     return Outcome(text=f"destroy {args.name}: queued as operation #{op_id}", operation=op_id)
 
 
-@command("env", "loadtest")
+def _to_stderr(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
 def env_loadtest(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     if args.users is not None and not 1 <= args.users <= 10_000:
         raise InvalidInput(f"--users {args.users} is out of range", hint="use 1 to 10000")
+    # Live figures: the surface may pass where they go (Slack: a message it updates); on the
+    # command line they go to standard error, every few seconds.
+    progress = getattr(args, "progress", None)
+    if progress is None and actor.channel is Channel.CLI:
+        progress = _to_stderr
     summary = rt.loadtesting.run(
         actor,
         args.name,
         plan=args.plan,
         users=args.users,
         duration=parse_duration(args.duration) if args.duration else None,
+        progress=progress,
     )
     # A failed or regressed run exits non-zero, so a pipeline step can stop on it.
     return Outcome(
@@ -211,7 +188,6 @@ def env_loadtest(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
     )
 
 
-@command("env", "expire")
 def env_expire(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     report = rt.lifecycle.expire()
     parts = [
@@ -222,7 +198,6 @@ def env_expire(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text="; ".join(parts), data=report, follow=list(report.operations))
 
 
-@command("release", "add")
 def release_add(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     release = rt.lifecycle.add_release(
         actor, args.version, args.artifact, build_id=args.build_id, commit=args.commit
@@ -230,14 +205,12 @@ def release_add(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     return Outcome(text=f"release {release.version} added ({release.artifact})", data=release)
 
 
-@command("release", "list")
 def release_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     with rt.database.read() as conn:
         rows = rec.list_releases(conn)
     return Outcome(text=render.releases_table(rows), data=rows)
 
 
-@command("config", "check")
 def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     c = rt.catalog
     lines = [f"{c.source}: ok"]
@@ -257,5 +230,303 @@ def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
             + (", protected" if kind.protected else "")
         )
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
+    # Every azure type's template checked against its parameters.
+    lines += cli_azure.azure_check_lines(rt)
     data = {"ok": True, "problems": [], "source": c.source, **c.model_dump(mode="json")}
     return Outcome(text="\n".join(lines), data=data)
+
+
+def _type_of_environment(rt: Runtime, args: argparse.Namespace) -> EnvironmentType:
+    with rt.database.read() as conn:
+        env = rec.get_environment(conn, args.name)
+    return rt.catalog.type(env.type)
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def _overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
+def _what_if(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--what-if",
+        dest="what_if",
+        action="store_true",
+        help="show what would change (ARM what-if for azure types) without doing it",
+    )
+
+
+def _create_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name", help="3-40 lowercase letters, digits and hyphens (e.g. pr-1234)")
+    p.add_argument("--type", dest="env_type", required=True, help="environment type, e.g. test")
+    p.add_argument("--release", required=True, help="release version to deploy")
+    p.add_argument("--ttl", help="lifetime, e.g. 8h (within the type's maximum)")
+    _overrides(p, "a one-off parameter override (repeatable)")
+    _what_if(p)
+
+
+def _list_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("--type", dest="env_type", help="only this type")
+    p.add_argument("--mine", action="store_true", help="only environments I own")
+
+
+def _name(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+
+
+def _windowed(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--when-open",
+        dest="when_open",
+        action="store_true",
+        help="if the type's deploy window is closed, queue it to start when it opens",
+    )
+    p.add_argument(
+        "--override-window",
+        dest="override_window",
+        metavar="WHY",
+        help="admins only: deploy although the window is closed (shown to approvers)",
+    )
+
+
+def _deploy_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--release", required=True)
+    _overrides(p, "a parameter for this deployment only (repeatable)")
+    _what_if(p)
+    _windowed(p)
+
+
+def _promote_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("target", help="an environment name, or a type with one environment")
+    p.add_argument(
+        "--release", help="which release (default: the newest that passed the previous step)"
+    )
+    p.add_argument("--from", dest="source", metavar="ENV", help="promote what runs in ENV")
+    p.add_argument(
+        "--override-reason",
+        metavar="WHY",
+        help="promote although the release's last load test failed or regressed",
+    )
+    _windowed(p)
+
+
+def _approve_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("ref", help="request number (#12) or the environment it waits on")
+    p.add_argument("--comment", default="")
+
+
+def _reject_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("ref", help="request number (#12) or the environment it waits on")
+    p.add_argument("--reason", required=True, help="why not (shown to the requester)")
+
+
+def _extend_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--by", default="4h", help="how much longer (default 4h)")
+
+
+def _destroy_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="admins only: destroy a protected one")
+
+
+def _where_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("release")
+
+
+def _matrix_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("--type", dest="env_type", help="only this type")
+
+
+def _history_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=20)
+
+
+def _loadtest_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--plan", help="a plan under loadtests: in shipyard.yaml (default: the type's)")
+    p.add_argument("--users", type=int, help="simulated users (default: the plan's)")
+    p.add_argument("--duration", help="how long, e.g. 30s or 2m (default: the plan's)")
+
+
+def _release_add_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("version")
+    p.add_argument("--artifact", required=True, help="folder holding the release's files")
+    p.add_argument("--build-id", default="")
+    p.add_argument("--commit", default="")
+
+
+COMMANDS = (
+    Command(
+        "env",
+        "create",
+        "create an environment and deploy a release into it",
+        env_create,
+        arguments=_create_args,
+        action="create",
+        surfaces=EVERYWHERE,
+        waits=True,
+    ),
+    Command(
+        "env",
+        "list",
+        "list live environments",
+        env_list,
+        arguments=_list_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "env",
+        "show",
+        "show one environment: state, release, endpoint, expiry, waiting approvals",
+        env_show,
+        arguments=_name,
+        surfaces=EVERYWHERE,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "env",
+        "deploy",
+        "deploy a release into an environment",
+        env_deploy,
+        arguments=_deploy_args,
+        action="deploy",
+        waits=True,
+    ),
+    Command(
+        "env",
+        "promote",
+        "deploy into TARGET the release that passed the step before it on the promotion path",
+        env_promote,
+        arguments=_promote_args,
+        action="promote",
+        waits=True,
+    ),
+    Command(
+        "env",
+        "approve",
+        "approve a waiting deployment or promotion",
+        env_approve,
+        arguments=_approve_args,
+        action="approve",
+        waits=True,
+    ),
+    Command(
+        "env",
+        "reject",
+        "reject a waiting deployment or promotion",
+        env_reject,
+        arguments=_reject_args,
+        action="reject",
+    ),
+    Command(
+        "env",
+        "approvals",
+        "list requests waiting for approval",
+        env_approvals,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "env",
+        "extend",
+        "push an environment's expiry further out",
+        env_extend,
+        arguments=_extend_args,
+        action="extend",
+    ),
+    Command(
+        "env",
+        "destroy",
+        "destroy an environment",
+        env_destroy,
+        arguments=_destroy_args,
+        action="destroy",
+        waits=True,
+    ),
+    Command(
+        "env",
+        "where",
+        "which environments run a release",
+        env_where,
+        arguments=_where_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "env",
+        "matrix",
+        "which release runs where, since when, by whom",
+        env_matrix,
+        arguments=_matrix_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "env",
+        "history",
+        "what was deployed into an environment, newest first",
+        env_history,
+        arguments=_history_args,
+        read_only=True,
+        json=True,
+    ),
+    Command(
+        "env",
+        "expire",
+        "warn owners of environments about to expire; destroy expired ones",
+        env_expire,
+        action="expire",
+    ),
+    Command(
+        "env",
+        "loadtest",
+        "load-test an environment and judge the release against its baseline",
+        env_loadtest,
+        arguments=_loadtest_args,
+        action="loadtest",
+        target=_type_of_environment,
+        surfaces=EVERYWHERE,
+        slow=True,
+    ),
+    Command(
+        "release",
+        "add",
+        "add a release to the record",
+        release_add,
+        arguments=_release_add_args,
+        action="release_add",
+        surfaces=CLI_PIPELINE,
+    ),
+    Command(
+        "release",
+        "list",
+        "list releases, newest first",
+        release_list,
+        read_only=True,
+        json=True,
+        surfaces=CLI,
+    ),
+    Command(
+        "config",
+        "check",
+        "validate shipyard.yaml and say what it declares",
+        config_check,
+        read_only=True,
+        json=True,
+        surfaces=CLI,
+    ),
+)

@@ -1,9 +1,7 @@
-"""Which Slack deliveries were handled already: checked on retries, remembered off the ack path."""
+"""Which Slack deliveries were handled already: each key is in the record before any effect."""
 
 from __future__ import annotations
 
-import logging
-import queue
 import threading
 from collections import OrderedDict
 
@@ -11,15 +9,15 @@ from environments.clock import Clock
 from environments.registry import Database
 from environments.registry import chat as chat_record
 
-log = logging.getLogger(__name__)
-
 
 class RequestLog:
-    """Slack re-sends a delivery (same body, `X-Slack-Retry-Num` set) when the first was slow.
+    """Slack re-sends a delivery (same body, `X-Slack-Retry-Num` set) when the first was slow,
+    and with several replicas the retry may reach another one.
 
-    Every request's key is remembered at once in memory and written to the record by a
-    background thread (so several replicas share it); only a retry pays for a look-up. Writing
-    on every acknowledgement instead would put a database write in front of each ack.
+    Every delivery's key goes into the record (INSERT … ON CONFLICT DO NOTHING, one statement)
+    right before the delivery's first effect (its lazy work, or the ack of a form that acts), so
+    whichever replica a retry reaches, exactly one copy acts. Acknowledging needs no database:
+    a small in-memory set answers same-replica repeats.
     """
 
     def __init__(self, database: Database, clock: Clock, *, recent: int = 10_000) -> None:
@@ -28,54 +26,22 @@ class RequestLog:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._limit = recent
         self._lock = threading.Lock()
-        self._pending: queue.Queue[str | None] = queue.Queue()
-        self._writer = threading.Thread(
-            target=self._write, name="shipyard-request-log", daemon=True
-        )
-        self._writer.start()
 
-    def first_time(self, key: str, *, retry: bool) -> bool:
-        """Remember `key`; False when it was seen before (only retries are looked up)."""
+    def seen(self, key: str) -> bool:
+        """Whether this replica already handled `key` (memory only: no database on the ack)."""
         with self._lock:
             if key in self._recent:
-                return False
+                return True
             self._recent[key] = None
             if len(self._recent) > self._limit:
                 self._recent.popitem(last=False)
-        if retry:
-            with self.db.write() as conn:
-                return chat_record.first_time(conn, key, self.clock.now())
-        self._pending.put(key)
-        return True
+            return False
 
-    def flush(self) -> None:
-        """Wait until every key handed over so far is in the record."""
-        self._pending.join()
+    def first_time(self, key: str, *, retry: bool = False) -> bool:
+        """Remember `key` in the record; False when it was handled before (here or elsewhere).
 
-    def close(self) -> None:
-        self._pending.put(None)
-        self._writer.join(timeout=5)
-
-    def _write(self) -> None:
-        while True:
-            key = self._pending.get()
-            if key is None:
-                self._pending.task_done()
-                return
-            batch = [key]
-            while not self._pending.empty():
-                more = self._pending.get_nowait()
-                if more is None:
-                    self._pending.put(None)
-                    self._pending.task_done()
-                    break
-                batch.append(more)
-            try:
-                with self.db.write() as conn:
-                    for item in batch:
-                        chat_record.first_time(conn, item, self.clock.now())
-            except Exception:
-                log.exception("could not record %d request keys", len(batch))
-            finally:
-                for _ in batch:
-                    self._pending.task_done()
+        Called right before the delivery's first effect. `retry` (Slack's header) is only for
+        the log: a first delivery may even arrive after its own retry.
+        """
+        with self.db.write() as conn:
+            return chat_record.first_time(conn, key, self.clock.now())

@@ -12,9 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bot.commands import execute
-from bot.grammar import parse
+from bot.command import cli_text
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from bot.terminal import TerminalNotifier, follow
 from environments.errors import ShipyardError
 from environments.model import OperationState
@@ -46,6 +46,8 @@ class Transcript:
         if expect_refusal:
             raise RuntimeError(f"expected '{line}' to be refused")
         print(outcome.text, flush=True)
+        for hint in outcome.hints:
+            print(f"  {hint.label} with: {cli_text(hint)}", flush=True)
         if outcome.operation is not None:
             op = follow(self.runtime, outcome.operation)
             if op.state is not OperationState.SUCCEEDED:

@@ -15,12 +15,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.runtime import Runtime
+from bot.speech import for_chat
+from environments import policy
 from environments.errors import PolicyRefused, ShipyardError
+from environments.model import ApprovalState
 from environments.pipelines_config import pipelines_settings
 from environments.registry import chat as chat_record
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps, PipelineApproval
-from pipelines.webhooks import WebhookAction, WebhookHandler, reconcile_runs
+from pipelines.run_records import reconcile_runs
+from pipelines.webhooks import WebhookAction, WebhookHandler
 
 log = logging.getLogger(__name__)
 APPROVE = "pipeline.approve"
@@ -126,9 +130,9 @@ class PipelineBridge:
         except ShipyardError as exc:
             channel = (body.get("channel") or {}).get("id") or user
             try:
-                client.chat_postEphemeral(channel=channel, user=user, text=exc.one_line())
+                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc.one_line()))
             except SlackApiError:
-                client.chat_postMessage(channel=user, text=exc.one_line())
+                client.chat_postMessage(channel=user, text=for_chat(exc.one_line()))
             return
         self.show(decided if decided.environment else approval)
 
@@ -145,18 +149,19 @@ class PipelineBridge:
                 env = rec.find_environment(conn, approval.environment)
             gate = self.rt.catalog.type(env.type).approval if env else None
             approvers = gate.approvers if gate else ()
-        if not approvers or person not in self.rt.catalog.members(approvers):
-            raise PolicyRefused(
-                f"{person} is not an approver for {approval.environment}",
-                hint="ask one of the approvers in shipyard.yaml",
-            )
         blocked = {self.rt.catalog.person_for_slack(i.name) for i in approval.blocked} | {
             i.name for i in approval.blocked
         }
-        if person in blocked:
-            raise PolicyRefused(
-                "you cannot approve a run you asked for", hint="ask another approver"
-            )
+        policy.require_approver(
+            self.rt.catalog,
+            person,
+            approvers=approvers,
+            requested_by="",
+            state=ApprovalState.PENDING,
+            decisions=(),
+            blocked=blocked,
+            what=approval.environment or "this pipeline approval",
+        )
         return approval
 
     def _channel(self, approval: PipelineApproval) -> str | None:

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot import views
+from bot.slack_files import upload_chart
 from bot.slack_text import for_slack
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
@@ -37,6 +39,7 @@ from environments.registry import record as rec
 from environments.registry.outbox import Event, Pending
 
 log = logging.getLogger(__name__)
+MARKS = {"passed": "✅", "failed": "❌", "regressed": "📉", "errored": "⚠️", "inconclusive": "❔"}
 METADATA_TYPE = "shipyard_outbox"
 # The bot cannot post here (a DM between people, a private channel it is not in): answer the
 # requester through the command's response_url or a direct message instead.
@@ -416,29 +419,32 @@ class SlackNotifier:
         return f"{posted[0]}/{posted[1]}"
 
     def _loadtest_finished(self, row: Pending) -> str:
-        """The verdict, figures and chart in the environment's thread (or the default channel)."""
+        """The verdict, figures and chart in the environment's thread (or the default channel);
+        a nightly run's in its schedule's channel."""
         with self.db.read() as conn:
             thread = chat_record.message(conn, f"environment:{row.environment}")
+        if row.payload.get("channel"):
+            thread = (str(row.payload["channel"]), "")
         channel = thread[0] if thread else self.catalog.slack.channel
         if channel is None:
             return "nowhere"
-        mark = {"passed": "✅", "failed": "❌", "regressed": "📉", "errored": "⚠️"}
         outcome = str(row.payload.get("outcome", ""))
-        text = f"{mark.get(outcome, '')} {for_slack(str(row.payload.get('text', '')))}"
-        thread_ts = thread[1] if thread else None
+        text = f"{MARKS.get(outcome, '')} {for_slack(str(row.payload.get('text', '')))}"
+        thread_ts = (thread[1] or None) if thread else None
+        # The text first, exactly once: when the chart's upload is refused, the verdict has
+        # still arrived. (A crash between the two can upload the chart again on the retry.)
+        posted = self._post_once(row, channel, thread_ts=thread_ts, text=text)
         chart = row.payload.get("chart")
         if chart and os.path.exists(chart):
-            self._call(
-                "files_upload_v2",
-                channel=channel,
+            upload_chart(
+                self.client,
+                channel=posted[0],
                 thread_ts=thread_ts,
-                file=str(chart),
-                filename=os.path.basename(chart),
-                title=f"load test #{row.payload.get('run')}",
-                initial_comment=text,
+                path=Path(chart),
+                title=f"load test #{row.payload.get('run')}: {row.payload.get('release', '')} "
+                f"on {row.environment}",
+                alt=str(row.payload.get("verdict") or outcome),
             )
-            return f"{channel} (file)"
-        posted = self._post_once(row, channel, thread_ts=thread_ts, text=text)
         return f"{posted[0]}/{posted[1]}"
 
     def _health_changed(self, row: Pending) -> str:

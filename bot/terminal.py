@@ -7,13 +7,13 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from bot import render
-from bot.commands import Outcome, execute
-from bot.grammar import parse
+from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments import redaction
 from environments.errors import ConfigError, ConfigProblem, ShipyardError
 from environments.loadtests.summary import LoadTestSummary
@@ -92,18 +92,16 @@ def run_worker(runtime: Runtime, *, once: bool, interval: float) -> int:
         time.sleep(interval)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+Process = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {}) -> int:
+    """Run one command line; `processes` start the commands that are processes (serve, demo)."""
     args: argparse.Namespace | None = None
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
-        if args.group == "demo":
-            from bot.demo import run_demo
-
-            return run_demo(keep=args.keep)
-        if args.group == "serve":
-            from bot.serve import serve
-
-            return serve(args.config, port=args.port, host=args.host, socket_mode=args.socket_mode)
+        if args.group in processes:
+            return processes[args.group](args)
         return _run(args)
     except ConfigError as exc:
         return _config_refused(exc, args)
@@ -155,6 +153,8 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
         print(redaction.mask(render.to_json(outcome.data)))
         return outcome.exit_code
     print(redaction.mask(outcome.text), flush=True)
+    for hint in outcome.hints:
+        print(f"  {hint.label} with: {cli_text(hint)}")
     for note in outcome.notes:
         print(f"  note: {redaction.mask(note)}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow

@@ -18,9 +18,33 @@ from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
+from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
 
-ACTIONS = ("create", "deploy", "destroy", "extend")
+# What the rule table (`allow:`) speaks of. Per environment type:
+TypeAction = Literal[
+    "create",
+    "deploy",
+    "promote",
+    "destroy",
+    "extend",
+    "loadtest",
+    "params_set",
+]
+# Not about one type (top-level `allow:`):
+GlobalAction = Literal[
+    "expire",
+    "schedule_run",
+    "schedule_pause",
+    "schedule_resume",
+    "pipelines_sync",
+    "pipelines_reconcile",
+    "release_add",
+    "record_deployment",
+    "tokens_manage",
+]
+ACTIONS: tuple[str, ...] = TypeAction.__args__  # type: ignore[attr-defined]
+GLOBAL_ACTIONS: tuple[str, ...] = GlobalAction.__args__  # type: ignore[attr-defined]
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
@@ -93,6 +117,19 @@ class ServiceFabricSettings(_Strict):
     application: str | None = None
 
 
+class LoadTestLimits(_Strict):
+    """The most a load test may ask of an environment of this type."""
+
+    max_users: int | None = Field(default=None, ge=1)
+    max_duration: Duration | None = None
+
+
+class Limits(_Strict):
+    """Bounds on what an allowed action may ask for."""
+
+    loadtest: LoadTestLimits = LoadTestLimits()
+
+
 class EnvironmentType(_Strict):
     """A catalog entry: provider, lifetime, who may do what, approval gate, parameter layer."""
 
@@ -109,7 +146,9 @@ class EnvironmentType(_Strict):
     service_fabric: ServiceFabricSettings | None = None
     ttl: TTL | None = None
     protected: bool = False
-    allow: dict[Literal["create", "deploy", "destroy", "extend"], tuple[str, ...]] = {}
+    allow: dict[TypeAction, tuple[str, ...]] = {}
+    limits: Limits = Limits()
+    windows: Windows | None = None
     approval: ApprovalPolicy | None = None
     parameters: dict[str, ParameterValue] = {}
     _definition: Definition | None = PrivateAttr(default=None)
@@ -152,6 +191,7 @@ class Catalog(_Strict):
     people: dict[str, str] = {}
     roles: dict[str, tuple[str, ...]] = {}
     admins: tuple[str, ...] = ()
+    allow: dict[GlobalAction, tuple[str, ...]] = {}
     slack: ChatSettings = ChatSettings()
     application: Application = Application()
     parameters: dict[str, ParameterValue] = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -109,13 +108,3 @@ class HealthProbes:
                 reason=report.reason,
             )
         return HealthChange(current, previous, report)
-
-
-def run_probes(probes: HealthProbes, stop: threading.Event, *, every: float) -> None:
-    """Probe every `every` seconds until stopped; a failed round is logged and retried."""
-    while not stop.is_set():
-        try:
-            probes.probe_all()
-        except Exception:
-            log.exception("health round failed; trying again")
-        stop.wait(every)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import approvals, inputs, parameters, policy, promotion, renderings
+from environments import approvals, inputs, parameters, policy, promotion, renderings, windows
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput
@@ -31,6 +32,7 @@ from environments.model import (
 from environments.notify import Notifier, SilentNotifier
 from environments.policy import Actor
 from environments.registry import Database, outbox
+from environments.registry import loadtests as loadtest_runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import environments
@@ -48,6 +50,8 @@ class Requested:
     release: str
     operation_id: int | None
     approval: Approval | None
+    # Set when the type's deploy window is closed and the request waits for it to open.
+    opens_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -178,14 +182,18 @@ class Lifecycle:
         *,
         release: str,
         overrides: dict[str, str] | None = None,
+        when_open: bool = False,
+        window_override: str | None = None,
     ) -> Requested:
-        """Deploy a release; `overrides` apply to this deployment only."""
+        """Deploy a release; `overrides` apply to this deployment only. A closed deploy window
+        refuses it, unless `when_open` (it waits) or an admin's `window_override` reason."""
         now = self.clock.now()
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
             policy.require(self.catalog, actor, "deploy", kind)
             inputs.require(kind.inputs, overrides or {}, type_name=kind.name, creating=False)
+            window = self._window(actor, kind, now, when_open, window_override)
             rec.release_id(conn, release)
             if not overrides:
                 self._not_already(conn, env, release)
@@ -200,6 +208,7 @@ class Lifecycle:
                 now=now,
                 overrides=overrides,
             )
+            requested = self._windowed(conn, requested, window)
             ops.audit(
                 conn,
                 at=now,
@@ -213,6 +222,37 @@ class Lifecycle:
         self._announce(requested)
         return requested
 
+    def _window(
+        self,
+        actor: Actor,
+        kind: EnvironmentType,
+        now: datetime,
+        when_open: bool,
+        override: str | None,
+    ) -> windows.WindowGate:
+        """The type's deploy window, as a gate over the time (policy.authorize ran before)."""
+        if actor.channel is policy.Channel.SCHEDULE:
+            return windows.WindowGate()
+        return windows.gate(
+            kind.name,
+            kind.windows,
+            now,
+            person=actor.person,
+            admin=actor.person in self.catalog.admins,
+            when_open=when_open,
+            override=override,
+        )
+
+    def _windowed(
+        self, conn: sa.Connection, requested: Requested, window: windows.WindowGate
+    ) -> Requested:
+        """Record a window override on the deployment; say when a deferred one may start."""
+        if window.override and not window.deferred:
+            rec.set_override_reason(conn, requested.deployment_id, window.override)
+        if window.deferred:
+            return dataclasses.replace(requested, opens_at=window.opens_at)
+        return requested
+
     def promote(
         self,
         actor: Actor,
@@ -221,6 +261,8 @@ class Lifecycle:
         release: str | None = None,
         source: str | None = None,
         override_reason: str | None = None,
+        when_open: bool = False,
+        window_override: str | None = None,
     ) -> Requested:
         """Deploy into `target` (an environment or a type) what runs one step before it."""
         now = self.clock.now()
@@ -234,11 +276,13 @@ class Lifecycle:
             elif previous is None:
                 policy.promotion_target_type(self.catalog, target_type, target_type)
             assert previous is not None
-            policy.require(self.catalog, actor, "deploy", kind)
+            policy.require(self.catalog, actor, "promote", kind)
+            window = self._window(actor, kind, now, when_open, window_override)
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
-            override = promotion.load_test_gate(conn, version, override_reason)
+            last_verdict = loadtest_runs.last_verdict(conn, version)
+            override = promotion.load_test_gate(last_verdict, version, override_reason)
             if target_env is None:
                 check_environment_name(target)
                 policy.require(self.catalog, actor, "create", kind)
@@ -267,6 +311,9 @@ class Lifecycle:
                 source_env_id=source_env_id,
                 creating=target_env is None,
             )
+            requested = self._windowed(conn, requested, window)
+            if window.override:
+                override = "; ".join(o for o in (override, window.override) if o)
             if override:
                 rec.set_override_reason(conn, requested.deployment_id, override)
                 rec.set_deployment_status(
@@ -305,7 +352,7 @@ class Lifecycle:
         with self.db.write() as conn:
             env = self._usable(conn, name)
             kind = self.catalog.type(env.type)
-            policy.require(self.catalog, actor, "deploy", kind)
+            policy.require(self.catalog, actor, "params_set", kind)
             inputs.require(kind.inputs, changes, type_name=kind.name, creating=False)
             missing = [key for key in unset if key not in env.overrides]
             if missing:

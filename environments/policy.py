@@ -1,4 +1,13 @@
-"""Who may do what where: permissions per type, promotion order, TTL bounds, N-of-M approvals."""
+"""Who may do what where: the rule table, promotion order, TTL bounds, N-of-M approvals.
+
+`authorize(catalog, actor, action, target)` is the one permission check. It reads the rule
+table of shipyard.yaml: `types.<type>.allow.<action>` (people, roles, Slack user groups) with
+`types.<type>.limits`, and the top-level `allow:` for actions about no one type. Admins may do
+everything. An action a type's table does not mention is denied on protected types and open on
+the others; `promote` and `params_set` not mentioned follow `deploy`. A top-level action not
+mentioned is open, except those in ADMIN_ONLY, which need an admin when `admins:` names any.
+Approvals (Slack and Azure DevOps gates alike) follow the type's `approval.approvers`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from environments.catalog import Catalog, EnvironmentType
+from environments.catalog import ACTIONS, GLOBAL_ACTIONS, Catalog, EnvironmentType
 from environments.errors import Conflict, InvalidInput, PolicyRefused
 from environments.model import ApprovalDecision, ApprovalState, Decision, format_duration
 
@@ -28,25 +37,86 @@ class Actor:
     channel: Channel = Channel.CLI
 
 
-def allowed(catalog: Catalog, person: str, action: str, env_type: EnvironmentType) -> bool:
-    """Admins may do anything; an action a type does not list is open to everyone."""
+FOLLOWS = {"promote": "deploy", "params_set": "deploy"}
+ADMIN_ONLY = frozenset(
+    {"expire", "schedule_run", "schedule_pause", "schedule_resume", "tokens_manage"}
+)
+EVERYONE = None
+
+
+def who_may(catalog: Catalog, action: str, target: EnvironmentType | None) -> frozenset[str] | None:
+    """The people the rule table lets do `action` on `target` (admins aside); None: everyone."""
+    if target is None:
+        if action not in GLOBAL_ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        entries = catalog.allow.get(action)  # type: ignore[call-overload]
+        if entries is None:
+            return frozenset() if action in ADMIN_ONLY and catalog.admins else EVERYONE
+        return catalog.members(entries)
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    entries = target.allow.get(action)  # type: ignore[call-overload]
+    if entries is None and action in FOLLOWS:
+        entries = target.allow.get(FOLLOWS[action])  # type: ignore[call-overload]
+    if entries is None:
+        return frozenset() if target.protected else EVERYONE
+    return catalog.members(entries)
+
+
+def allowed(catalog: Catalog, person: str, action: str, env_type: EnvironmentType | None) -> bool:
+    """Does the rule table let this person do this (limits aside)?"""
     if person in catalog.admins:
         return True
-    entries = env_type.allow.get(action)  # type: ignore[call-overload]
-    if entries is None:
-        return True
-    return person in catalog.members(entries)
+    people = who_may(catalog, action, env_type)
+    return people is None or person in people
+
+
+def authorize(
+    catalog: Catalog,
+    actor: Actor,
+    action: str,
+    target: EnvironmentType | None = None,
+    *,
+    users: int | None = None,
+    duration: timedelta | None = None,
+) -> None:
+    """The one permission check: may this person do `action` on an environment of `target`
+    (None: an action about no one type), asking for this many users for this long?"""
+    if actor.channel is Channel.SCHEDULE:
+        return  # schedules act on what whoever controls shipyard.yaml configured
+    if not allowed(catalog, actor.person, action, target):
+        who = ", ".join(sorted(who_may(catalog, action, target) or ()))
+        what = f"{action} {target.name} environments" if target else action
+        raise PolicyRefused(
+            f"{actor.person} may not {what.replace('_', ' ')}",
+            hint=f"ask one of: {who or 'an admin'}",
+        )
+    if target is not None and action == "loadtest":
+        _within_load_limits(actor, target, users, duration)
+
+
+def _within_load_limits(
+    actor: Actor, target: EnvironmentType, users: int | None, duration: timedelta | None
+) -> None:
+    limits = target.limits.loadtest
+    if users is not None and limits.max_users is not None and users > limits.max_users:
+        raise PolicyRefused(
+            f"{target.name} environments take load tests of at most {limits.max_users} users, "
+            f"not {users}",
+            hint=f"ask for --users {limits.max_users} or fewer",
+        )
+    if duration is not None and limits.max_duration is not None and duration > limits.max_duration:
+        most = format_duration(limits.max_duration)
+        raise PolicyRefused(
+            f"{target.name} environments take load tests of at most {most}, "
+            f"not {format_duration(duration)}",
+            hint=f"ask for --duration {most} or less",
+        )
 
 
 def require(catalog: Catalog, actor: Actor, action: str, env_type: EnvironmentType) -> None:
-    if actor.channel is Channel.SCHEDULE:
-        return  # schedules act on what whoever controls shipyard.yaml configured
-    if not allowed(catalog, actor.person, action, env_type):
-        who = ", ".join(sorted(catalog.members(env_type.allow.get(action, ()))))  # type: ignore[call-overload]
-        raise PolicyRefused(
-            f"{actor.person} may not {action} {env_type.name} environments",
-            hint=f"ask one of: {who or 'an admin'}",
-        )
+    """authorize() on a type (the use cases' spelling)."""
+    authorize(catalog, actor, action, env_type)
 
 
 def require_destroyable(
@@ -97,7 +167,7 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
     if target_type not in catalog.promotion:
         raise InvalidInput(
             f"{target_type} is not on the promotion path ({' → '.join(catalog.promotion)})",
-            hint="deploy into it with 'env deploy' instead",
+            hint="deploy into it with 'shipyard env deploy' instead",
         )
     previous = catalog.previous_on_path(target_type)
     if previous != source_type:
@@ -108,7 +178,7 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
             hint=(
                 f"promote into {target_type} a release that passed {previous}"
                 if previous
-                else f"deploy into {target_type} with 'env deploy' instead"
+                else f"deploy into {target_type} with 'shipyard env deploy' instead"
             ),
         )
 
@@ -121,17 +191,21 @@ def require_approver(
     requested_by: str,
     state: ApprovalState,
     decisions: Iterable[ApprovalDecision],
+    blocked: Iterable[str] = (),
+    what: str = "this request",
 ) -> None:
-    """May this person decide on this request now? Not the requester, not twice, not unlisted."""
+    """May this person decide on this request now? Not the requester (nor anyone `blocked`,
+    as Azure DevOps blocks a run's requester), not twice, not unlisted. Slack's approvals and
+    Azure DevOps gates alike are decided by the type's `approval.approvers`."""
     if state.is_terminal:
         raise Conflict(f"this request is already {state}", hint="nothing more to decide")
     deciders = catalog.members(tuple(approvers))
     if person not in deciders:
         raise PolicyRefused(
-            f"{person} is not an approver for this request",
-            hint=f"ask one of: {', '.join(sorted(deciders))}",
+            f"{person} is not an approver for {what}",
+            hint=f"ask one of: {', '.join(sorted(deciders)) or 'an admin to add approvers'}",
         )
-    if person == requested_by:
+    if person == requested_by or person in set(blocked):
         raise PolicyRefused(
             "you cannot approve your own request",
             hint=f"ask another approver: {', '.join(sorted(deciders - {person}))}",

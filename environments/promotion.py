@@ -80,12 +80,15 @@ def promotable(
     return str(found.version), int(found.environment_id)
 
 
-def load_test_gate(conn: sa.Connection, release: str, override_reason: str | None) -> str | None:
+def load_test_gate(
+    last: loadtest_runs.RunRecord | None, release: str, override_reason: str | None
+) -> str | None:
     """A release whose last load test failed or regressed moves on only with a stated reason.
 
-    Returns the override to record and show to approvers (None when no override was needed).
+    A pure predicate over the release's last verdict, which the use case loads
+    (`registry.loadtests.last_verdict`). Returns the override to record and show to approvers
+    (None when no override was needed).
     """
-    last = loadtest_runs.last_verdict(conn, release)
     if last is None or last.outcome == "passed":
         return None
     if not (override_reason and override_reason.strip()):

@@ -12,11 +12,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from environments import parameters, redaction, renderings
+from environments import parameters, redaction, renderings, windows
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.errors import ProviderError, ShipyardError
 from environments.model import (
+    DeploymentKind,
     DeploymentStatus,
     Environment,
     EnvironmentState,
@@ -109,6 +110,8 @@ class Worker:
         told = False
         while True:
             self._free_dead_owners()
+            if self._held(op_id):
+                return None  # its type's deploy window is closed: it starts when it opens
             with self.db.write() as conn:
                 claimed = ops.claim(
                     conn, op_id, owner=self.owner, now=self.clock.now(), lease=LEASE
@@ -124,6 +127,20 @@ class Worker:
                 on_wait(op)
                 told = True
             time.sleep(poll)
+
+    def _held(self, op_id: int) -> bool:
+        """A queued deployment waits while its type's deploy window is closed (not overridden)."""
+        with self.db.read() as conn:
+            op = ops.get_operation(conn, op_id)
+            if op.state is not OperationState.QUEUED or op.deployment_id is None:
+                return False
+            kind = self.catalog.type(rec.environment_by_id(conn, op.environment_id).type)
+            if kind.windows is None:
+                return False
+            deployment = rec.get_deployment(conn, op.deployment_id)
+        if deployment.kind not in (DeploymentKind.DEPLOY, DeploymentKind.PROMOTION):
+            return False
+        return windows.held(kind.windows, self.clock.now(), deployment.override_reason)
 
     def _execute(self, op: Operation, owner: str) -> Operation:
         stop = threading.Event()

@@ -3,7 +3,8 @@
 The `pipeline` verbs are what steps inside an Azure DevOps pipeline call: no prompts, secrets only
 from the pipeline's environment, and exit codes a step can act on (0 done; 2 bad input; 3
 configuration; 4 no such environment; 8 the environment failed; 124 timed out waiting). This
-module knows no `bot`: the composition root wraps HANDLERS into commands (bot/cli_pipelines.py).
+module knows no `bot`: it declares its commands as STEPS, which the composition root turns into
+entries of the command table (bot/cli_pipelines.py).
 """
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from environments import parameters, renderings
 from environments.catalog import Catalog
 from environments.errors import ShipyardError
 from environments.lifecycle import Lifecycle
 from environments.model import DeploymentStatus, EnvironmentState, parse_duration
+from environments.outcome import Outcome
+from environments.pipeline_deployments import SYSTEM, PipelineDeployment, record_deployment
 from environments.registry import Database
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps, live_environments
-from pipelines.deployments import SYSTEM, PipelineDeployment, record_deployment
-from pipelines.webhooks import reconcile_runs
+from pipelines.run_records import reconcile_runs
 
-__all__ = ["HANDLERS", "Context", "StepFailed", "add_commands"]
+__all__ = ["STEPS", "Context", "Step", "StepFailed"]
 
 EXIT_FAILED = 8
 EXIT_TIMED_OUT = 124
@@ -47,9 +50,23 @@ class Context(Protocol):
     def lifecycle(self) -> Lifecycle: ...
 
 
-Result = tuple[str, Any, int]
-Handler = Callable[[Context, argparse.Namespace], Result]
-HANDLERS: dict[tuple[str, str], Handler] = {}
+Handler = Callable[[Context, argparse.Namespace], Outcome]
+Arguments = Callable[[argparse.ArgumentParser, bool], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A `pipelines …` or `pipeline …` command; `in_pipeline`: a step of the YAML templates."""
+
+    group: str
+    verb: str
+    help: str
+    handler: Handler
+    arguments: Arguments
+    action: str | None = None
+    in_pipeline: bool = False
+    json: bool = False
+    description: str = ""
 
 
 class StepFailed(ShipyardError):
@@ -60,58 +77,29 @@ class StepFailed(ShipyardError):
         self.exit_code = exit_code
 
 
-def handler(group: str, verb: str) -> Callable[[Handler], Handler]:
-    def register(function: Handler) -> Handler:
-        HANDLERS[(group, verb)] = function
-        return function
-
-    return register
-
-
-def add_commands(
-    groups: Any, parser_class: type[argparse.ArgumentParser], chat: bool
-) -> dict[tuple[str, str], argparse.ArgumentParser]:
-    """Add the `pipelines` and `pipeline` groups; returns each verb's parser by (group, verb)."""
-    verbs: dict[tuple[str, str], argparse.ArgumentParser] = {}
-
-    group = groups.add_parser("pipelines", help="Azure DevOps: sync, runs, approvals, reconcile")
-    sub = group.add_subparsers(dest="verb", metavar="VERB", parser_class=parser_class)
-    sub.required = True
-    p = sub.add_parser(
-        "sync",
-        help="make Azure DevOps environments and approval checks match shipyard.yaml",
-        description="Each Shipyard environment gets an Azure DevOps environment "
-        "shipyard-<env> whose approval check says what its type's approval says.",
-    )
+def _sync_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be synced")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    verbs[("pipelines", "sync")] = p
-    p = sub.add_parser("runs", help="recent runs of the deploy pipeline")
+
+
+def _runs_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--pipeline", type=int, help="pipeline id (default: azure_devops.pipeline_id)")
     p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    verbs[("pipelines", "runs")] = p
-    p = sub.add_parser("approvals", help="Azure DevOps approvals waiting for a decision")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    verbs[("pipelines", "approvals")] = p
-    p = sub.add_parser("reconcile", help="record completed runs that no service hook reported")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    verbs[("pipelines", "reconcile")] = p
 
-    group = groups.add_parser("pipeline", help="steps for inside a pipeline: render, record, wait")
-    sub = group.add_subparsers(dest="verb", metavar="VERB", parser_class=parser_class)
-    sub.required = True
-    p = sub.add_parser(
-        "render-parameters", help="write an environment's parameters for the deploy task"
-    )
+
+def _no_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    pass
+
+
+def _render_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name", metavar="ENV")
     p.add_argument(
         "--format", choices=[f for f in renderings.FORMATS if f != "table"], default="sf-xml"
     )
     p.add_argument("--out", metavar="FILE", help="file to write (default: standard output)")
     p.add_argument("--release", help="the release being deployed ({{ release.version }})")
-    verbs[("pipeline", "render-parameters")] = p
-    p = sub.add_parser("record-deployment", help="record what this run deployed where")
+
+
+def _record_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--env", dest="environment", required=True, metavar="ENV")
     p.add_argument("--release", required=True)
     p.add_argument("--run-url", required=True, metavar="URL")
@@ -125,13 +113,12 @@ def add_commands(
     )
     p.add_argument("--requested-by", metavar="PERSON", help="default: --as, else the run's user")
     p.add_argument("--artifact", default="", help="where the release's artifact lives")
-    verbs[("pipeline", "record-deployment")] = p
-    p = sub.add_parser("wait-ready", help="wait until an environment is ready")
+
+
+def _wait_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name", metavar="ENV")
     p.add_argument("--timeout", default="10m", help="how long to wait (default 10m)")
     p.add_argument("--interval", default="5s", help="between looks at the record (default 5s)")
-    verbs[("pipeline", "wait-ready")] = p
-    return verbs
 
 
 # --- pipelines: the Azure DevOps side --------------------------------------------------------
@@ -141,8 +128,7 @@ def _client(context: Context) -> AzureDevOps:
     return AzureDevOps.from_environment(context.catalog)
 
 
-@handler("pipelines", "sync")
-def pipelines_sync(context: Context, args: argparse.Namespace) -> Result:
+def pipelines_sync(context: Context, args: argparse.Namespace) -> Outcome:
     with context.database.read() as conn:
         live = live_environments(conn)
     changes = _client(context).sync(context.catalog, live, dry_run=args.dry_run)
@@ -152,11 +138,10 @@ def pipelines_sync(context: Context, args: argparse.Namespace) -> Result:
         )
         or "nothing to sync"
     )
-    return text, changes, 0
+    return Outcome(text=text, data=changes)
 
 
-@handler("pipelines", "runs")
-def pipelines_runs(context: Context, args: argparse.Namespace) -> Result:
+def pipelines_runs(context: Context, args: argparse.Namespace) -> Outcome:
     client = _client(context)
     pipeline = args.pipeline or client.settings.pipeline_id
     if pipeline is None:
@@ -169,35 +154,32 @@ def pipelines_runs(context: Context, args: argparse.Namespace) -> Result:
     lines = [
         f"#{r.id} {r.state}{' ' + str(r.result) if r.result else ''} {r.web_url}" for r in runs
     ]
-    return "\n".join(lines) or f"pipeline {pipeline} has no runs", runs, 0
+    return Outcome(text="\n".join(lines) or f"pipeline {pipeline} has no runs", data=runs)
 
 
-@handler("pipelines", "approvals")
-def pipelines_approvals(context: Context, args: argparse.Namespace) -> Result:
+def pipelines_approvals(context: Context, args: argparse.Namespace) -> Outcome:
     waiting = _client(context).list_approvals()
     lines = [
         f"{a.id}: {a.environment or '?'} {a.release or ''} — {a.min_required or 'all'} of "
         f"{', '.join(s.assigned.name or s.assigned.id for s in a.steps)} — {a.run_url or ''}"
         for a in waiting
     ]
-    return "\n".join(lines) or "no Azure DevOps approval is waiting", waiting, 0
+    return Outcome(text="\n".join(lines) or "no Azure DevOps approval is waiting", data=waiting)
 
 
-@handler("pipelines", "reconcile")
-def pipelines_reconcile(context: Context, args: argparse.Namespace) -> Result:
+def pipelines_reconcile(context: Context, args: argparse.Namespace) -> Outcome:
     report = reconcile_runs(
         _client(context), context.database, context.catalog, clock=context.lifecycle.clock
     )
     lines = [r.line() for r in report.recorded] + [f"skipped: {s}" for s in report.skipped]
     summary = f"looked at {report.runs_checked} completed run(s) no hook reported"
-    return "\n".join([summary, *lines]), report, 0
+    return Outcome(text="\n".join([summary, *lines]), data=report)
 
 
 # --- pipeline: steps inside a pipeline -------------------------------------------------------
 
 
-@handler("pipeline", "render-parameters")
-def render_parameters(context: Context, args: argparse.Namespace) -> Result:
+def render_parameters(context: Context, args: argparse.Namespace) -> Outcome:
     catalog = context.catalog
     with context.database.read() as conn:
         env = rec.get_environment(conn, args.name)
@@ -223,7 +205,7 @@ def render_parameters(context: Context, args: argparse.Namespace) -> Result:
     else:
         text = renderings.as_json(shown)
     if not args.out or args.out == "-":
-        return text.rstrip("\n"), {"parameters": sorted(shown), "notes": notes}, 0
+        return Outcome(text=text.rstrip("\n"), data={"parameters": sorted(shown), "notes": notes})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
@@ -232,7 +214,7 @@ def render_parameters(context: Context, args: argparse.Namespace) -> Result:
     secrets = parameters.secret_names(shown)
     said = f"wrote {out} ({len(shown)} parameters of {env.name}, {args.format}"
     said += f"; secret references: {', '.join(secrets)})" if secrets else ")"
-    return said, {"file": str(out), "parameters": sorted(shown), "notes": notes}, 0
+    return Outcome(text=said, data={"file": str(out), "parameters": sorted(shown), "notes": notes})
 
 
 def _requester(args: argparse.Namespace) -> str:
@@ -246,8 +228,7 @@ def _requester(args: argparse.Namespace) -> str:
     )
 
 
-@handler("pipeline", "record-deployment")
-def record_step(context: Context, args: argparse.Namespace) -> Result:
+def record_step(context: Context, args: argparse.Namespace) -> Outcome:
     approvers = tuple(
         p.strip() for given in args.approved_by for p in given.split(",") if p.strip()
     )
@@ -264,11 +245,10 @@ def record_step(context: Context, args: argparse.Namespace) -> Result:
     now = context.lifecycle.clock.now()
     with context.database.write() as conn:
         recorded = record_deployment(conn, context.catalog, done, at=now)
-    return recorded.line(), recorded, 0
+    return Outcome(text=recorded.line(), data=recorded)
 
 
-@handler("pipeline", "wait-ready")
-def wait_ready(context: Context, args: argparse.Namespace) -> Result:
+def wait_ready(context: Context, args: argparse.Namespace) -> Outcome:
     timeout = parse_duration(args.timeout)
     interval = parse_duration(args.interval).total_seconds()
     deadline = time.monotonic() + timeout.total_seconds()
@@ -277,7 +257,10 @@ def wait_ready(context: Context, args: argparse.Namespace) -> Result:
             env = rec.get_environment(conn, args.name)
         if env.state is EnvironmentState.READY:
             release = f" with {env.release}" if env.release else ""
-            return f"{env.name} is ready{release}", {"environment": env.name, "state": "ready"}, 0
+            return Outcome(
+                text=f"{env.name} is ready{release}",
+                data={"environment": env.name, "state": "ready"},
+            )
         if env.state is EnvironmentState.FAILED:
             raise StepFailed(
                 f"{env.name} failed" + (f": {env.reason}" if env.reason else ""),
@@ -293,3 +276,68 @@ def wait_ready(context: Context, args: argparse.Namespace) -> Result:
             )
         print(f"  {env.name} is {env.state}; waiting", file=sys.stderr, flush=True)
         time.sleep(min(interval, left))
+
+
+STEPS = (
+    Step(
+        "pipelines",
+        "sync",
+        "make Azure DevOps environments and approval checks match shipyard.yaml",
+        pipelines_sync,
+        _sync_args,
+        action="pipelines_sync",
+        json=True,
+        description="Each Shipyard environment gets an Azure DevOps environment "
+        "shipyard-<env> whose approval check says what its type's approval says.",
+    ),
+    Step(
+        "pipelines",
+        "runs",
+        "recent runs of the deploy pipeline",
+        pipelines_runs,
+        _runs_args,
+        json=True,
+    ),
+    Step(
+        "pipelines",
+        "approvals",
+        "Azure DevOps approvals waiting for a decision",
+        pipelines_approvals,
+        _no_args,
+        json=True,
+    ),
+    Step(
+        "pipelines",
+        "reconcile",
+        "record completed runs that no service hook reported",
+        pipelines_reconcile,
+        _no_args,
+        action="pipelines_reconcile",
+        json=True,
+    ),
+    Step(
+        "pipeline",
+        "render-parameters",
+        "write an environment's parameters for the deploy task",
+        render_parameters,
+        _render_args,
+        in_pipeline=True,
+    ),
+    Step(
+        "pipeline",
+        "record-deployment",
+        "record what this run deployed where",
+        record_step,
+        _record_args,
+        action="record_deployment",
+        in_pipeline=True,
+    ),
+    Step(
+        "pipeline",
+        "wait-ready",
+        "wait until an environment is ready",
+        wait_ready,
+        _wait_args,
+        in_pipeline=True,
+    ),
+)

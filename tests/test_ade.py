@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.commands import Outcome, execute
-from bot.grammar import parse
+from bot.command import Outcome
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments import ade, ade_templates, inputs, validation
 from environments.catalog import load_catalog
 from environments.errors import ConfigError, InvalidInput

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from bot.commands import Outcome, execute
-from bot.grammar import parse
+from bot.command import Outcome
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments.errors import InvalidInput
 from environments.model import Environment, EnvironmentName, EnvironmentState, Person
 from environments.providers import arm_template as arm

@@ -17,10 +17,9 @@ import pytest
 from slack_sdk import WebClient
 
 from bot import views
-from bot.commands import execute
-from bot.grammar import parse
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from bot.table import execute, parse
 from environments.health import HealthProbes
 from environments.model import Environment, HealthStatus
 from environments.providers.base import HealthReport, Provider
@@ -235,3 +234,26 @@ def test_a_change_of_health_is_posted_in_the_environments_thread(
         ]
     assert (posted["channel"], posted["thread_ts"]) == ("C0DEPLOYS", "1.000100")
     assert posted["text"] == "pr-1 is degraded (was healthy): 1/2 healthy"
+
+
+def test_reconcile_keeps_its_orphans_for_the_dashboards_banner(
+    azure_rt: Runtime, fake: FakeArm
+) -> None:
+    from bot.health_leader import record_drift
+    from environments.registry.overview import latest_drift
+
+    fake.add_group("sy-forgotten", {"shipyard-env": "forgotten", "shipyard-owner": "mallory"})
+    with azure_rt.database.read() as conn:
+        assert latest_drift(conn) is None
+    drift = record_drift(azure_rt, "schedule")
+    assert drift is not None and [o.name for o in drift.orphans] == ["sy-forgotten"]
+    with azure_rt.database.read() as conn:
+        kept = latest_drift(conn)
+    assert kept is not None
+    assert kept.orphans == [
+        {
+            "name": "sy-forgotten",
+            "location": "westeurope",
+            "tags": {"shipyard-env": "forgotten", "shipyard-owner": "mallory"},
+        }
+    ]

@@ -24,6 +24,7 @@ from environments.loadtests.verdicts import (
     explanation,
     judge,
     judge_label,
+    run_to_run,
     verdict,
 )
 
@@ -165,3 +166,28 @@ def test_samples_survive_the_record_and_a_baseline_joins_runs(a1: SampleSet, a2:
     assert joined.runs == (1, 2)
     assert joined.total().samples == a1.total().samples + a2.total().samples
     assert len(a1.to_bytes()) < 8 * a1.total().samples, "compact: a few bytes a sample"
+
+
+def lognormal_run(median_ms: float, seed: int, n: int = 2_000) -> SampleSet:
+    rng = np.random.default_rng(seed)
+    elapsed = rng.lognormal(np.log(median_ms), 0.4, n)
+    part = LabelSamples(np.arange(n) * 5, elapsed, np.ones(n, np.bool_), n, 0)
+    return SampleSet({"Login": part})
+
+
+def test_a_baseline_whose_own_runs_differ_widens_what_counts_as_noise() -> None:
+    """Two runs of one build, the second three times slower (a busy night): that spread is
+    measured, and a slowdown inside it is not material even for a plan with a tight tolerance."""
+    quiet, busy = lognormal_run(40.0, 1), lognormal_run(120.0, 2)
+    pooled = SampleSet.combined([(1, quiet), (2, busy)])
+    spread = run_to_run(pooled, "Login", RULES)
+    assert spread["p95"] == pytest.approx(3.0, rel=0.1)
+    assert spread["mean"] == pytest.approx(3.0, rel=0.1)
+    assert run_to_run(SampleSet.combined([(1, quiet)]), "Login", RULES) == {}, "one run: unknown"
+
+    tight = VerdictRules(tolerance=0.2)
+    slower = lognormal_run(40.0 * 1.8, 3).labels["Login"]
+    alone = judge_label("Login", slower, quiet.labels["Login"], tight)
+    assert alone.outcome is Outcome.REGRESSED, "×1.8 against one quiet run"
+    noisy = judge_label("Login", slower, quiet.labels["Login"], tight, {"p95": 3.0, "mean": 3.0})
+    assert noisy.outcome is Outcome.PASSED, "inside the baseline runs' own ×3 spread"

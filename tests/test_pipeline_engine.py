@@ -9,9 +9,9 @@ import pytest
 
 from bot.runtime import Runtime
 from environments.model import DeploymentStatus, EnvironmentState, OperationState
+from environments.pipeline_deployments import run_url_of
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps
-from pipelines.deployments import run_url_of
 from pipelines.webhooks import record_run
 from tests.conftest import EXAMPLES, destroy_everything, person
 from tests.fakes.azure_devops import PROJECT, FakeAzureDevOps

@@ -11,6 +11,7 @@ import pytest
 from bot.runtime import Runtime
 from environments.errors import ConfigError
 from environments.model import DeploymentKind, DeploymentStatus, EnvironmentState
+from environments.pipeline_deployments import PipelineDeployment, record_deployment, run_url_of
 from environments.pipelines_config import AzureDevOpsSettings, pipelines_settings
 from environments.registry import record as rec
 from pipelines.azure_devops import (
@@ -21,7 +22,6 @@ from pipelines.azure_devops import (
     live_environments,
     stage_of_environment,
 )
-from pipelines.deployments import PipelineDeployment, record_deployment, run_url_of
 from pipelines.webhooks import record_run
 from tests.fakes.azure_devops import PROJECT, SERVICE, FakeAzureDevOps
 

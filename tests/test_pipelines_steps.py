@@ -14,8 +14,8 @@ from lxml import etree
 
 from bot.runtime import Runtime
 from environments.model import EnvironmentState
+from environments.pipeline_deployments import run_url_of
 from environments.registry import record as rec
-from pipelines.deployments import run_url_of
 from tests.conftest import CONFIG, EXAMPLES
 from tests.fakes.azure_devops import PROJECT, FakeAzureDevOps
 

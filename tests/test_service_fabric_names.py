@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands import execute
-from bot.grammar import parse
 from bot.runtime import Runtime
+from bot.table import execute, parse
 from environments import servicefabric
 from environments.errors import InvalidInput
 from environments.registry import record as rec

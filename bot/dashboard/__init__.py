@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class Dashboard:
         trends = self.reader.trends()
         return {
             "trends": trends,
-            "lines": {p: _polyline(points) for p, points in trends.plans.items()},
+            "lines": {p: _trend(points) for p, points in trends.plans.items()},
         }
 
     async def sign_out(self, request: Request) -> Response:
@@ -182,11 +183,31 @@ def _query(values: dict[str, Any]) -> str:
     return urlencode({k: v for k, v in values.items() if v not in (None, "")})
 
 
-def _polyline(points: list[overview.TrendPoint]) -> str:
-    """SVG points for p95 over the runs (drawn server-side: no script needed to see a trend)."""
-    values = [p.p95 for p in points if p.p95 is not None]
-    if len(values) < 2:
-        return ""
-    top = max(values) or 1.0
-    step = 300 / (len(values) - 1)
-    return " ".join(f"{i * step:.1f},{60 - 55 * v / top:.1f}" for i, v in enumerate(values))
+@dataclass(frozen=True)
+class Trend:
+    """An SVG line of p95 across a plan's runs, drawn server-side (no script needed)."""
+
+    line: str
+    marks: list[tuple[float, float, bool, str]]
+    low: float
+    high: float
+
+
+def _trend(points: list[overview.TrendPoint]) -> Trend | None:
+    measured = [p for p in points if p.p95 is not None]
+    if len(measured) < 2:
+        return None
+    values = [p.p95 for p in measured if p.p95 is not None]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = 300 / (len(measured) - 1)
+    marks = [
+        (
+            round(i * step, 1),
+            round(55 - 50 * (v - low) / span, 1),
+            p.outcome == "regressed",
+            f"{p.release}: p95 {v:.0f} ms, {p.outcome}",
+        )
+        for i, (p, v) in enumerate(zip(measured, values, strict=True))
+    ]
+    return Trend(" ".join(f"{x},{y}" for x, y, _, _ in marks), marks, low, high)

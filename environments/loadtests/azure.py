@@ -39,7 +39,7 @@ from azure.developer.loadtesting import LoadTestAdministrationClient, LoadTestRu
 
 from environments.errors import InvalidInput, ProviderError, ShipyardError
 from environments.loadtests.aggregate import aggregate
-from environments.loadtests.engines import EngineRun, Load
+from environments.loadtests.engines import EngineRun, Load, Progress
 from environments.loadtests.readers import read_result
 from environments.providers.azure import credential_from_environment
 
@@ -112,7 +112,14 @@ class AzureLoadTestingEngine:
         """No local process runs; this describes what `run` does, for logs and dry runs."""
         return ["azure-load-testing", self._host(), load_test_id(plan), str(plan), endpoint]
 
-    def run(self, plan: Path, endpoint: str, load: Load, folder: Path) -> EngineRun:
+    def run(
+        self,
+        plan: Path,
+        endpoint: str,
+        load: Load,
+        folder: Path,
+        progress: Progress | None = None,
+    ) -> EngineRun:
         if plan.suffix.lower() != ".jmx":
             raise InvalidInput(
                 f"{plan}: azure-load-testing runs JMeter plans (.jmx) only",

@@ -15,12 +15,13 @@ class VerdictRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # tolerance: a relative slowdown (0.20 = 20%) that is not material; floor_ms: nor is an
+    # tolerance: a relative slowdown (1.0 = twice as slow) that is not material, at the
+    # interval's optimistic end (docs/verdicts.md says why so wide); floor_ms: nor is an
     # absolute one below this; error_points: nor an error-rate rise below this many points;
     # min_samples: fewer samples on either side make a label inconclusive; baseline_runs: how
     # many recent runs make the baseline.
     tolerance: float = Field(
-        default=0.20, ge=0.0, description="relative slowdown that is not material"
+        default=1.0, ge=0.0, description="relative slowdown that is not material"
     )
     floor_ms: float = Field(
         default=20.0, ge=0.0, description="absolute slowdown (ms) that is not material"

@@ -123,7 +123,9 @@ def run_nightly(
                 )
                 loadtesting.errored(run_id, reason, folder)
                 return NightlyResult("errored", f"errored: {reason}", run_id)
-            summary = loadtesting.run(actor, env_name, plan=schedule.plan, run_id=run_id)
+            summary = loadtesting.run(
+                actor, env_name, plan=schedule.plan, run_id=run_id, channel=schedule.channel
+            )
             return NightlyResult(
                 summary.outcome.value,
                 f"{summary.outcome}: {release} on {env_name} (load test #{run_id}); "

@@ -53,6 +53,8 @@ class SampleSet:
 
     labels: dict[str, LabelSamples]
     runs: tuple[int, ...] = ()
+    per_run: tuple[SampleSet, ...] = ()
+    """For a baseline of several runs: each run's own samples (their spread is run-to-run noise)."""
 
     def label(self, name: str) -> LabelSamples | None:
         if name == TOTAL:
@@ -114,11 +116,14 @@ class SampleSet:
         """Several runs' samples as one set (a baseline), each label's runs one after another."""
         collected: dict[str, list[LabelSamples]] = {}
         runs: list[int] = []
+        each: list[SampleSet] = []
         for run_id, one in sets:
             runs.append(run_id)
+            each.append(one)
             for name, part in one.labels.items():
                 collected.setdefault(name, []).append(part)
-        return cls({name: _joined(parts) for name, parts in collected.items()}, tuple(runs))
+        joined = {name: _joined(parts) for name, parts in collected.items()}
+        return cls(joined, tuple(runs), tuple(each))
 
     def to_bytes(self) -> bytes:
         """A compressed numpy archive (no pickles): label names, then columns by label code."""

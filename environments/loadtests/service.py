@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from environments.loadtests.criteria import (
     parse_criteria,
     passed,
 )
-from environments.loadtests.engines import EngineRun, Load, engine
+from environments.loadtests.engines import EngineRun, Load, Progress, engine
 from environments.loadtests.readers import read_samples
 from environments.loadtests.samplesets import SampleSet
 from environments.loadtests.summary import LoadTestSummary
@@ -129,6 +132,31 @@ class LoadTesting:
         """Where a run's files are kept (engine output, chart, logs): not in the environment."""
         return self.home / "loadtests" / f"run-{run_id}"
 
+    def _chart(
+        self,
+        path: Path,
+        *,
+        title: str,
+        subtitle: str,
+        samples: SampleSet,
+        history: Path | None,
+        this_run: charts.Bars,
+        baseline_runs: tuple[int, ...],
+    ) -> Path:
+        with self.db.read() as conn:
+            baseline = [runs.get(conn, i) for i in baseline_runs]
+        series = charts.from_samples(samples)
+        if series is None and history is not None and history.exists():
+            series = charts.from_locust_history(history)
+        figure = charts.draw(
+            title=title,
+            subtitle=subtitle,
+            series=series,
+            this_run=this_run,
+            baseline=[charts.bars(f"#{r.id} {r.release}", r.report_figures) for r in baseline],
+        )
+        return charts.render(path, figure)
+
     def _gate(self, env_type: str, plan_name: str, plan: LoadTestPlan) -> bool:
         if plan.gate is not None:
             return plan.gate
@@ -148,8 +176,15 @@ class LoadTesting:
         duration: timedelta | None = None,
         schedule: str | None = None,
         run_id: int | None = None,
+        progress: Progress | None = None,
+        channel: str | None = None,
     ) -> LoadTestSummary:
-        """Run a plan against a ready environment; `run_id` continues a run `begin` recorded."""
+        """Run a plan against a ready environment; `run_id` continues a run `begin` recorded.
+
+        `progress` is told live figures every few seconds while the engine runs; `channel`
+        (a nightly schedule's) is where the verdict is posted instead of the environment's thread.
+        """
+        began = time.perf_counter()
         with self.db.read() as conn:
             env = rec.get_environment(conn, environment)
         if env.state is not EnvironmentState.READY or not env.endpoint or env.release is None:
@@ -176,8 +211,12 @@ class LoadTesting:
             )
         folder = self.folder(run_id)
         folder.mkdir(parents=True, exist_ok=True)
+        # matplotlib takes a second or more to import: do it while the engine runs, not after.
+        threading.Thread(target=charts.preload, name="chart-preload", daemon=True).start()
         try:
-            result = runner.run(plan_file, env.endpoint, load, folder)
+            engine_began = time.perf_counter()
+            result = runner.run(plan_file, env.endpoint, load, folder, progress)
+            engine_s = time.perf_counter() - engine_began
             summary = self._judge(
                 run_id,
                 env.name,
@@ -214,7 +253,19 @@ class LoadTesting:
                 outcome=summary.outcome.value,
                 text=summary.text(with_chart_path=False),
                 chart=str(summary.chart) if summary.chart else None,
+                verdict=summary.verdict,
+                release=summary.release,
+                channel=channel,
             )
+        # Where the time went: the engine's process, and Shipyard's own work around it.
+        summary = replace(
+            summary,
+            timings={
+                "total_s": time.perf_counter() - began,
+                "engine_s": engine_s,
+                "load_s": load.duration.total_seconds(),
+            },
+        )
         self.notifier.loadtest_finished(summary)
         return summary
 
@@ -259,13 +310,14 @@ class LoadTesting:
             if outcome is Outcome.FAILED and failed
             else explanation(outcome, labels, names)
         )
-        chart = charts.render(
+        chart = self._chart(
             folder / "chart.png",
-            title=f"{release} on {environment} ({plan_name}): {outcome}",
-            current=measured,
-            baseline=None,
-            baseline_title=names.release or "baseline",
+            title=f"{environment} · {release} · plan {plan_name} · {outcome.value.upper()}",
+            subtitle=line,
+            samples=current,
             history=result.history_file,
+            this_run=charts.bars(f"#{run_id} {release}", measured),
+            baseline_runs=names.runs,
         )
         with self.db.write() as conn:
             runs.finish(

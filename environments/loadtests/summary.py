@@ -27,6 +27,7 @@ class LoadTestSummary:
     verdict: str = ""
     baseline_runs: tuple[int, ...] = ()
     gate: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
 
     def text(self, *, with_chart_path: bool = True) -> str:
         t = self.total

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from environments.loadtests.config import VerdictRules
 from environments.loadtests.results import TOTAL, AggregateReport, LabelStats
 from environments.loadtests.samplesets import LabelSamples, SampleSet, iter_labels
@@ -181,9 +183,18 @@ def _error_text(e: ErrorTest) -> str:
 
 
 def judge_label(
-    label: str, current: LabelSamples, baseline: LabelSamples, rules: VerdictRules
+    label: str,
+    current: LabelSamples,
+    baseline: LabelSamples,
+    rules: VerdictRules,
+    noise: dict[str, float] | None = None,
 ) -> LabelVerdict:
-    """Regressed when a difference is both real (statistics) and material (the plan's rules)."""
+    """Regressed when a difference is both real (statistics) and material (the plan's rules).
+
+    Material is judged at the interval's optimistic end: even the smallest slowdown the data
+    allow must exceed the tolerance (or the baseline runs' own spread, `noise`, when larger)
+    and the floor in ms.
+    """
     base = (current.samples, baseline.samples)
     fewest = min(base)
     if fewest < rules.min_samples:
@@ -203,8 +214,9 @@ def judge_label(
     if min(len(ok), len(ok_base)) >= rules.min_samples:
         intervals = ratio_intervals(ok, ok_base, confidence=rules.confidence)
         for metric, r in intervals.items():
+            margin = max(1.0 + rules.tolerance, (noise or {}).get(metric, 1.0))
             real = r.low > 1.0
-            material = r.ratio >= 1.0 + rules.tolerance and r.current - r.baseline >= rules.floor_ms
+            material = r.low >= margin and (r.low - 1.0) * r.baseline >= rules.floor_ms
             if real and material:
                 regressed.append(metric)
     elif not regressed:
@@ -235,8 +247,29 @@ def judge(current: SampleSet, baseline: SampleSet, rules: VerdictRules) -> list[
     for name in iter_labels(current, baseline):
         mine, theirs = current.label(name), baseline.label(name)
         assert mine is not None and theirs is not None
-        out.append(judge_label(name, mine, theirs, rules))
+        out.append(judge_label(name, mine, theirs, rules, run_to_run(baseline, name, rules)))
     return out
+
+
+def run_to_run(baseline: SampleSet, label: str, rules: VerdictRules) -> dict[str, float]:
+    """How far apart the baseline's own runs are (largest / smallest p95 and mean of the label).
+
+    The bootstrap sees the noise within a run; runs of one build also differ from each other (a
+    busier machine that night). With two or more baseline runs that spread is measured, and a
+    slowdown inside it is not material.
+    """
+    values: dict[str, list[float]] = {"p95": [], "mean": []}
+    for run in baseline.per_run:
+        part = run.label(label)
+        ok = part.ok_elapsed if part is not None else None
+        if ok is not None and len(ok) >= rules.min_samples:
+            values["p95"].append(float(np.percentile(ok, 95.0)))
+            values["mean"].append(float(ok.mean()))
+    return {
+        metric: max(found) / max(min(found), 1e-3)
+        for metric, found in values.items()
+        if len(found) >= 2
+    }
 
 
 def verdict(criteria_passed: bool, labels: list[LabelVerdict] | None) -> Outcome:
@@ -257,10 +290,10 @@ def explanation(outcome: Outcome, labels: list[LabelVerdict], baseline: Baseline
     against = baseline.describe()
     if not labels:
         return f"{outcome.value}: {against}"
-    deciding = [v for v in labels if v.outcome is outcome] or [
-        next((v for v in labels if v.label == TOTAL), labels[-1])
-    ]
-    return f"{outcome.value}: {deciding[0].line()} ({against})"
+    total = next((v for v in labels if v.label == TOTAL), labels[-1])
+    # Regressed or inconclusive: the first label that made it so; otherwise TOTAL's figures.
+    deciding = [v for v in labels if v.outcome is outcome and outcome is not Outcome.PASSED]
+    return f"{outcome.value}: {(deciding or [total])[0].line()} ({against})"
 
 
 @dataclass(frozen=True)

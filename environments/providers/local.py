@@ -24,6 +24,7 @@ from environments.providers.base import HealthReport, Progress, ProviderResult
 from environments.secrets import EnvRef, KeyVaultRef, parse_reference
 
 STATE_FILE = "instances.json"
+FOLDER_MARK = "SHIPYARD_ENV_FOLDER"
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
 
 
@@ -99,8 +100,12 @@ class LocalProvider:
         if not folder.exists():
             self.provision(environment, progress=progress)
         state = self._read(folder)
-        # Leftovers of a deploy that crashed half-way are stopped before starting again.
-        _stop([_instance(i) for i in state.get("starting", [])])
+        # Leftovers of a deploy that crashed half-way are stopped before starting again: those
+        # it recorded, and those it started but had no time to record (found by their folder).
+        serving = {int(i["pid"]) for i in state.get("instances", [])}
+        leftovers = [_instance(i) for i in state.get("starting", [])]
+        leftovers += [i for i in processes_of(folder) if i.pid not in serving]
+        _stop(leftovers)
         artifact = Path(release.artifact)
         if not artifact.is_dir():
             raise ProviderError(
@@ -142,6 +147,8 @@ class LocalProvider:
             return
         state = self._read(folder)
         running = [_instance(i) for i in state.get("instances", []) + state.get("starting", [])]
+        known = {i.pid for i in running}
+        running += [i for i in processes_of(folder) if i.pid not in known]
         if running:
             progress(f"stopping {len(running)} process(es)")
         _stop(running)
@@ -188,6 +195,9 @@ class LocalProvider:
             SHIPYARD_RELEASE=release.version,
             DATA_DIR=str(folder / "data"),
             PYTHONUNBUFFERED="1",
+            # Marks the process as this environment's, so it is found even when a crash came
+            # between starting it and writing it down.
+            **{FOLDER_MARK: str(folder)},
         )
         log = (folder / "logs" / f"instance-{number}.log").open("ab")
         try:
@@ -254,6 +264,27 @@ def _runtime_values(parameters: Mapping[str, str]) -> dict[str, str]:
         else:
             resolved[key] = value
     return resolved
+
+
+def processes_of(folder: Path) -> list[Instance]:
+    """Every live process started for this environment's folder, recorded or not (Linux /proc;
+    elsewhere only the recorded ones are known)."""
+    mark = f"{FOLDER_MARK}={folder}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*") if Path("/proc").exists() else []:
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark not in environ:
+            continue
+        pid = int(entry.name)
+        stat = _stat(pid)
+        if stat is None or stat[0] == "Z":
+            continue
+        port = next((v[5:] for v in environ if v.startswith(b"PORT=")), b"0")
+        found.append(Instance(pid=pid, port=int(port or 0), cmdline="", started=stat[1]))
+    return found
 
 
 def _instance(raw: dict[str, Any]) -> Instance:

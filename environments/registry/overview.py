@@ -21,7 +21,7 @@ SORTS = {
     "name": environments.c.name,
     "type": environments.c.type,
     "state": environments.c.state,
-    "release": releases.c.version,
+    "release": environments.c.release_id,  # release ids follow the order releases were added
     "since": environments.c.release_since,
     "owner": environments.c.owner,
     "health": environments.c.health_status,
@@ -80,51 +80,72 @@ class Page:
 
 
 def environments_page(conn: sa.Connection, wanted: EnvironmentFilter) -> Page:
-    """Live environments matching `wanted`, one page of them, and how many match in all."""
+    """Live environments matching `wanted`, one page of them, and how many match in all.
+
+    The filter, count and sort read the environments table alone (a release is matched by its
+    id); the page is sorted and cut on (id, sort key) only, then its rows are read by id, so a
+    deep page never drags wide rows through the sort.
+    """
     per_page = max(1, min(wanted.per_page, MAX_PAGE))
     page = max(1, wanted.page)
-    joined = environments.outerjoin(releases, releases.c.id == environments.c.release_id)
     conditions: list[Any] = [LIVE]
     for column, value in (
         (environments.c.type, wanted.type),
         (environments.c.state, wanted.state),
         (environments.c.owner, wanted.owner),
         (environments.c.health_status, wanted.health),
-        (releases.c.version, wanted.release),
     ):
         if value:
             conditions.append(column == value)
+    if wanted.release:
+        conditions.append(
+            environments.c.release_id
+            == sa.select(releases.c.id)
+            .where(releases.c.version == wanted.release)
+            .scalar_subquery()
+        )
     if wanted.name:
         escaped = wanted.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(environments.c.name.like(escaped + "%", escape="\\"))
-    total = conn.execute(
-        sa.select(sa.func.count()).select_from(joined).where(*conditions)
-    ).scalar_one()
     order = SORTS.get(wanted.sort, environments.c.name)
     ordered = order.desc().nulls_last() if wanted.descending else order.asc().nulls_last()
-    rows = conn.execute(
-        sa.select(
-            environments.c.name,
-            environments.c.type,
-            environments.c.state,
-            environments.c.release_since,
-            environments.c.release_by,
-            environments.c.release_deployment_id,
-            environments.c.health_status,
-            environments.c.health_reason,
-            environments.c.health_at,
-            environments.c.owner,
-            environments.c.created_at,
-            environments.c.expires_at,
-            environments.c.endpoint,
-            releases.c.version,
-        )
-        .select_from(joined)
-        .where(*conditions)
-        .order_by(ordered, environments.c.name)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
+    total = _count(conn, conditions)
+    ids = list(
+        conn.execute(
+            sa.select(environments.c.id)
+            .where(*conditions)
+            .order_by(ordered, environments.c.name)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).scalars()
+    )
+    position = {env_id: index for index, env_id in enumerate(ids)}
+    rows = sorted(
+        conn.execute(
+            sa.select(
+                environments.c.id,
+                environments.c.name,
+                environments.c.type,
+                environments.c.state,
+                environments.c.release_since,
+                environments.c.release_by,
+                environments.c.release_deployment_id,
+                environments.c.health_status,
+                environments.c.health_reason,
+                environments.c.health_at,
+                environments.c.owner,
+                environments.c.created_at,
+                environments.c.expires_at,
+                environments.c.endpoint,
+                releases.c.version,
+            )
+            .select_from(
+                environments.outerjoin(releases, releases.c.id == environments.c.release_id)
+            )
+            .where(environments.c.id.in_(ids))
+        ).all(),
+        key=lambda row: position[row.id],
+    )
     current = [r.release_deployment_id for r in rows if r.release_deployment_id]
     approved = approvers_of(conn, current)
     return Page(
@@ -150,6 +171,15 @@ def environments_page(conn: sa.Connection, wanted: EnvironmentFilter) -> Page:
         total=total,
         page=page,
         per_page=per_page,
+    )
+
+
+def _count(conn: sa.Connection, conditions: list[Any]) -> int:
+    """How many live environments match (the table's total and page count)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(environments).where(*conditions)
+        ).scalar_one()
     )
 
 

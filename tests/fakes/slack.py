@@ -59,6 +59,7 @@ class _State:
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     home_views: dict[str, str] = field(default_factory=dict)
     injected: dict[str, deque[_Injected]] = field(default_factory=dict)
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeSlack:
@@ -79,6 +80,7 @@ class FakeSlack:
         self.private: dict[str, set[str]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self._stalled: set[str] = set()
+        self._slow_paths: dict[str, float] = {}
         self._unstall = threading.Event()
         self.users: dict[str, dict[str, Any]] = {}
         self._state = _State()
@@ -211,6 +213,10 @@ class FakeSlack:
         """The next ``times`` calls of ``method`` answer HTTP ``status`` (5xx)."""
         self._inject(method, times, _Injected(status))
 
+    def slow_response_url(self, name: str, seconds: float) -> None:
+        """Posts to `response_url(name)` take `seconds` to answer (a slow follow-up)."""
+        self._slow_paths[f"/response/{name}"] = seconds
+
     def stall(self, method: str) -> None:
         """Calls of `method` take effect, but the answer never comes (until `unstall`): the
         caller looks dead between Slack acting and the caller learning of it."""
@@ -232,8 +238,9 @@ class FakeSlack:
     ) -> Reply:
         url = urlsplit(raw_path)
         params: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
-        params.update(_parse_body(headers.get("content-type", ""), body))
         path = url.path
+        if not path.startswith("/upload/"):  # an upload's body is the file's bytes, not a form
+            params.update(_parse_body(headers.get("content-type", ""), body))
         if self.oidc is not None and self.oidc.serves(path):
             reply = self.oidc.handle(http_method, raw_path, headers, body)
             with self._cond:
@@ -256,8 +263,10 @@ class FakeSlack:
             injected = queue.popleft() if queue else None
             if injected is not None:
                 reply = _injected_reply(injected)
-            elif method in ("response_url", "file_upload"):
-                reply = _json(200, {"ok": True}) if method == "response_url" else _ok_upload(body)
+            elif method == "response_url":
+                reply = _json(200, {"ok": True})
+            elif method == "file_upload":
+                reply = self._receive_upload(params["file_id"], body)
             elif not self._authorized(headers, params):
                 reply = _json(200, {"ok": False, "error": "invalid_auth"})
             elif (needed := self._missing_scope(method, params)) is not None:
@@ -277,6 +286,9 @@ class FakeSlack:
             )
             self._cond.notify_all()
             stalled = method in self._stalled
+            slow = self._slow_paths.get(path, 0.0)
+        if slow:
+            time.sleep(slow)
         if stalled:
             self._unstall.wait(30)
         return reply
@@ -552,16 +564,60 @@ class FakeSlack:
         return {"ok": True, "file": file}
 
     def _get_upload_url(self, p: dict[str, Any]) -> dict[str, Any]:
-        if not p.get("filename") or not p.get("length"):
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
             return {"ok": False, "error": "invalid_arguments"}
         file_id = self._next_id("F")
+        self._state.uploads[file_id] = {
+            "id": file_id,
+            "name": p["filename"],
+            "length": int(p["length"]),
+            "alt_txt": p.get("alt_txt"),
+            "content": None,
+        }
         return {"ok": True, "upload_url": f"{self.root_url}upload/{file_id}", "file_id": file_id}
 
+    def _receive_upload(self, file_id: str, body: bytes) -> Reply:
+        """The upload URL: the bytes must be as long as announced to files.getUploadURLExternal."""
+        upload = self._state.uploads.get(file_id)
+        if upload is None:
+            return 404, {"Content-Type": "text/plain"}, b"unknown upload"
+        if len(body) != upload["length"]:
+            return 400, {"Content-Type": "text/plain"}, b"length does not match"
+        upload["content"] = body
+        return _ok_upload(body)
+
     def _complete_upload(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Only uploaded files can be completed; shared to a channel, they make a message there."""
         files = p.get("files")
         if not isinstance(files, list) or not files:
             return {"ok": False, "error": "invalid_arguments"}
-        return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        found = [self._state.uploads.get(str(f.get("id"))) for f in files]
+        if any(u is None or u["content"] is None for u in found):
+            return {"ok": False, "error": "file_not_found"}
+        shared = []
+        for upload, asked in zip(found, files, strict=True):
+            assert upload is not None
+            upload["title"] = asked.get("title") or upload["name"]
+            shared.append({"id": upload["id"], "name": upload["name"], "title": upload["title"]})
+        channel = _channel_id(p.get("channel_id") or p.get("channels"))
+        if channel:
+            ts = self._next_ts()
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": BOT["user_id"],
+                "text": p.get("initial_comment", ""),
+                "files": shared,
+                "ts": ts,
+            }
+            if p.get("thread_ts"):
+                message["thread_ts"] = p["thread_ts"]
+            self._state.messages[(channel, ts)] = {"channel": channel, **message}
+        return {"ok": True, "files": shared}
+
+    def uploaded(self, file_id: str) -> dict[str, Any]:
+        """What was uploaded for a file id (its name, title, bytes)."""
+        with self._cond:
+            return copy.deepcopy(self._state.uploads[file_id])
 
 
 _METHODS = {
@@ -600,6 +656,7 @@ _SCOPES = {
     "files.upload": "files:write",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
+    "files.info": "files:read",
 }
 
 

@@ -1,4 +1,4 @@
-"""Pipeline runs into the record: each deployment a run made becomes a Shipyard deployment.
+"""The use case of recording a deployment a pipeline made: the core writes it, pipelines call it.
 
 One function writes them, whoever learns of them first — the `record-deployment` step inside the
 pipeline, a service hook, the poll — and a deployment is known by (environment, run URL), so
@@ -26,8 +26,11 @@ from environments.model import (
     check_version,
 )
 from environments.registry import operations as ops
+from environments.registry import pipeline_runs as runs
 from environments.registry import record as rec
-from environments.registry.schema import approvals, deployments
+from environments.registry.pipeline_runs import run_url_of
+
+__all__ = ["SYSTEM", "PipelineDeployment", "Recorded", "record_deployment", "run_url_of"]
 
 SYSTEM = "azure-devops"
 
@@ -69,14 +72,6 @@ class Recorded:
         )
 
 
-def run_url_of(conn: sa.Connection, deployment_id: int) -> str | None:
-    """The Azure DevOps run behind a deployment, if a pipeline carried it out."""
-    found = conn.execute(
-        sa.select(deployments.c.run_url).where(deployments.c.id == deployment_id)
-    ).scalar()
-    return str(found) if found else None
-
-
 def record_deployment(
     conn: sa.Connection, catalog: Catalog, done: PipelineDeployment, *, at: datetime
 ) -> Recorded:
@@ -90,12 +85,7 @@ def record_deployment(
     env = rec.get_environment(conn, done.environment)
     finished = done.finished_at or at
     _ensure_release(conn, done, at)
-    existing = conn.execute(
-        sa.select(deployments.c.id, deployments.c.status)
-        .where(deployments.c.environment_id == env.id, deployments.c.run_url == done.run_url)
-        .order_by(deployments.c.id.desc())
-        .limit(1)
-    ).first()
+    existing = runs.deployment_of_run(conn, env.id, done.run_url)
     new = existing is None
     if existing is None:
         kind = (
@@ -112,14 +102,10 @@ def record_deployment(
             requested_by=done.requested_by,
             at=finished,
         )
-        conn.execute(
-            deployments.update()
-            .where(deployments.c.id == deployment_id)
-            .values(run_url=done.run_url)
-        )
+        rec.set_run_url(conn, deployment_id, done.run_url)
     else:
-        deployment_id = int(existing.id)
-    status = DeploymentStatus(existing.status) if existing is not None else done.status
+        deployment_id = existing[0]
+    status = existing[1] if existing is not None else done.status
     if not status.is_terminal or new:
         status = done.status
         rec.set_deployment_status(
@@ -211,9 +197,7 @@ def _add_approvers(
     people = tuple(dict.fromkeys(p for p in done.approved_by if p))
     if not people:
         return ()
-    if conn.execute(
-        sa.select(approvals.c.id).where(approvals.c.deployment_id == deployment_id)
-    ).first():
+    if runs.has_approval(conn, deployment_id):
         return ()
     gate = catalog.type(env_type).approval
     approval_id = rec.insert_approval(

@@ -1,0 +1,155 @@
+"""Pipeline runs: start, follow, list; stages, timelines and the log of a failed step."""
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from environments.errors import ConfigError
+from pipelines.ado_model import (
+    FailedStep,
+    PipelineError,
+    PipelineRun,
+    RunResult,
+    RunState,
+    StageOutcome,
+    _text,
+    _web_url,
+)
+from pipelines.ado_transport import Transport
+
+
+class Runs(Transport):
+    """Runs of the deploy pipeline."""
+
+    def start_run(
+        self,
+        *,
+        environment: str,
+        release: str,
+        requested_by: str,
+        pipeline_id: int | None = None,
+        parameters: Mapping[str, str] | None = None,
+        branch: str | None = None,
+    ) -> PipelineRun:
+        """Start the deploy pipeline for one release into one environment."""
+        from azure.devops.v7_1.pipelines.models import (
+            RepositoryResourceParameters,
+            RunPipelineParameters,
+            RunResourcesParameters,
+        )
+
+        pid = pipeline_id or self.settings.pipeline_id
+        if pid is None:
+            raise ConfigError(
+                "no Azure DevOps pipeline to start",
+                hint="set azure_devops.pipeline_id in shipyard.yaml (or AZURE_DEVOPS_PIPELINE_ID)",
+            )
+        template = {
+            "environment": environment,
+            "release": release,
+            "requestedBy": requested_by,
+            **(parameters or {}),
+        }
+        resources = (
+            RunResourcesParameters(
+                repositories={"self": RepositoryResourceParameters(ref_name=branch)}
+            )
+            if branch
+            else None
+        )
+        body = RunPipelineParameters(template_parameters=template, resources=resources)
+        with self._translated(f"start pipeline {pid} for {release} into {environment}"):
+            made = self._client("pipelines").run_pipeline(body, self.project, pid)
+        return self._run(made, pid)
+
+    def get_run(self, pipeline_id: int, run_id: int) -> PipelineRun:
+        with self._translated(f"read run {run_id} of pipeline {pipeline_id}"):
+            found = self._client("pipelines").get_run(self.project, pipeline_id, run_id)
+        return self._run(found, pipeline_id)
+
+    def list_runs(self, pipeline_id: int) -> list[PipelineRun]:
+        """The pipeline's runs, newest first (without template parameters; get_run has them)."""
+        with self._translated(f"list runs of pipeline {pipeline_id}"):
+            found = self._client("pipelines").list_runs(self.project, pipeline_id) or []
+        return sorted((self._run(r, pipeline_id) for r in found), key=lambda r: -r.id)
+
+    def wait_for_run(
+        self,
+        run: PipelineRun,
+        *,
+        timeout: timedelta,
+        on_change: Callable[[PipelineRun], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> PipelineRun:
+        """Follow a run until it completes; PipelineError when `timeout` passes first."""
+        deadline = time.monotonic() + timeout.total_seconds()
+        seen = (run.state, run.result)
+        while not run.is_finished:
+            if time.monotonic() >= deadline:
+                raise PipelineError(
+                    f"run {run.id} is still {run.state} after {timeout}",
+                    hint=f"follow it at {run.web_url}",
+                )
+            sleep(self.settings.poll_interval)
+            run = self.get_run(run.pipeline_id, run.id)
+            if on_change is not None and (run.state, run.result) != seen:
+                on_change(run)
+            seen = (run.state, run.result)
+        return run
+
+    def stages(self, run: PipelineRun) -> list[StageOutcome]:
+        """The run's stages from its build timeline, each with the approvals that gated it."""
+        records = self._timeline(run)
+        by_id = {r.id: r for r in records}
+        approvals: dict[str, list[str]] = {}
+        for record in records:
+            if record.type != "Checkpoint.Approval":
+                continue
+            parent = by_id.get(record.parent_id)
+            stage = by_id.get(parent.parent_id) if parent is not None else None
+            if stage is not None:
+                approvals.setdefault(stage.id, []).append(str(record.id))
+        return [
+            StageOutcome(
+                name=str(r.identifier or r.name),
+                state=_text(r.state),
+                result=_text(r.result) or None,
+                approval_ids=tuple(approvals.get(r.id, [])),
+            )
+            for r in sorted((r for r in records if r.type == "Stage"), key=lambda r: r.order or 0)
+        ]
+
+    def failed_step(self, run: PipelineRun, *, tail: int = 40) -> FailedStep | None:
+        """The first failed task of a run and the last `tail` lines of its log."""
+        failed = [
+            r for r in self._timeline(run) if r.type == "Task" and _text(r.result) == "failed"
+        ]
+        if not failed or failed[0].log is None:
+            return None
+        step = failed[0]
+        with self._translated(f"read the log of '{step.name}' in run {run.id}"):
+            lines = self._client("build").get_build_log_lines(self.project, run.id, step.log.id)
+        return FailedStep(str(step.name), int(step.log.id), tuple(str(x) for x in lines[-tail:]))
+
+    def _timeline(self, run: PipelineRun) -> list[Any]:
+        with self._translated(f"read the timeline of run {run.id}"):
+            timeline = self._client("build").get_build_timeline(self.project, run.id)
+        return list(timeline.records or []) if timeline is not None else []
+
+    def _run(self, found: Any, pipeline_id: int) -> PipelineRun:
+        links = getattr(found._links, "additional_properties", None) or {}
+        web = (links.get("web") or {}).get("href") or _web_url(str(found.url or ""), found.id)
+        return PipelineRun(
+            pipeline_id=int(found.pipeline.id) if found.pipeline else pipeline_id,
+            id=int(found.id),
+            name=str(found.name or found.id),
+            state=RunState(found.state) if found.state in set(RunState) else RunState.UNKNOWN,
+            result=RunResult(found.result) if found.result in set(RunResult) else None,
+            web_url=str(web),
+            created=found.created_date,
+            finished=found.finished_date,
+            parameters={k: str(v) for k, v in (found.template_parameters or {}).items()},
+        )
+
+    # --- environments and approval checks ----------------------------------------------------

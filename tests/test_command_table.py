@@ -1,0 +1,154 @@
+"""The command table: each surface's grammar and help list exactly the commands it accepts."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.command import Command, Hint, Surface, chat_text, cli_text
+from bot.speech import for_chat
+from bot.table import BY_KEY, TABLE, chat_help, offered, parse, parse_text, parser
+from environments.errors import InvalidInput
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "pipelines" / "templates"
+
+
+def _words(command: Command) -> list[str]:
+    return [command.group, *([command.verb] if command.verb else [])]
+
+
+def _reaches(command: Command, run: Callable[[], argparse.Namespace], prog: str) -> bool:
+    """Does this input reach this command (missing arguments aside)?"""
+    try:
+        args = run()
+    except InvalidInput as refused:
+        # Missing arguments: the usage shown is the command's own.
+        return "invalid choice" not in refused.reason and refused.hint.startswith(f"usage: {prog} ")
+    return bool((args.group, args.verb or "") == command.key)
+
+
+def _chat_accepts(command: Command) -> bool:
+    """Does `/env …` know this command?"""
+    words = _words(command)
+    text = " ".join(words[1:] if command.group == "env" else words)
+    return _reaches(command, lambda: parse_text(text), f"/env {text}")
+
+
+def _cli_accepts(command: Command) -> bool:
+    words = _words(command)
+    return _reaches(command, lambda: parse(words), f"shipyard {' '.join(words)}")
+
+
+def test_every_command_has_one_entry() -> None:
+    assert len(BY_KEY) == len(TABLE)
+
+
+@pytest.mark.parametrize("command", TABLE, ids=lambda c: c.name)
+def test_each_surface_accepts_exactly_the_commands_offered_on_it(command: Command) -> None:
+    assert _chat_accepts(command) == command.offered_on(Surface.SLACK)
+    cli = command.offered_on(Surface.CLI) or command.offered_on(Surface.PIPELINE)
+    assert _cli_accepts(command) == cli
+
+
+def test_chat_help_lists_exactly_what_chat_accepts() -> None:
+    listed = {
+        line.split("`")[1].removeprefix("/env ")
+        for line in chat_help().splitlines()
+        if line.startswith("• ")
+    }
+    # `/env VERB` for env verbs, `/env GROUP VERB` for the others; the usage follows the name.
+    names = {
+        " ".join(word for word in usage.split() if not word.startswith(("[", "-")))
+        for usage in listed
+    }
+    accepted = [c for c in TABLE if _chat_accepts(c)]
+    assert len(listed) == len(accepted)
+    for command in accepted:
+        head = command.verb if command.group == "env" else command.name
+        assert any(name == head or name.startswith(f"{head} ") for name in names), head
+
+
+def test_chat_help_and_usage_speak_chat_not_command_line() -> None:
+    text = chat_help()
+    for flag in ("[-h]", "--json", "--as", "--config", "shipyard "):
+        assert flag not in text
+    with pytest.raises(InvalidInput) as refused:
+        parse_text("create pr-1 --type test")
+    assert "[-h]" not in refused.value.hint
+    assert "--json" not in refused.value.hint
+    with pytest.raises(InvalidInput):
+        parse_text("list --json")
+
+
+def test_command_line_help_lists_exactly_the_command_line_commands() -> None:
+    grammar = parser(Surface.CLI)
+    top = grammar.format_help()
+    groups = {c.group for c in offered(Surface.CLI)}
+    listed = set(re.findall(r"^    ([a-z-]+)", top, flags=re.M))
+    assert listed == groups
+    for group in groups - {c.group for c in TABLE if c.verb is None}:
+        help_text = parse_group_help(group)
+        verbs = set(re.findall(r"^    ([a-z-]+)", help_text, flags=re.M))
+        assert verbs == {c.verb for c in offered(Surface.CLI) if c.group == group}
+
+
+def parse_group_help(group: str) -> str:
+    grammar = parser(Surface.CLI)
+    some = next(c for c in TABLE if c.group == group and c.verb)
+    sub = grammar.verbs[some.key]
+    assert sub.prog.endswith(f" {group} {some.verb}")
+    # the group's own parser is the one whose prog is `shipyard GROUP`
+    for action in grammar._subparsers._group_actions:  # type: ignore[union-attr]
+        choice = action.choices[group]  # type: ignore[index]
+        return str(choice.format_help())
+    raise AssertionError(group)
+
+
+def test_pipeline_templates_call_only_pipeline_commands() -> None:
+    calls = set()
+    for template in TEMPLATES.rglob("*.yml"):
+        for line in template.read_text(encoding="utf-8").splitlines():
+            code = line.split("#", 1)[0]
+            for match in re.finditer(r"\bshipyard ((?:[a-z-]+ ?){1,2})", code):
+                words = shlex.split(match.group(1))
+                key = (words[0], words[1] if len(words) > 1 else "")
+                if key not in BY_KEY:
+                    key = (words[0], "")
+                calls.add(key)
+    assert calls, "the templates call shipyard"
+    for key in calls:
+        assert key in BY_KEY, key
+        assert BY_KEY[key].offered_on(Surface.PIPELINE), key
+
+
+@pytest.mark.parametrize(
+    ("core", "chat"),
+    [
+        ("see 'shipyard env list'", "see `/env list`"),
+        ("see 'shipyard params show pr-1'", "see `/env params show pr-1`"),
+        ("deploy with 'shipyard env deploy' instead", "deploy with `/env deploy` instead"),
+        (
+            "add it with 'shipyard release add 1.0 --artifact PATH'",
+            "add it with `shipyard release add 1.0 --artifact PATH` (on the command line)",
+        ),
+        (
+            "run 'shipyard config check' again",
+            "run `shipyard config check` (on the command line) again",
+        ),
+        ("see 'shipyard loadtest history'", "see `/env loadtest history`"),
+    ],
+)
+def test_chat_says_commands_as_chat_spells_them(core: str, chat: str) -> None:
+    assert for_chat(core) == chat
+
+
+def test_hints_are_rendered_per_surface() -> None:
+    hint = Hint("approve", "env", "approve", ("12",))
+    assert cli_text(hint) == "shipyard env approve 12"
+    assert chat_text(hint) == "/env approve 12"
+    assert chat_text(Hint("see", "params", "show", ("pr-1",))) == "/env params show pr-1"

@@ -1,0 +1,194 @@
+"""The permission matrix: every command of the table, on every surface it is offered on, for every
+role, against the rule table of tests/data/permissions.yaml, through the checks the code runs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.command import Command, Surface
+from bot.runtime import Runtime
+from bot.table import CHECKED_BY_USE_CASE, TABLE, authorize
+from environments import policy
+from environments.catalog import load_catalog
+from environments.errors import PolicyRefused, ShipyardError
+from environments.model import ApprovalState
+from environments.policy import Actor, Channel
+
+CONFIG = Path(__file__).parent / "data" / "permissions.yaml"
+ROLES = {"admin": "dave", "developer": "alice", "release-manager": "erin", "outsider": "zed"}
+TYPES = ("test", "staging", "production")
+EVERYONE = frozenset(ROLES)
+ADMIN = frozenset({"admin"})
+DEV = frozenset({"admin", "developer"})
+RM = frozenset({"admin", "release-manager"})
+
+# Who may, written out by hand from permissions.yaml and the README's rules (not computed).
+EXPECTED: dict[tuple[str, str | None], frozenset[str]] = {
+    ("create", "test"): DEV,
+    ("deploy", "test"): EVERYONE,  # not mentioned, not protected: open
+    ("promote", "test"): EVERYONE,  # follows deploy
+    ("destroy", "test"): EVERYONE,
+    ("extend", "test"): EVERYONE,
+    ("loadtest", "test"): DEV | RM,
+    ("params_set", "test"): EVERYONE,  # follows deploy
+    ("approve", "test"): frozenset(),  # no approval gate: nobody approves
+    ("reject", "test"): frozenset(),
+    ("create", "staging"): DEV,
+    ("deploy", "staging"): DEV,
+    ("promote", "staging"): DEV,
+    ("destroy", "staging"): RM,
+    ("extend", "staging"): EVERYONE,
+    ("loadtest", "staging"): EVERYONE,
+    ("params_set", "staging"): DEV,
+    ("approve", "staging"): frozenset({"release-manager"}),
+    ("reject", "staging"): frozenset({"release-manager"}),
+    ("create", "production"): RM,
+    ("deploy", "production"): RM,
+    ("promote", "production"): RM,
+    ("destroy", "production"): ADMIN,  # protected: not mentioned is denied (and --force)
+    ("extend", "production"): ADMIN,
+    ("loadtest", "production"): ADMIN,
+    ("params_set", "production"): RM,
+    ("approve", "production"): frozenset({"release-manager"}),
+    ("reject", "production"): frozenset({"release-manager"}),
+    ("expire", None): ADMIN,
+    ("schedule_run", None): RM,
+    ("schedule_pause", None): ADMIN,
+    ("schedule_resume", None): ADMIN,
+    ("pipelines_sync", None): RM,
+    ("pipelines_reconcile", None): EVERYONE,
+    ("release_add", None): EVERYONE,
+    ("record_deployment", None): EVERYONE,
+    ("tokens_manage", None): ADMIN,
+}
+CHANNEL = {Surface.CLI: Channel.CLI, Surface.SLACK: Channel.CHAT, Surface.PIPELINE: Channel.CLI}
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    folder = tmp_path_factory.mktemp("permissions")
+    runtime = Runtime.open(str(CONFIG), database_url=f"sqlite:///{folder / 'record.db'}")
+    ci = Actor("dave")
+    release = Path(__file__).resolve().parents[1] / "examples/game/releases/1.0.0"
+    runtime.lifecycle.add_release(ci, "1.0.0", str(release))
+    for kind in TYPES:
+        # Requested, never run: the record knows each environment and its type.
+        runtime.lifecycle.create(ci, f"{kind}-env", env_type=kind, release="1.0.0")
+    yield runtime
+    runtime.close()
+
+
+def _cases() -> Iterator[tuple[Command, Surface, str, str | None]]:
+    for command in TABLE:
+        if command.action is None:
+            continue
+        for surface in sorted(command.surfaces):
+            for role in ROLES:
+                kinds = TYPES if (command.action, None) not in EXPECTED else (None,)
+                for kind in kinds:
+                    yield command, surface, role, kind
+
+
+def test_every_action_of_the_table_has_an_expectation() -> None:
+    for command in TABLE:
+        if command.action is not None:
+            assert any(action == command.action for action, _ in EXPECTED), command.name
+
+
+def _check(rt: Runtime, command: Command, actor: Actor, kind: str | None) -> None:
+    """The check the code runs for this command: the use case's, or the table's."""
+    action = command.action
+    assert action is not None
+    if action in ("approve", "reject"):
+        assert kind is not None
+        gate = rt.catalog.type(kind).approval
+        policy.require_approver(
+            rt.catalog,
+            actor.person,
+            approvers=gate.approvers if gate else (),
+            requested_by="someone-else",
+            state=ApprovalState.PENDING,
+            decisions=(),
+        )
+    elif action == "destroy":
+        assert kind is not None
+        policy.require_destroyable(rt.catalog, actor, rt.catalog.type(kind), force=True)
+    elif action in CHECKED_BY_USE_CASE:
+        assert kind is not None
+        policy.authorize(rt.catalog, actor, action, rt.catalog.type(kind))
+    else:
+        args = argparse.Namespace(name=f"{kind}-env", users=None, duration=None)
+        authorize(rt, actor, command, args)
+
+
+@pytest.mark.parametrize(
+    ("command", "surface", "role", "kind"),
+    list(_cases()),
+    ids=lambda v: v.name if isinstance(v, Command) else str(v),
+)
+def test_permission_matrix(
+    rt: Runtime, command: Command, surface: Surface, role: str, kind: str | None
+) -> None:
+    assert command.action is not None
+    allowed = role in EXPECTED[(command.action, kind)]
+    if command.action == "destroy" and kind == "production" and surface is Surface.SLACK:
+        allowed = False  # protected environments are never destroyed from chat
+    actor = Actor(ROLES[role], CHANNEL[surface])
+    try:
+        _check(rt, command, actor, kind)
+    except ShipyardError as refused:
+        assert not allowed, f"{role} was refused {command.name} on {kind}: {refused.one_line()}"
+        assert isinstance(refused, PolicyRefused)
+        assert refused.hint, "a refusal says who may or what to do"
+    else:
+        assert allowed, f"{role} may {command.name} on {kind} via {surface}, and should not"
+
+
+@pytest.mark.parametrize(
+    ("users", "duration", "refused"),
+    [
+        (50, "5m", None),
+        (51, None, "at most 50 users, not 51"),
+        (10, "6m", "at most 5m, not 6m"),
+        (10000, None, "at most 50 users"),
+    ],
+)
+def test_load_tests_stay_within_the_types_limits(
+    rt: Runtime, users: int, duration: str | None, refused: str | None
+) -> None:
+    command = next(c for c in TABLE if c.action == "loadtest")
+    args = argparse.Namespace(name="test-env", users=users, duration=duration)
+    if refused is None:
+        authorize(rt, Actor("alice", Channel.CHAT), command, args)
+        return
+    with pytest.raises(PolicyRefused, match=refused) as caught:
+        authorize(rt, Actor("alice", Channel.CHAT), command, args)
+    assert "--users" in caught.value.hint or "--duration" in caught.value.hint
+
+
+def test_refusals_name_who_may() -> None:
+    catalog = load_catalog(CONFIG)
+    with pytest.raises(PolicyRefused) as refused:
+        policy.authorize(catalog, Actor("zed"), "loadtest", catalog.type("test"))
+    assert refused.value.reason == "zed may not loadtest test environments"
+    assert refused.value.hint == "ask one of: alice, bob, carol, erin"
+    with pytest.raises(PolicyRefused) as refused:
+        policy.authorize(catalog, Actor("zed"), "schedule_pause")
+    assert refused.value.reason == "zed may not schedule pause"
+
+
+def test_schedules_act_as_configured() -> None:
+    catalog = load_catalog(CONFIG)
+    system = Actor("shipyard", Channel.SCHEDULE)
+    policy.authorize(catalog, system, "loadtest", catalog.type("production"), users=10**6)
+    policy.authorize(catalog, system, "expire")
+
+
+def test_limits_are_part_of_the_rule_table() -> None:
+    catalog = load_catalog(CONFIG)
+    assert catalog.type("test").limits.loadtest.max_duration == timedelta(minutes=5)
