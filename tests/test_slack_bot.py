@@ -468,6 +468,26 @@ def test_a_secret_the_app_prints_when_it_crashes_is_masked_in_slack(
         assert secret not in json.dumps(ops.audit_log(conn, limit=500), default=str)
 
 
+def test_a_retry_reaching_another_replica_answers_once(
+    home: Path, tmp_path: Path, clock: MovableClock, slack: FakeSlack
+) -> None:
+    def factory(directory: Any) -> Runtime:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        return Runtime.open(str(CONFIG), database_url=url, clock=clock, directory=directory)
+
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    with running_bot(factory, slack) as first, running_bot(factory, slack) as second:
+        bodies = [first.command_body("bob", text) for text in ("list", "matrix", "list")]
+        for body in bodies:
+            assert first.post(body).status == 200
+            assert second.post(body, headers=retry).status == 200
+        eventually(lambda: len(slack.calls("response_url")) >= 3)
+        time.sleep(1.0)  # time for a second answer, were there one
+    answered = sorted(c.path for c in slack.calls("response_url"))
+    assert answered == sorted({c.path for c in slack.calls("response_url")}), "each answered once"
+    assert len(answered) == 3
+
+
 @pytest.mark.parametrize(
     ("person", "text", "refusal"),
     [
