@@ -22,6 +22,7 @@ from bot.dedupe import RequestLog
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
 from bot.slack_notifier import SlackNotifier
+from environments.errors import clip
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,15 @@ def build_app(
         listener_executor=AckFirstExecutor(ACKS, workers=lazy_workers(), once=requests.first_time),
     )
     face = SlackFace(runtime, notifier)
+
+    @app.error
+    def malformed(error: Exception) -> BoltResponse:
+        # A signed request whose payload lacks what its type promises (no actions, no view
+        # state, …) ends here: one log line and a 400, not a 500 with a traceback.
+        log.warning(
+            "slack request not handled: %s: %s", type(error).__name__, clip(str(error), 200)
+        )
+        return BoltResponse(status=400, body="this request could not be understood")
 
     @app.middleware
     def handle_once(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
+from environments.errors import clip
 from environments.pipeline_deployments import (
     PipelineDeployment,
     Recorded,
@@ -150,13 +151,16 @@ class WebhookHandler:
             return WebhookResult(401, WebhookAction.REFUSED, "not a delivery from our service hook")
         try:
             event = json.loads(body)
-            event_id = str(event["id"])
-            event_type = str(event["eventType"])
+            if not isinstance(event, dict):
+                raise TypeError("the body is not a JSON object")
+            event_id = clip(str(event["id"]), 80)
+            event_type = clip(str(event["eventType"]), 80)
             resource = event.get("resource") or {}
             if not isinstance(resource, dict):
                 raise TypeError("resource is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            return WebhookResult(400, WebhookAction.INVALID, f"not a service-hook event: {exc}")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            detail = clip(str(exc) or type(exc).__name__, 120)
+            return WebhookResult(400, WebhookAction.INVALID, f"not a service-hook event: {detail}")
         key = f"ado:{event_id}"
         duplicate = WebhookResult(
             200, WebhookAction.DUPLICATE, "already handled", event_id, event_type
@@ -166,6 +170,12 @@ class WebhookHandler:
                 return duplicate
         try:
             effect = self._effect(event_type, resource)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # Authenticated, but not shaped as its type promises: refused, nothing remembered.
+            detail = clip(str(exc) or type(exc).__name__, 120)
+            return WebhookResult(
+                400, WebhookAction.INVALID, f"malformed {event_type} event: {detail}", event_id
+            )
         except PipelineError as exc:
             # Not remembered: Azure DevOps retries the delivery, or the poll catches the run.
             return WebhookResult(503, WebhookAction.RETRY, exc.one_line(), event_id, event_type)
@@ -223,6 +233,8 @@ class WebhookHandler:
         run_id, pipeline_id = run.get("id"), pipeline.get("id")
         if not isinstance(run_id, int) or not isinstance(pipeline_id, int):
             return None
+        if not (0 < run_id < 2**31 and 0 < pipeline_id < 2**31):  # Azure DevOps ids are int32
+            raise TypeError(f"run {clip(str(run_id), 20)} of pipeline {clip(str(pipeline_id), 20)}")
         return pipeline_id, run_id
 
     def _source(self) -> RunSource:

@@ -51,6 +51,7 @@ from environments.loadtests.results import (
 Timestamps = Literal["start", "end"]
 BLOCK_BYTES = 8 << 20
 _HEAD_BYTES = 64 << 10
+MAX_LABEL = 2000
 JMETER_FIELDS = frozenset(
     {
         *("timeStamp", "elapsed", "label", "responseCode", "responseMessage", "threadName"),
@@ -126,7 +127,12 @@ def detect_format(path: str | os.PathLike[str]) -> ResultFormat:
     text = head.lstrip()
     if not text:
         raise _bad(path, "is empty", hint=_TEXT_HINT)
+    if "\x00" in text[:4096] or "\ufffd" in text[:4096]:
+        raise _bad(path, "is binary, not a text result file", hint=_TEXT_HINT)
     if text.startswith("<"):
+        if "<!ENTITY" in text:
+            # JMeter never declares entities; a file that does may be an expansion bomb.
+            raise _bad(path, "declares XML entities, which JMeter results never do")
         root = _xml_root(text)
         if root == "testResults":
             return ResultFormat.JMETER_XML
@@ -156,7 +162,7 @@ def detect_format(path: str | os.PathLike[str]) -> ResultFormat:
         )
     raise _bad(
         path,
-        f"is neither a JMeter result file nor a Locust CSV (first line: {first[:60]!r})",
+        f"is neither a JMeter result file nor a Locust CSV (first line: {first[:60]!a})",
         hint=_TEXT_HINT,
     )
 
@@ -459,7 +465,22 @@ def _samples(
         values = columns.get(name)
         return None if values is None else np.asarray(values).astype(dtype, copy=False)
 
+    longest = max((len(label) for label in labels), default=0)
+    if longest > MAX_LABEL:
+        raise _bad(
+            path,
+            f"has a label of {longest:,} characters; a request's label is a short name",
+            hint="the file is corrupt, or a column holds a response body",
+        )
     elapsed = numbers("elapsed", np.int32)
+    if elapsed is not None and bool((elapsed < 0).any()):
+        row = int(np.argmax(elapsed < 0))
+        raise _bad(
+            path,
+            f"has {int((elapsed < 0).sum()):,} sample(s) with a negative elapsed time "
+            f"(the first is sample {row + 1})",
+            hint="the file is corrupt or was edited; elapsed is milliseconds, 0 or more",
+        )
     start = numbers("timeStamp", np.int64)
     if start is not None and elapsed is not None and timestamps == "end":
         start = start - elapsed
