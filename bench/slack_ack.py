@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"waiting up to {args.lazy_wait:.0f}s for {shipyard_bodies.lazy} lazy responses")
         lazy = wait_lazy(fake, shipyard_bodies.lazy, args.lazy_wait)
 
-        # One follow-up takes 5 s: the pool (8 threads, ordered per environment) against the
+        # One follow-up takes 5 s: the pool (4 threads, ordered per environment) against the
         # floor, one lazy thread for everyone (SHIPYARD_LAZY_WORKERS=1, the former design).
         progress("slow follow-up: one command's answer takes 5 s, 20 others right after it")
         slow = {"pool": slow_follow_up(fake, shipyard_port, "pool", 20, pool)}

@@ -22,6 +22,7 @@ from bot.dedupe import RequestLog
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
 from bot.slack_notifier import SlackNotifier
+from environments.errors import clip
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,11 @@ def ordering_key(body: dict[str, Any]) -> str | None:
 
 
 def lazy_workers() -> int:
-    """Threads for Slack follow-up work (SHIPYARD_LAZY_WORKERS, default 8)."""
+    """Threads for Slack follow-up work (SHIPYARD_LAZY_WORKERS, default 4)."""
     try:
-        return max(1, int(os.environ.get("SHIPYARD_LAZY_WORKERS", "8")))
+        return max(1, int(os.environ.get("SHIPYARD_LAZY_WORKERS", "4")))
     except ValueError:
-        return 8
+        return 4
 
 
 def request_key(body: str) -> str:
@@ -89,6 +90,15 @@ def build_app(
     )
     face = SlackFace(runtime, notifier)
 
+    @app.error
+    def malformed(error: Exception) -> BoltResponse:
+        # A signed request whose payload lacks what its type promises (no actions, no view
+        # state, …) ends here: one log line and a 400, not a 500 with a traceback.
+        log.warning(
+            "slack request not handled: %s: %s", type(error).__name__, clip(str(error), 200)
+        )
+        return BoltResponse(status=400, body="this request could not be understood")
+
     @app.middleware
     def handle_once(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         # Runs after Bolt has checked the signature and timestamp, so forgeries never get here.
@@ -103,12 +113,11 @@ def build_app(
             return BoltResponse(status=200, body="")
         # Lazy work of one environment runs in order; of different ones, side by side; and it
         # acts only if no copy of this delivery acted before (AckFirstExecutor's `once`).
+        # Bolt runs the listeners after every middleware has returned, on this same thread:
+        # the values stay until the thread's next request sets its own.
         ORDERING.key = ordering_key(req.body)
         ORDERING.delivery = None if req.body.get("type") == "view_submission" else key
-        try:
-            return next()
-        finally:
-            ORDERING.key = ORDERING.delivery = None
+        return next()
 
     app.command("/env")(ack=face.ack_command, lazy=[face.run_command])
     app.action(views.APPROVE)(ack=face.ack_approve, lazy=[face.run_approve])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from bot import render
 from bot.command import CLI, Command, Outcome
 from bot.runtime import Runtime
-from environments import parameters, policy, renderings
+from environments import inputs, parameters, policy, renderings
 from environments.catalog import EnvironmentType
 from environments.errors import ConfigError, Conflict, NotFound, ShipyardError
 from environments.model import (
@@ -41,6 +41,7 @@ SYMBOLS = {
     "noeffect": "=",
     "array": "~",
 }
+DRIFT_FOUND = 11
 RESOURCE_ID = re.compile(r"/resourceGroups/(?P<group>[^/]+)(?:/providers/(?P<rest>.+))?$", re.I)
 
 
@@ -66,7 +67,10 @@ def reconcile(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
             for e, g in ((e, provider.resource_group(e)) for e in drift.vanished)
         ],
     }
-    return Outcome(text=drift_text(drift, provider), data=data)
+    # Non-zero on drift, so a scheduled `shipyard reconcile` can alert (README's exit codes).
+    return Outcome(
+        text=drift_text(drift, provider), data=data, exit_code=0 if drift.clean else DRIFT_FOUND
+    )
 
 
 def drift_text(drift: Drift, provider: AzureProvider) -> str:
@@ -112,9 +116,16 @@ def what_if_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
     check_environment_name(args.name)
     kind = rt.catalog.type(args.env_type)
     policy.require(rt.catalog, actor, "create", kind)
-    lifetime = policy.lifetime(kind, parse_duration(args.ttl) if args.ttl else None)
+    lifetime = policy.lifetime(kind, parse_duration(args.ttl) if args.ttl is not None else None)
     overrides = parameters.parse_assignments(args.overrides)
     parameters.check(overrides, "--set")
+    inputs.require(
+        kind.inputs,
+        overrides,
+        type_name=kind.name,
+        preset=[*rt.catalog.parameters, *kind.parameters],
+        creating=True,
+    )
     with rt.database.read() as conn:
         release = rec.get_release(conn, args.release)
         _not_live(conn, args.name)
@@ -145,6 +156,7 @@ def what_if_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
         release = rec.get_release(conn, args.release)
     kind = rt.catalog.type(env.type)
     policy.require(rt.catalog, actor, "deploy", kind)
+    inputs.require(kind.inputs, one_off, type_name=kind.name, creating=False)
     return _what_if(rt, kind, env, release, one_off, creating=False)
 
 

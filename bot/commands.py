@@ -49,7 +49,7 @@ def env_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         args.name,
         env_type=args.env_type,
         release=args.release,
-        ttl=parse_duration(args.ttl) if args.ttl else None,
+        ttl=parse_duration(args.ttl) if args.ttl is not None else None,
         overrides=parameters.parse_assignments(args.overrides),
     )
     return _requested(requested, f"{args.name} ({args.env_type}) with {args.release}")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.grammar import Parser
-from environments.errors import ShipyardError
+from environments.errors import InvalidInput, ShipyardError
 
 if TYPE_CHECKING:  # the load-test modules pull in numpy and polars: only the command loads them
     from environments.loadtests.criteria import Evaluation
@@ -63,6 +63,12 @@ def report(args: argparse.Namespace) -> tuple[str, dict[str, Any], str | None]:
     figures = aggregate.aggregate(
         result, percentiles=criteria.percentiles_needed(wanted), latency=latency
     )
+    if figures.total.samples == 0:
+        # A header alone is a run that recorded nothing, not a run of "0 samples" that passed.
+        raise InvalidInput(
+            f"{args.file}: has no samples (a header line only)",
+            hint="the load test recorded nothing: check that it reached the environment",
+        )
     evaluations = criteria.evaluate_all(wanted, figures)
     ok = criteria.passed(evaluations)
     data = {**figures.to_dict(), "criteria": [e.to_dict() for e in evaluations], "passed": ok}

@@ -23,7 +23,8 @@ from environments.pipelines_config import pipelines_settings
 from environments.registry import chat as chat_record
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps, PipelineApproval
-from pipelines.webhooks import WebhookAction, WebhookHandler, reconcile_runs
+from pipelines.run_records import reconcile_runs
+from pipelines.webhooks import WebhookAction, WebhookHandler
 
 log = logging.getLogger(__name__)
 APPROVE = "pipeline.approve"

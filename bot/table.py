@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
+import re
 from collections.abc import Sequence
 
 from bot import (
@@ -26,7 +28,7 @@ from bot.grammar import Parser, build_parser, chat_words, one_line_usage
 from bot.grammar import parse as parse_with
 from bot.runtime import Runtime
 from environments import policy
-from environments.errors import InvalidInput
+from environments.errors import InvalidInput, clip
 from environments.model import parse_duration
 from environments.policy import Actor
 
@@ -37,9 +39,27 @@ CHECKED_BY_USE_CASE = frozenset(
 )
 
 
+def _port(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"'{clip(text)}' is not a port (1-65535)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"'{clip(text)}' is not a number of seconds (0-86400)")
+    return value
+
+
 def _serve_args(p: argparse.ArgumentParser, chat: bool) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--port", type=int, help="serve HTTP on this port (/slack/events, /healthz)")
+    mode.add_argument(
+        "--port", type=_port, help="serve HTTP on this port (/slack/events, /healthz)"
+    )
     mode.add_argument(
         "--socket-mode",
         action="store_true",
@@ -50,7 +70,7 @@ def _serve_args(p: argparse.ArgumentParser, chat: bool) -> None:
 
 def _worker_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--once", action="store_true", help="run what is runnable now, then exit")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    p.add_argument("--interval", type=_seconds, default=2.0, help="seconds between polls")
 
 
 def _demo_args(p: argparse.ArgumentParser, chat: bool) -> None:

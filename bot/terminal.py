@@ -15,7 +15,7 @@ from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
 from bot.table import execute, parse
 from environments import redaction
-from environments.errors import ConfigError, ConfigProblem, ShipyardError
+from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
 from environments.loadtests.summary import LoadTestSummary
 from environments.model import Approval, Environment, HealthStatus, Operation, OperationState
 from environments.policy import Actor, Channel
@@ -108,6 +108,19 @@ def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {
     except ShipyardError as exc:
         print(f"shipyard: {redaction.mask(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        raise  # bot.cli ends quietly on a closed pipe
+    except Exception as exc:
+        # A bug, not a refusal: one line naming it; the traceback only when asked for.
+        if os.environ.get("SHIPYARD_DEBUG"):
+            raise
+        detail = redaction.mask(clip(str(exc).splitlines()[0] if str(exc) else "", 200))
+        print(
+            f"shipyard: unexpected error {type(exc).__name__}: {detail} — this is a bug in "
+            "Shipyard; run again with SHIPYARD_DEBUG=1 for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(
             "shipyard: interrupted; unfinished operations resume with 'shipyard worker'",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from environments.errors import InvalidInput, NotFound
+from environments.errors import InvalidInput, NotFound, clip
 from environments.model import (
     Approval,
     ApprovalState,
@@ -21,14 +22,19 @@ from environments.registry import record as rec
 def find(conn: sa.Connection, ref: str) -> Approval:
     """An approval by number (`12`, `#12`) or by the one environment it waits on."""
     ref = ref.removeprefix("#")
-    if ref.isdigit():
+    if re.fullmatch(r"[0-9]+", ref):
+        if len(ref) > 18:  # beyond any id the record's integer columns can hold
+            raise NotFound(
+                f"there is no approval #{clip(ref, 24)}",
+                hint="see waiting requests with 'shipyard env approvals'",
+            )
         return rec.get_approval(conn, int(ref))
     waiting = rec.list_approvals(conn, environment=ref)
     if len(waiting) == 1:
         return waiting[0]
     if not waiting:
         raise NotFound(
-            f"nothing is waiting for approval on '{ref}'",
+            f"nothing is waiting for approval on '{clip(ref)}'",
             hint="see waiting requests with 'shipyard env approvals'",
         )
     raise InvalidInput(

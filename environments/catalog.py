@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from environments.ade import Definition, load_definition
-from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError
+from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError, clip
 from environments.inputs import Input
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
@@ -210,7 +210,7 @@ class Catalog(_Strict):
             return self.types[name]
         except KeyError:
             raise NotFound(
-                f"there is no environment type '{name}'",
+                f"there is no environment type '{clip(name)}'",
                 hint=f"use one of: {', '.join(self.types)}",
             ) from None
 

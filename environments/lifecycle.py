@@ -94,6 +94,11 @@ class Lifecycle:
         self, actor: Actor, version: str, artifact: str, *, build_id: str = "", commit: str = ""
     ) -> Release:
         check_version(version)
+        if not artifact.strip():
+            raise InvalidInput(
+                "--artifact is empty",
+                hint="pass --artifact with the folder that holds the release's files",
+            )
         folder = Path(artifact).expanduser()
         if not folder.is_absolute():
             folder = (Path.cwd() / folder).resolve()

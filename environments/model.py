@@ -294,7 +294,7 @@ class MatrixRow:
 
 # Beyond this a date plus the duration no longer fits a datetime; nothing needs that long.
 LONGEST = timedelta(days=36500)
-DURATION_RULE = re.compile(r"^(\d+)([smhdw])$")
+DURATION_RULE = re.compile(r"^([0-9]+)([smhdw])$")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

@@ -11,10 +11,11 @@ from enum import StrEnum
 from typing import Any
 
 from environments.catalog import Catalog, EnvironmentType
-from environments.errors import InvalidInput
+from environments.errors import InvalidInput, clip
 from environments.secrets import SecretRef, check_not_literal_secret, parse_reference
 
 KEY_RULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+CONTEXT_FIELDS = ("env.name", "env.type", "env.owner", "release.version")
 TEMPLATE = re.compile(r"\{\{\s*([a-z_.A-Z0-9-]+)\s*\}\}")
 
 
@@ -72,6 +73,13 @@ def check(values: Mapping[str, object], where: str) -> None:
                 hint="use letters, digits, '_' and '.', starting with a letter",
             )
         check_not_literal_secret(key, _text(value), where)
+        for path in TEMPLATE.findall(_text(value)):
+            if path not in CONTEXT_FIELDS and not path.startswith("env.outputs."):
+                raise InvalidInput(
+                    f"{where}: {key} refers to '{{{{ {clip(path)} }}}}', which Shipyard does "
+                    "not know",
+                    hint="use env.name, env.type, env.owner, env.outputs.NAME or release.version",
+                )
 
 
 def resolve(

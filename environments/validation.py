@@ -199,6 +199,15 @@ class Checks:
         except ShipyardError as exc:
             self.add((*loc, "azure"), exc.reason, exc.hint)
             return
+        path = kind.azure.endpoint_output
+        declared = {str(k).lower() for k in template.body.get("outputs") or {}}
+        if path and path.split(".")[0].lower() not in declared:
+            self.add(
+                (*loc, "azure", "endpoint_output"),
+                f"type '{name}': endpoint_output '{clip(path)}' is not an output of "
+                f"{template.name}",
+                f"its outputs are: {', '.join(sorted(declared)) or '(none)'}",
+            )
         supplied: dict[str, str] = {}
         origins: dict[str, str] = {}
         for key, value in self.catalog.parameters.items():

@@ -28,7 +28,7 @@ from environments.pipeline_deployments import SYSTEM, PipelineDeployment, record
 from environments.registry import Database
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps, live_environments
-from pipelines.webhooks import reconcile_runs
+from pipelines.run_records import reconcile_runs
 
 __all__ = ["STEPS", "Context", "Step", "StepFailed"]
 

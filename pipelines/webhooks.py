@@ -4,7 +4,7 @@
 headers and raw body and answers with `result.status`. A forged request is refused before
 anything is parsed; an event id already seen (a retried delivery) has no second effect; a run or
 stage that finished becomes deployments in the record; an approval that waits is handed back for
-Slack to post. `reconcile_runs` finds completed runs whose hooks never arrived.
+Slack to post. What a run deployed is read by pipelines/run_records.py, which also holds the poll.
 """
 
 from __future__ import annotations
@@ -14,37 +14,37 @@ import binascii
 import hmac
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
-
-import sqlalchemy as sa
+from typing import Any
 
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
-from environments.errors import InvalidInput, NotFound
-from environments.model import DeploymentStatus
+from environments.errors import clip
 from environments.pipeline_deployments import (
-    SYSTEM,
     PipelineDeployment,
     Recorded,
-    record_deployment,
 )
-from environments.pipelines_config import WEBHOOK_SECRET_VARIABLE, AzureDevOpsSettings
+from environments.pipelines_config import WEBHOOK_SECRET_VARIABLE
 from environments.registry import Database
 from environments.registry.chat import first_time
 from environments.registry.pipeline_runs import seen
 from pipelines.azure_devops import (
     PipelineApproval,
     PipelineError,
-    PipelineRun,
     RunState,
-    StageOutcome,
     approval_from_json,
     environment_of_stage,
-    person_of,
+)
+from pipelines.run_records import (
+    ReconcileReport,
+    RunSource,
+    deployments_of_run,
+    key_of_run,
+    reconcile_runs,
+    record_run,
+    write_deployments,
 )
 
 __all__ = [
@@ -58,35 +58,11 @@ __all__ = [
     "reconcile_runs",
     "record_run",
 ]
-
 SECRET_HEADER = "X-Shipyard-Webhook-Secret"
 RUN_STATE_CHANGED = "ms.vss-pipelines.run-state-changed-event"
 STAGE_STATE_CHANGED = "ms.vss-pipelines.stage-state-changed-event"
 APPROVAL_PENDING = "ms.vss-pipelinechecks-events.approval-pending"
 APPROVAL_COMPLETED = "ms.vss-pipelinechecks-events.approval-completed"
-STAGE_RESULTS = {
-    "succeeded": DeploymentStatus.SUCCEEDED,
-    "succeededwithissues": DeploymentStatus.SUCCEEDED,
-    "failed": DeploymentStatus.FAILED,
-    "canceled": DeploymentStatus.CANCELLED,
-    "abandoned": DeploymentStatus.CANCELLED,
-}
-
-
-class RunSource(Protocol):
-    """What the webhook and the poll read from Azure DevOps (AzureDevOps implements it)."""
-
-    settings: AzureDevOpsSettings
-
-    def get_run(self, pipeline_id: int, run_id: int) -> PipelineRun: ...
-
-    def list_runs(self, pipeline_id: int) -> list[PipelineRun]: ...
-
-    def stages(self, run: PipelineRun) -> list[StageOutcome]: ...
-
-    def approvals_by_id(self, ids: Sequence[str]) -> list[PipelineApproval]: ...
-
-    def describe(self, approval: PipelineApproval) -> PipelineApproval: ...
 
 
 class WebhookAction(StrEnum):
@@ -119,15 +95,6 @@ class WebhookResult:
     recorded: tuple[Recorded, ...] = ()
     skipped: tuple[str, ...] = ()
     approval: PipelineApproval | None = None
-
-
-@dataclass(frozen=True)
-class ReconcileReport:
-    """What one poll found: runs looked at, deployments recorded, and what it could not record."""
-
-    runs_checked: int
-    recorded: tuple[Recorded, ...] = ()
-    skipped: tuple[str, ...] = ()
 
 
 @dataclass
@@ -184,13 +151,16 @@ class WebhookHandler:
             return WebhookResult(401, WebhookAction.REFUSED, "not a delivery from our service hook")
         try:
             event = json.loads(body)
-            event_id = str(event["id"])
-            event_type = str(event["eventType"])
+            if not isinstance(event, dict):
+                raise TypeError("the body is not a JSON object")
+            event_id = clip(str(event["id"]), 80)
+            event_type = clip(str(event["eventType"]), 80)
             resource = event.get("resource") or {}
             if not isinstance(resource, dict):
                 raise TypeError("resource is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            return WebhookResult(400, WebhookAction.INVALID, f"not a service-hook event: {exc}")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            detail = clip(str(exc) or type(exc).__name__, 120)
+            return WebhookResult(400, WebhookAction.INVALID, f"not a service-hook event: {detail}")
         key = f"ado:{event_id}"
         duplicate = WebhookResult(
             200, WebhookAction.DUPLICATE, "already handled", event_id, event_type
@@ -200,13 +170,21 @@ class WebhookHandler:
                 return duplicate
         try:
             effect = self._effect(event_type, resource)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # Authenticated, but not shaped as its type promises: refused, nothing remembered.
+            detail = clip(str(exc) or type(exc).__name__, 120)
+            return WebhookResult(
+                400, WebhookAction.INVALID, f"malformed {event_type} event: {detail}", event_id
+            )
         except PipelineError as exc:
             # Not remembered: Azure DevOps retries the delivery, or the poll catches the run.
             return WebhookResult(503, WebhookAction.RETRY, exc.one_line(), event_id, event_type)
         with self.database.write() as conn:
             if not first_time(conn, key, self.clock.now()):
                 return duplicate
-            recorded, skipped = _write(conn, self.catalog, effect.deployments, self.clock.now())
+            recorded, skipped = write_deployments(
+                conn, self.catalog, effect.deployments, self.clock.now()
+            )
             if effect.run_key:
                 first_time(conn, effect.run_key, self.clock.now())
         lines = [r.line() for r in recorded] + [*effect.skipped, *skipped]
@@ -255,6 +233,8 @@ class WebhookHandler:
         run_id, pipeline_id = run.get("id"), pipeline.get("id")
         if not isinstance(run_id, int) or not isinstance(pipeline_id, int):
             return None
+        if not (0 < run_id < 2**31 and 0 < pipeline_id < 2**31):  # Azure DevOps ids are int32
+            raise TypeError(f"run {clip(str(run_id), 20)} of pipeline {clip(str(pipeline_id), 20)}")
         return pipeline_id, run_id
 
     def _source(self) -> RunSource:
@@ -280,7 +260,7 @@ class WebhookHandler:
             f"run {run.id} {run.result}: it deployed nothing Shipyard knows",
             deployments,
             skipped,
-            run_key=_run_key(run.pipeline_id, run.id),
+            run_key=key_of_run(run.pipeline_id, run.id),
         )
 
     def _stage_changed(self, resource: dict[str, Any]) -> _Effect:
@@ -332,138 +312,3 @@ class WebhookHandler:
             f"approval {approval.id}{where}{release} is {approval.status}",
             approval=approval,
         )
-
-
-def deployments_of_run(
-    source: RunSource, run: PipelineRun, *, stage: str | None = None
-) -> tuple[list[PipelineDeployment], list[str]]:
-    """The deployments a run made: one per finished `shipyard_deploy_<env>` stage.
-
-    The release is the run's `release` template parameter, else its name (build number). A run
-    without such stages that names an `environment` template parameter counts as one deployment
-    into it with the run's result. Returns (deployments, reasons some were skipped).
-    """
-    # A run built for the release it deploys names it by its build number (examples/…).
-    release = _given(run.parameters.get("release")) or run.name
-    requested_by = _given(run.parameters.get("requestedBy")) or SYSTEM
-    skipped: list[str] = []
-    found: list[PipelineDeployment] = []
-    outcomes = [
-        s
-        for s in source.stages(run)
-        if s.environment is not None and (stage is None or s.name == stage)
-    ]
-    if not outcomes and stage is None and run.parameters.get("environment") and run.is_finished:
-        outcomes = [
-            StageOutcome(
-                name=run.parameters["environment"],
-                state="completed",
-                result=str(run.result or "failed"),
-            )
-        ]
-    identities = source.settings.identities
-    for outcome in outcomes:
-        environment = outcome.environment or outcome.name
-        status = STAGE_RESULTS.get((outcome.result or "").lower())
-        if outcome.state != "completed" or status is None:
-            continue  # still running, or skipped: nothing was deployed
-        if not release:
-            skipped.append(f"run {run.id} deployed into {environment} but names no release")
-            continue
-        approved: list[str] = []
-        for approval in source.approvals_by_id(outcome.approval_ids):
-            if approval.status == "rejected":
-                status = DeploymentStatus.REJECTED
-            approved += [person_of(s, identities) for s in approval.steps if s.status == "approved"]
-        found.append(
-            PipelineDeployment(
-                environment=environment,
-                release=release,
-                status=status,
-                run_url=run.web_url,
-                requested_by=requested_by,
-                approved_by=tuple(approved) if status is not DeploymentStatus.REJECTED else (),
-                artifact=run.parameters.get("artifact", ""),
-                build_id=str(run.id),
-                finished_at=run.finished,
-            )
-        )
-    return found, skipped
-
-
-def record_run(
-    source: RunSource,
-    database: Database,
-    catalog: Catalog,
-    run: PipelineRun,
-    *,
-    clock: Clock | None = None,
-) -> tuple[list[Recorded], list[str]]:
-    """Record what a run Shipyard followed (wait_for_run) deployed; the poll then skips it."""
-    clock = clock or SystemClock()
-    deployments, skipped = deployments_of_run(source, run)
-    with database.write() as conn:
-        recorded, more = _write(conn, catalog, deployments, clock.now())
-        if run.is_finished:
-            first_time(conn, _run_key(run.pipeline_id, run.id), clock.now())
-    return recorded, skipped + more
-
-
-def reconcile_runs(
-    source: RunSource,
-    database: Database,
-    catalog: Catalog,
-    *,
-    clock: Clock | None = None,
-    pipelines: Sequence[int] | None = None,
-    lookback: timedelta | None = None,
-) -> ReconcileReport:
-    """Record completed runs of the watched pipelines that no hook reported (idempotent)."""
-    clock = clock or SystemClock()
-    now = clock.now()
-    since = now - (lookback or timedelta(hours=source.settings.reconcile_lookback_hours))
-    recorded: list[Recorded] = []
-    skipped: list[str] = []
-    checked = 0
-    for pipeline_id in pipelines if pipelines is not None else source.settings.pipelines:
-        for listed in source.list_runs(pipeline_id):
-            if not listed.is_finished or (listed.finished and listed.finished < since):
-                continue
-            key = _run_key(pipeline_id, listed.id)
-            with database.read() as conn:
-                if seen(conn, key):
-                    continue
-            checked += 1
-            run = source.get_run(pipeline_id, listed.id)
-            deployments, why = deployments_of_run(source, run)
-            with database.write() as conn:
-                if not first_time(conn, key, clock.now()):
-                    continue
-                done, more = _write(conn, catalog, deployments, clock.now())
-            recorded += done
-            skipped += why + more
-    return ReconcileReport(checked, tuple(recorded), tuple(skipped))
-
-
-def _write(
-    conn: sa.Connection, catalog: Catalog, deployments: Sequence[PipelineDeployment], at: datetime
-) -> tuple[list[Recorded], list[str]]:
-    recorded: list[Recorded] = []
-    skipped: list[str] = []
-    for deployment in deployments:
-        # record_deployment refuses (unknown environment, bad version) before it writes anything.
-        try:
-            recorded.append(record_deployment(conn, catalog, deployment, at=at))
-        except (NotFound, InvalidInput) as exc:
-            skipped.append(f"{deployment.environment}: {exc.reason}")
-    return recorded, skipped
-
-
-def _given(value: str | None) -> str:
-    """A template parameter's value, unless it is empty or an unexpanded `$(macro)`."""
-    text = (value or "").strip()
-    return "" if not text or "$(" in text else text
-
-
-def _run_key(pipeline_id: int, run_id: int) -> str:
-    return f"ado-run:{pipeline_id}/{run_id}"

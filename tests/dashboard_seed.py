@@ -34,6 +34,9 @@ def config(folder: Path) -> Path:
     """The Slack tests' configuration, with the workspace whose members may sign in."""
     loaded: dict[str, Any] = yaml.safe_load(SLACK_CONFIG.read_text())
     loaded["slack"]["team"] = TEAM
+    for plan in (loaded.get("loadtests") or {}).values():
+        # Relative to the original file, which this copy no longer sits beside.
+        plan["file"] = str((SLACK_CONFIG.parent / plan["file"]).resolve())
     path = folder / "shipyard.yaml"
     path.write_text(yaml.safe_dump(loaded))
     return path

@@ -144,6 +144,11 @@ class Bot:
     def click(
         self, person: str, action_id: str, value: str, *, message: tuple[str, str] | None = None
     ) -> Answer:
+        return self.post(self.click_body(person, action_id, value, message=message))
+
+    def click_body(
+        self, person: str, action_id: str, value: str, *, message: tuple[str, str] | None = None
+    ) -> str:
         n = self._next()
         channel, ts = message or ("C0DEPLOYS", "1.1")
         payload = {
@@ -167,7 +172,7 @@ class Bot:
                 }
             ],
         }
-        return self.post(urllib.parse.urlencode({"payload": json.dumps(payload)}))
+        return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
     def submit(self, person: str, view: dict[str, Any], values: dict[str, Any]) -> Answer:
         payload = {

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from environments.providers import arm_template as arm
+from environments.providers.azure_config import AzureSettings
 from environments.secrets import KeyVaultRef
 
 VAULT = "/subscriptions/0/resourceGroups/sy-shared/providers/Microsoft.KeyVault/vaults/v"
@@ -82,3 +86,57 @@ def test_parameter_names_match_case_insensitively_in_the_templates_spelling(
     )
     assert not problems
     assert values == {"adminUserName": {"value": "shipyard"}, "vmCount": {"value": 5}}
+
+
+SECURE_SF_OUTPUTS = {
+    "clusterProperties": {
+        "managementEndpoint": "https://game.westeurope.cloudapp.azure.com:19080",
+        "clientConnectionEndpoint": "game.westeurope.cloudapp.azure.com:19000",
+        "clusterEndpoint": "https://westeurope.servicefabric.azure.com/runtime/clusters/1",
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("outputs", "path", "endpoint"),
+    [
+        # The secure quickstarts output only clusterProperties: one object down, https first.
+        (SECURE_SF_OUTPUTS, None, "https://westeurope.servicefabric.azure.com/runtime/clusters/1"),
+        (
+            SECURE_SF_OUTPUTS,
+            "clusterProperties.managementEndpoint",
+            "https://game.westeurope.cloudapp.azure.com:19080",
+        ),
+        (
+            SECURE_SF_OUTPUTS,
+            "CLUSTERPROPERTIES.ManagementEndpoint",
+            SECURE_SF_OUTPUTS["clusterProperties"]["managementEndpoint"],
+        ),
+        (SECURE_SF_OUTPUTS, "clusterProperties.nothing", None),
+        # A managed cluster: the bare host:port loses to an https endpoint.
+        (
+            {"clientConnectionEndpoint": "h:19000", "httpGatewayEndpoint": "https://h:19080"},
+            None,
+            "https://h:19080",
+        ),
+        ({"clientConnectionEndpoint": "h:19000"}, None, "h:19000"),
+        ({"endpoint": "https://a", "clusterEndpoint": "https://b"}, None, "https://a"),
+        ({"name": "x"}, None, None),
+    ],
+)
+def test_the_endpoint_output(outputs: dict[str, Any], path: str | None, endpoint: str) -> None:
+    assert arm.pick_endpoint(outputs, path) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("url", "scope"),
+    [
+        ("https://management.azure.com", "https://management.azure.com/.default"),
+        ("https://management.chinacloudapi.cn/", "https://management.chinacloudapi.cn/.default"),
+        ("https://management.usgovcloudapi.net", "https://management.usgovcloudapi.net/.default"),
+    ],
+)
+def test_the_credential_scope_follows_the_resource_manager_url(url: str, scope: str) -> None:
+    assert AzureSettings(resource_manager_url=url).scope == scope
+    explicit = AzureSettings(resource_manager_url=url, credential_scope="https://x/.default")
+    assert explicit.scope == "https://x/.default"

@@ -409,6 +409,7 @@ def test_expiry_destroys_azure_environments_too(
 
 
 def test_reconcile_reports_orphans_and_vanished_groups(rt: Runtime, fake: FakeArm) -> None:
+    assert run(rt, "reconcile").exit_code == 0, "no drift"
     assert create(rt, "pr-10").state == "succeeded"
     assert create(rt, "pr-11").state == "succeeded"
     fake.add_group("sy-ghost", {"shipyard-env": "ghost", "shipyard-owner": "bob"})
@@ -427,6 +428,7 @@ def test_reconcile_reports_orphans_and_vanished_groups(rt: Runtime, fake: FakeAr
     assert outcome.data["vanished"] == [
         {"environment": "pr-11", "type": "cloud", "state": "ready", "resourceGroup": "sy-pr-11"}
     ]
+    assert outcome.exit_code == 11, "drift is not success: a scheduled reconcile can alert"
     text = run(rt, "reconcile").text
     assert "1 orphaned resource group(s)" in text and "sy-ghost" in text and "bob" in text
     assert "1 environment(s) whose resource group vanished" in text and "sy-pr-11" in text

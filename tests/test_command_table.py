@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,23 +22,26 @@ def _words(command: Command) -> list[str]:
     return [command.group, *([command.verb] if command.verb else [])]
 
 
+def _reaches(command: Command, run: Callable[[], argparse.Namespace], prog: str) -> bool:
+    """Does this input reach this command (missing arguments aside)?"""
+    try:
+        args = run()
+    except InvalidInput as refused:
+        # Missing arguments: the usage shown is the command's own.
+        return "invalid choice" not in refused.reason and refused.hint.startswith(f"usage: {prog} ")
+    return bool((args.group, args.verb or "") == command.key)
+
+
 def _chat_accepts(command: Command) -> bool:
-    """Does `/env …` know this command (missing arguments aside)?"""
+    """Does `/env …` know this command?"""
     words = _words(command)
     text = " ".join(words[1:] if command.group == "env" else words)
-    try:
-        parse_text(text)
-    except InvalidInput as refused:
-        return "invalid choice" not in refused.reason
-    return True
+    return _reaches(command, lambda: parse_text(text), f"/env {text}")
 
 
 def _cli_accepts(command: Command) -> bool:
-    try:
-        parse(_words(command))
-    except InvalidInput as refused:
-        return "invalid choice" not in refused.reason
-    return True
+    words = _words(command)
+    return _reaches(command, lambda: parse(words), f"shipyard {' '.join(words)}")
 
 
 def test_every_command_has_one_entry() -> None:

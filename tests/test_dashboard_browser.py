@@ -177,7 +177,36 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+ACCESSIBILITY = """
+const problems = [];
+if (!document.documentElement.lang) problems.push("no lang on <html>");
+for (const landmark of ["main", "header[role=banner]", "nav[aria-label=Main]", "footer"]) {
+  if (document.querySelectorAll(landmark).length !== 1) problems.push("landmarks: " + landmark);
+}
+const navs = [...document.querySelectorAll("nav")].map((n) => n.getAttribute("aria-label"));
+if (navs.some((l) => !l) || new Set(navs).size !== navs.length) problems.push("navs: " + navs);
+for (const field of document.querySelectorAll("input:not([type=hidden]), select")) {
+  if (!field.closest("label") && !field.labels.length) problems.push("unlabelled " + field.name);
+}
+for (const image of document.querySelectorAll("img")) {
+  if (!image.alt) problems.push("image without alt: " + image.src);
+}
+for (const table of document.querySelectorAll("table")) {
+  if (!table.querySelector("th[scope=col]")) problems.push("table without column headers");
+}
+if (document.querySelectorAll("h1").length !== 1) problems.push("not one h1");
+return problems;
+"""
+
+
+def accessible(driver: object) -> list[str]:
+    """Landmarks, labels, alt texts, table headers: what a screen reader needs on every page."""
+    found: list[str] = driver.execute_script(ACCESSIBILITY)  # type: ignore[attr-defined]
+    return found
+
+
 def shot(driver: object, name: str) -> Path:
+    assert accessible(driver) == [], name
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTEFACTS / f"{name}.png"
     height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]

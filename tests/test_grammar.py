@@ -119,6 +119,10 @@ def test_usage_hint_has_no_runs_of_spaces(monkeypatch: pytest.MonkeyPatch) -> No
         ),
         ('reject 3 --reason "too slow"', {"verb": "reject", "reason": "too slow"}),
         ("list", {"verb": "list", "json": False}),
+        ("loadtest pr-1 --users 5", {"group": "env", "verb": "loadtest", "users": 5}),
+        ("loadtest history", {"group": "loadtest", "verb": "history"}),
+        ("loadtest compare 1 2", {"group": "loadtest", "verb": "compare", "first": 1}),
+        ("params show pr-1", {"group": "params", "verb": "show", "name": "pr-1"}),
     ],
 )
 def test_slack_text_parses_as_env_commands(text: str, expected: dict[str, Any]) -> None:

@@ -232,7 +232,9 @@ def test_a_change_of_health_is_posted_in_the_environments_thread(
             for c in slack.calls("chat.postMessage")
             if "degraded" in c.params.get("text", "")
         ]
-    assert (posted["channel"], posted["thread_ts"]) == ("C0DEPLOYS", "1.000100")
+    with runtime.database.read() as conn:
+        thread = chat_record.message(conn, "environment:pr-1")  # where its messages go now
+    assert thread is not None and (posted["channel"], posted["thread_ts"]) == thread
     assert posted["text"] == "pr-1 is degraded (was healthy): 1/2 healthy"
 
 
@@ -257,3 +259,29 @@ def test_reconcile_keeps_its_orphans_for_the_dashboards_banner(
             "tags": {"shipyard-env": "forgotten", "shipyard-owner": "mallory"},
         }
     ]
+
+
+def test_one_replica_leads_the_probes_and_another_may_lead_the_schedules_meanwhile(
+    home: Path, postgres_url: str
+) -> None:
+    from bot.health_leader import HEALTH_LOCK
+    from bot.scheduler import Leadership
+    from tests.conftest import CONFIG
+
+    first = Runtime.open(str(CONFIG), database_url=postgres_url)
+    second = Runtime.open(str(CONFIG), database_url=postgres_url)
+    leaders = [
+        Leadership(first, key=HEALTH_LOCK, lockfile="health.lock"),
+        Leadership(second, key=HEALTH_LOCK, lockfile="health.lock"),
+    ]
+    schedules = Leadership(second)
+    try:
+        assert [leader.try_acquire() for leader in leaders] == [True, False]
+        assert schedules.try_acquire()  # a different lock: the second replica runs schedules
+        leaders[0].release()  # the leader stops: the other takes over
+        assert leaders[1].try_acquire()
+    finally:
+        for leader in (*leaders, schedules):
+            leader.release()
+        first.close()
+        second.close()

@@ -14,6 +14,7 @@ import pytest
 from bot import views
 from bot.runtime import Runtime
 from environments.model import ApprovalState, EnvironmentState
+from environments.policy import Actor
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from tests.conftest import EXAMPLES, ROOT, MovableClock, destroy_everything, person
@@ -465,3 +466,51 @@ def test_a_secret_the_app_prints_when_it_crashes_is_masked_in_slack(
     assert secret not in json.dumps([c.params for c in slack.calls()])
     with bot.runtime.database.read() as conn:
         assert secret not in json.dumps(ops.audit_log(conn, limit=500), default=str)
+
+
+def test_a_retry_reaching_another_replica_answers_once(
+    home: Path, tmp_path: Path, clock: MovableClock, slack: FakeSlack
+) -> None:
+    def factory(directory: Any) -> Runtime:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        return Runtime.open(str(CONFIG), database_url=url, clock=clock, directory=directory)
+
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    with running_bot(factory, slack) as first, running_bot(factory, slack) as second:
+        bodies = [first.command_body("bob", text) for text in ("list", "matrix", "list")]
+        for body in bodies:
+            assert first.post(body).status == 200
+            assert second.post(body, headers=retry).status == 200
+        eventually(lambda: len(slack.calls("response_url")) >= 3)
+        time.sleep(1.0)  # time for a second answer, were there one
+    answered = sorted(c.path for c in slack.calls("response_url"))
+    assert answered == sorted({c.path for c in slack.calls("response_url")}), "each answered once"
+    assert len(answered) == 3
+
+
+@pytest.mark.parametrize(
+    ("person", "text", "refusal"),
+    [
+        ("alice", "expire", "alice may not expire — ask one of: an admin"),
+        ("alice", "loadtest production", "alice may not loadtest production environments"),
+        ("alice", "schedule pause nightly", "alice may not schedule pause"),
+    ],
+)
+def test_chat_actions_without_a_rule_of_their_own_are_checked_by_the_table(
+    bot: Bot, slack: FakeSlack, person: str, text: str, refusal: str
+) -> None:
+    """`/env expire` and `/env loadtest production` were open to anyone in chat."""
+    bot.runtime.lifecycle.create(
+        Actor("dave"), "production", env_type="production", release="1.0.0"
+    )
+    bot.command(person, text)
+    (reply,) = eventually(
+        lambda: [c for c in slack.calls("response_url") if refusal in c.params.get("text", "")]
+    )
+    assert reply.params["response_type"] == "ephemeral"
+
+
+def test_chat_help_lists_only_what_chat_accepts(bot: Bot) -> None:
+    body = bot.command("alice", "help").body
+    assert "/env loadtest history" in body
+    assert "loadtest report" not in body and "[-h]" not in body and "--json" not in body

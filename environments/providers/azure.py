@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -56,10 +57,19 @@ class StaticTokenCredential:
 
 
 def credential_from_environment() -> TokenCredential:
-    """SHIPYARD_AZURE_STATIC_TOKEN if set, else DefaultAzureCredential (AZURE_TOKEN_CREDENTIALS)."""
+    """SHIPYARD_AZURE_STATIC_TOKEN if set, else DefaultAzureCredential (AZURE_TOKEN_CREDENTIALS).
+
+    DefaultAzureCredential is built once per process and shared, so the token it caches is
+    reused by every command and runtime of the process until it nears expiry.
+    """
     token = os.environ.get(STATIC_TOKEN_VARIABLE)
     if token:
         return StaticTokenCredential(token)
+    return _default_credential()
+
+
+@functools.cache
+def _default_credential() -> TokenCredential:
     from azure.identity import DefaultAzureCredential
 
     credential: TokenCredential = DefaultAzureCredential()
@@ -199,7 +209,7 @@ class AzureProvider:
         outputs = arm.flatten_outputs(finished.get("properties", {}).get("outputs"))
         progress(f"ARM deployment {name} succeeded")
         return ProviderResult(
-            endpoint=arm.pick_endpoint(outputs),
+            endpoint=arm.pick_endpoint(outputs, _endpoint_output(self.catalog, environment.type)),
             outputs={**outputs, "resourceGroup": group, "deployment": name},
         )
 
@@ -476,7 +486,7 @@ class AzureProvider:
         session.mount("http://", adapter)
         options: dict[str, Any] = {
             "base_url": s.resource_manager_url,
-            "credential_scopes": [s.credential_scope],
+            "credential_scopes": [s.scope],
             "polling_interval": s.polling_interval,
             "retry_total": s.max_retries,
             "retry_backoff_factor": 0.8,
@@ -495,6 +505,11 @@ class AzureProvider:
             ResourceManagementClient(credential, s.subscription_id, **options),
             DeploymentsMgmtClient(credential, s.subscription_id, **options),
         )
+
+
+def _endpoint_output(catalog: Catalog, type_name: str) -> str | None:
+    settings = catalog.type(type_name).azure
+    return settings.endpoint_output if settings else None
 
 
 @contextmanager

@@ -25,7 +25,9 @@ class AzureSettings(BaseModel):
     location: str = "westeurope"
     resource_group_prefix: str = "shipyard"
     resource_manager_url: str = "https://management.azure.com"
-    credential_scope: str = "https://management.azure.com/.default"
+    # Empty: derived from resource_manager_url (<url>/.default), right for sovereign clouds too
+    # (https://management.chinacloudapi.cn, https://management.usgovcloudapi.net).
+    credential_scope: str = ""
     # Where Key Vaults named only by name (`@keyvault(my-vault, secret)`) live; empty means the
     # shared resource group `<resource_group_prefix>-shared`.
     key_vault_resource_group: str = ""
@@ -37,6 +39,11 @@ class AzureSettings(BaseModel):
     request_timeout: float = Field(default=60.0, gt=0, le=600)
     # Seconds a deployment or a resource group deletion may run before Shipyard stops waiting.
     operation_timeout: float = Field(default=3 * 3600.0, gt=0)
+
+    @property
+    def scope(self) -> str:
+        """The token scope: as configured, else derived from the Resource Manager URL."""
+        return self.credential_scope or f"{self.resource_manager_url.rstrip('/')}/.default"
 
     def with_environment(self, environ: Mapping[str, str] | None = None) -> AzureSettings:
         """These settings with SHIPYARD_AZURE_* environment variables applied on top."""
@@ -59,6 +66,9 @@ class AzureTypeSettings(BaseModel):
     template: str
     parameters_file: str | None = None
     unique: tuple[str, ...] = ()
+    # Which output is the endpoint, dotted into objects (clusterProperties.managementEndpoint);
+    # unset, the best-looking *Endpoint output (see arm_template.pick_endpoint).
+    endpoint_output: str | None = None
     # Probed by the health check with `{endpoint}` filled in, e.g. a Service Fabric cluster's
     # "{endpoint}/$/GetClusterHealth?api-version=6.0" (its AggregatedHealthState decides).
     health_url: str | None = None

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from environments.errors import Conflict, NotFound
+from environments.errors import Conflict, NotFound, clip
 from environments.model import (
     Approval,
     ApprovalDecision,
@@ -74,7 +74,7 @@ def release_id(conn: sa.Connection, version: str) -> int:
     found = conn.execute(sa.select(releases.c.id).where(releases.c.version == version)).scalar()
     if found is None:
         raise NotFound(
-            f"there is no release {version} in the record",
+            f"there is no release {clip(version)} in the record",
             hint="add it with 'shipyard release add VERSION --artifact PATH' "
             "or see 'shipyard release list'",
         )
@@ -137,7 +137,7 @@ def get_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> En
     found = find_environment(conn, name, lock=lock)
     if found is None:
         raise NotFound(
-            f"there is no environment '{name}'",
+            f"there is no environment '{clip(name)}'",
             hint="see 'shipyard env list', or create it with 'shipyard env create'",
         )
     return found
@@ -515,7 +515,7 @@ def get_approval(conn: sa.Connection, approval_id: int) -> Approval:
     rows = conn.execute(_approval_select.where(approvals.c.id == approval_id)).all()
     if not rows:
         raise NotFound(
-            f"there is no approval request #{approval_id}",
+            f"there is no approval request #{clip(str(approval_id))}",
             hint="see waiting requests with 'shipyard env approvals'",
         )
     return _approvals(conn, rows)[0]

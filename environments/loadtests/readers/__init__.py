@@ -76,7 +76,12 @@ def detect_format(path: str | os.PathLike[str]) -> ResultFormat:
     text = head.lstrip()
     if not text:
         raise _bad(path, "is empty", hint=_TEXT_HINT)
+    if "\x00" in text[:4096] or "\ufffd" in text[:4096]:
+        raise _bad(path, "is binary, not a text result file", hint=_TEXT_HINT)
     if text.startswith("<"):
+        if "<!ENTITY" in text:
+            # JMeter never declares entities; a file that does may be an expansion bomb.
+            raise _bad(path, "declares XML entities, which JMeter results never do")
         root = _xml_root(text)
         if root == "testResults":
             return ResultFormat.JMETER_XML
@@ -106,6 +111,6 @@ def detect_format(path: str | os.PathLike[str]) -> ResultFormat:
         )
     raise _bad(
         path,
-        f"is neither a JMeter result file nor a Locust CSV (first line: {first[:60]!r})",
+        f"is neither a JMeter result file nor a Locust CSV (first line: {first[:60]!a})",
         hint=_TEXT_HINT,
     )

@@ -18,6 +18,7 @@ from environments.loadtests.results import (
 
 Timestamps = Literal["start", "end"]
 _HEAD_BYTES = 64 << 10
+MAX_LABEL = 2000
 JMETER_FIELDS = frozenset(
     {
         *("timeStamp", "elapsed", "label", "responseCode", "responseMessage", "threadName"),
@@ -97,7 +98,22 @@ def _samples(
         values = columns.get(name)
         return None if values is None else np.asarray(values).astype(dtype, copy=False)
 
+    longest = max((len(label) for label in labels), default=0)
+    if longest > MAX_LABEL:
+        raise _bad(
+            path,
+            f"has a label of {longest:,} characters; a request's label is a short name",
+            hint="the file is corrupt, or a column holds a response body",
+        )
     elapsed = numbers("elapsed", np.int32)
+    if elapsed is not None and bool((elapsed < 0).any()):
+        row = int(np.argmax(elapsed < 0))
+        raise _bad(
+            path,
+            f"has {int((elapsed < 0).sum()):,} sample(s) with a negative elapsed time "
+            f"(the first is sample {row + 1})",
+            hint="the file is corrupt or was edited; elapsed is milliseconds, 0 or more",
+        )
     start = numbers("timeStamp", np.int64)
     if start is not None and elapsed is not None and timestamps == "end":
         start = start - elapsed
