@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from bot import render
 from bot.command import CLI, Command, Outcome
 from bot.runtime import Runtime
-from environments import parameters, policy, renderings
+from environments import inputs, parameters, policy, renderings
 from environments.catalog import EnvironmentType
 from environments.errors import ConfigError, Conflict, NotFound, ShipyardError
 from environments.model import (
@@ -119,6 +119,13 @@ def what_if_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
     lifetime = policy.lifetime(kind, parse_duration(args.ttl) if args.ttl is not None else None)
     overrides = parameters.parse_assignments(args.overrides)
     parameters.check(overrides, "--set")
+    inputs.require(
+        kind.inputs,
+        overrides,
+        type_name=kind.name,
+        preset=[*rt.catalog.parameters, *kind.parameters],
+        creating=True,
+    )
     with rt.database.read() as conn:
         release = rec.get_release(conn, args.release)
         _not_live(conn, args.name)
@@ -149,6 +156,7 @@ def what_if_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
         release = rec.get_release(conn, args.release)
     kind = rt.catalog.type(env.type)
     policy.require(rt.catalog, actor, "deploy", kind)
+    inputs.require(kind.inputs, one_off, type_name=kind.name, creating=False)
     return _what_if(rt, kind, env, release, one_off, creating=False)
 
 

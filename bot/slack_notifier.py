@@ -190,6 +190,7 @@ class SlackNotifier:
             Event.EXPIRY_WARNING: self._expiry_warning,
             Event.LOADTEST_FINISHED: self._loadtest_finished,
             Event.HEALTH_CHANGED: self._health_changed,
+            Event.PIPELINE_DEPLOYMENT: self._pipeline_deployment,
         }[row.event]
         return handler(row)
 
@@ -445,6 +446,25 @@ class SlackNotifier:
                 f"on {row.environment}",
                 alt=str(row.payload.get("verdict") or outcome),
             )
+        return f"{posted[0]}/{posted[1]}"
+
+    def _pipeline_deployment(self, row: Pending) -> str:
+        """A deployment an Azure DevOps run made, with the run to open, in the environment's
+        thread (or the default channel)."""
+        with self.db.read() as conn:
+            thread = chat_record.message(conn, f"environment:{row.environment}")
+        channel = thread[0] if thread else self.catalog.slack.channel
+        if channel is None:
+            return "nowhere"
+        p = row.payload
+        mark = {"succeeded": "✅", "failed": "❌", "cancelled": "⚪"}.get(
+            str(p.get("status")), "⏳"
+        )
+        text = (
+            f"{mark} *{p.get('release')}* → *{row.environment}* by a pipeline run "
+            f"({p.get('status')}, asked by {p.get('by')}): <{p.get('run_url')}|open the run>"
+        )
+        posted = self._post_once(row, channel, thread_ts=thread[1] if thread else None, text=text)
         return f"{posted[0]}/{posted[1]}"
 
     def _health_changed(self, row: Pending) -> str:

@@ -118,6 +118,6 @@ def require(
         settable = [f"{i.id}" for i in items if not i.read_only]
         raise InvalidInput(
             f"type {type_name}: " + "; ".join(found),
-            hint="set its parameters with --set ID=VALUE"
-            + (f" (parameters: {', '.join(settable)})" if settable else ""),
+            hint="give the type's parameters as ID=VALUE"
+            + (f" (its parameters: {', '.join(settable)})" if settable else ""),
         )

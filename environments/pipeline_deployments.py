@@ -26,6 +26,7 @@ from environments.model import (
     check_version,
 )
 from environments.registry import operations as ops
+from environments.registry import outbox
 from environments.registry import pipeline_runs as runs
 from environments.registry import record as rec
 from environments.registry.pipeline_runs import run_url_of
@@ -106,6 +107,8 @@ def record_deployment(
     else:
         deployment_id = existing[0]
     status = existing[1] if existing is not None else done.status
+    # People hear of a pipeline's deployment once: when it is first seen, or when it ends.
+    tell = new or (not status.is_terminal and done.status.is_terminal)
     if not status.is_terminal or new:
         status = done.status
         rec.set_deployment_status(
@@ -140,6 +143,17 @@ def record_deployment(
             run_url=done.run_url,
             deployment=deployment_id,
             approved_by=list(approved_by),
+        )
+    if tell:
+        outbox.add(
+            conn,
+            outbox.Event.PIPELINE_DEPLOYMENT,
+            at=at,
+            environment=env.name,
+            release=done.release,
+            status=str(status),
+            run_url=done.run_url,
+            by=done.requested_by,
         )
     return Recorded(
         environment=env.name,

@@ -176,7 +176,9 @@ def test_required_read_only_and_bad_values_are_refused_before_anything_is_writte
     assert "runtime: 'cobol' is not allowed (allowed: dotnet, dotnet-isolated" in reason
     assert "supportsHttpsTrafficOnly must be true or false, got 'maybe'" in reason
     assert "name (Name) is required" in reason
-    assert "--set ID=VALUE" in refused.value.hint
+    assert "as ID=VALUE (its parameters: name, supportsHttpsTrafficOnly, runtime)" in (
+        refused.value.hint
+    )
     with rt.database.read() as conn:
         assert rec.find_environment(conn, "fn-2") is None
     assert fake.requests == []
@@ -199,6 +201,21 @@ def test_required_read_only_and_bad_values_are_refused_before_anything_is_writte
     assert outcome.operation is not None
     with rt.database.read() as conn:
         assert rec.get_environment(conn, "fn-3").overrides == {"name": "fn", "runtime": "node"}
+
+
+def test_what_if_for_an_ade_type_checks_its_parameters_and_changes_nothing(
+    rt: Runtime, fake: FakeArm
+) -> None:
+    with pytest.raises(InvalidInput, match="name \\(Name\\) is required"):
+        run(rt, "env", "create", "fn-9", "--type", "functionapp", "--release", "1.0.0", "--what-if")
+    text = run(
+        rt,
+        *("env", "create", "fn-9", "--type", "functionapp", "--release", "1.0.0"),
+        *("--set", "name=shop", "--what-if"),
+    ).text
+    assert "+ Create    Microsoft.Web/sites" in text
+    assert text.splitlines()[-1] == "nothing was done and the record is unchanged"
+    assert fake.groups == {} and fake.deployment_puts() == []
 
 
 def test_a_read_only_parameter_cannot_be_overridden(
@@ -408,13 +425,68 @@ def test_a_stale_compiled_template_is_not_used(
         ade_templates.template_of(definition)
 
 
-@pytest.mark.skipif(
-    ade_templates.bicep_command(Path("main.bicep")) is None, reason="no Bicep CLI on this machine"
-)
-def test_a_bicep_item_is_compiled_with_the_bicep_cli_when_one_is_installed(tmp_path: Path) -> None:
+def stand_in(tmp_path: Path, tool: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only `tool` (bicep or az) on PATH: tests/fakes/bicep.py answering as that tool."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    script = folder / tool
+    fake = Path(__file__).parent / "fakes" / "bicep.py"
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$0" "$@"\n')
+    script.chmod(0o755)
+    log = tmp_path / "bicep.log"
+    monkeypatch.setenv("PATH", str(folder))
+    monkeypatch.setenv("FAKE_BICEP_LOG", str(log))
+    monkeypatch.setenv("FAKE_BICEP_TEMPLATE", str(ITEMS / "WebApp" / "azuredeploy.json"))
+    return log
+
+
+def test_a_bicep_item_is_compiled_with_the_bicep_cli_and_deployed(
+    tmp_path: Path,
+    home: Path,
+    fake: FakeArm,
+    clock: MovableClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = stand_in(tmp_path, "bicep", monkeypatch)
+    item, config = bicep_item(tmp_path, compiled=False)
+    runtime = open_runtime(config, tmp_path, fake, clock)
+    try:
+        assert (
+            "azure web: main.json ok (ADE WebApp 1.0.0 — Azure Web App Environment, runner Bicep)"
+            in (run(runtime, "config", "check").text)
+        )
+        op = create(runtime, "web-3", "web", {"name": "shop"})
+        assert op.state == "succeeded", op.error
+    finally:
+        runtime.close()
+    sent = fake.deployment_puts()[0].body["properties"]
+    assert sent["template"]["metadata"]["_generator"]["name"] == "bicep"
+    assert sent["parameters"] == {"name": {"value": "shop"}}
+    # One compilation for the process, however often the template is needed.
+    assert log.read_text().splitlines() == [f"bicep build {item / 'main.bicep'} --stdout"]
+
+
+def test_the_azure_cli_compiles_when_it_is_the_bicep_cli_at_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = stand_in(tmp_path, "az", monkeypatch)
     item, _ = bicep_item(tmp_path, compiled=False)
     template = ade_templates.template_of(ade.load_definition(item))
     assert template is not None and set(template.parameters) == {"name", "location", "tags"}
+    assert log.read_text().splitlines() == [f"az bicep build --file {item / 'main.bicep'} --stdout"]
+
+
+def test_a_bicep_file_that_does_not_compile_is_refused_with_the_compilers_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_in(tmp_path, "bicep", monkeypatch)
+    item, _ = bicep_item(tmp_path, compiled=False)
+    bicep = item / "main.bicep"
+    bicep.write_text(bicep.read_text().replace("param name string = ''", "param name string =! ''"))
+    with pytest.raises(ConfigError) as refused:
+        ade_templates.template_of(ade.load_definition(item))
+    assert refused.value.reason.startswith(f"{bicep}: 'bicep build {bicep} --stdout' failed: ")
+    assert f"{bicep}(5,1) : Error BCP018" in refused.value.reason
 
 
 # --- inputs -----------------------------------------------------------------------------------

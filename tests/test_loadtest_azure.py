@@ -59,6 +59,7 @@ def test_a_run_reports_the_samples_of_the_result_file(
 
     test = load_test_id(plan)
     assert test == "shipyard-checkout-flow"
+    assert alt.tests[test]["passFailCriteria"] == {"passFailMetrics": {}}
     assert alt.tests[test]["loadTestConfiguration"] == {"engineInstances": 1}
     assert alt.tests[test]["environmentVariables"]["SHIPYARD_USERS"] == "7"
     assert alt.files[(test, plan.name)]["validationStatus"] == "VALIDATION_SUCCESS"
@@ -135,3 +136,40 @@ def test_the_engine_is_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     assert chosen.command(Path("a.jmx"), "http://x", LOAD, Path("."))[1] == (
         "abc.cnt-prod.loadtest.azure.com"
     )
+
+
+def test_the_test_is_one_per_plan_and_type_and_carries_the_plans_criteria(
+    alt: FakeLoadTesting, plan: Path, tmp_path: Path
+) -> None:
+    criteria = ("p95(response_time_ms) > 500", "Login: percentage(error) > 5")
+    for env_type in ("test", "staging"):
+        make(alt).run(
+            plan,
+            "https://app.example",
+            LOAD,
+            tmp_path / env_type,
+            name=f"checkout-{env_type}",
+            criteria=criteria,
+        )
+    assert set(alt.tests) == {"shipyard-checkout-test", "shipyard-checkout-staging"}
+    metrics = list(
+        alt.tests["shipyard-checkout-test"]["passFailCriteria"]["passFailMetrics"].values()
+    )
+    assert metrics == [
+        {
+            "clientMetric": "response_time_ms",
+            "aggregate": "p95",
+            "condition": ">",
+            "value": 500.0,
+            "action": "continue",
+        },
+        {
+            "clientMetric": "error",
+            "aggregate": "percentage",
+            "condition": ">",
+            "value": 5.0,
+            "action": "continue",
+            "requestName": "Login",
+        },
+    ]
+    assert not alt.violations

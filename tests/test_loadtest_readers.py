@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from environments.errors import InvalidInput
-from environments.loadtests import readers
-from environments.loadtests.readers import detect_format, read_result
+from environments.loadtests.readers import detect_format, jtl_csv, read_result
 from environments.loadtests.results import AggregateReport, LocustHistory, ResultFormat, Samples
 from tests.reference import REFERENCE
 
@@ -152,7 +151,7 @@ def test_blocks_cut_anywhere_read_the_same(
     header, body = AWKWARD.split("\n", 1)
     path = write(tmp_path, "awkward.jtl", header + "\n" + body * 5)
     whole = samples(path)
-    monkeypatch.setattr(readers, "BLOCK_BYTES", block)
+    monkeypatch.setattr(jtl_csv, "BLOCK_BYTES", block)
     cut = samples(path)
     assert cut.labels == whole.labels
     for column in ("label", "success", "elapsed", "start", "received_bytes"):
@@ -165,7 +164,7 @@ def test_a_bad_value_deep_in_the_file_names_its_sample_and_stops_the_reader(
     rows = [f"a,{i},true" for i in range(5000)]
     rows[4321] = "a,12.5,true"
     path = write(tmp_path, "deep.csv", "label,elapsed,success\n" + "\n".join(rows) + "\n")
-    monkeypatch.setattr(readers, "BLOCK_BYTES", 1024)
+    monkeypatch.setattr(jtl_csv, "BLOCK_BYTES", 1024)
     threads = threading.active_count()
     with pytest.raises(InvalidInput, match=r"sample 4322: elapsed is '12.5', not a whole number"):
         read_result(path)

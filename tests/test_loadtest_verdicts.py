@@ -191,3 +191,20 @@ def test_a_baseline_whose_own_runs_differ_widens_what_counts_as_noise() -> None:
     assert alone.outcome is Outcome.REGRESSED, "×1.8 against one quiet run"
     noisy = judge_label("Login", slower, quiet.labels["Login"], tight, {"p95": 3.0, "mean": 3.0})
     assert noisy.outcome is Outcome.PASSED, "inside the baseline runs' own ×3 spread"
+
+
+def test_a_busy_spell_in_one_half_of_the_run_is_not_a_regression() -> None:
+    """Same build; the machine was busy during the second half of this run only."""
+    rng = np.random.default_rng(5)
+    n = 2_000
+    before = rng.lognormal(np.log(30.0), 0.3, n)
+    calm, busy = rng.lognormal(np.log(30.0), 0.3, n // 2), rng.lognormal(np.log(150.0), 0.3, n // 2)
+    spell = np.concatenate([calm, busy])
+    ok = np.ones(n, np.bool_)
+    base = LabelSamples(np.arange(n), before, ok, n, 0)
+    judged = judge_label("Login", LabelSamples(np.arange(n), spell, ok, n, 0), base, RULES)
+    assert judged.p95 is not None and judged.p95.low > 2.0, "the whole run's p95 is far up"
+    assert judged.outcome is Outcome.PASSED, "but only in one half of it"
+    slower = rng.lognormal(np.log(150.0), 0.3, n)
+    steady = judge_label("Login", LabelSamples(np.arange(n), slower, ok, n, 0), base, RULES)
+    assert steady.outcome is Outcome.REGRESSED, "slower from start to end"

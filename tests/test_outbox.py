@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from bot.app import web_client
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
+from environments.model import DeploymentStatus
+from environments.pipeline_deployments import PipelineDeployment, record_deployment
 from environments.registry.schema import outbox as outbox_table
 from tests.conftest import EXAMPLES, ROOT, MovableClock, destroy_everything, person
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
@@ -213,3 +215,32 @@ def test_an_operation_started_where_the_bot_cannot_post_answers_by_response_url_
     ]
     assert len(dms) == 1
     assert undelivered(rt) == []
+
+
+def test_a_deployment_a_pipeline_reports_is_told_once_with_the_run_to_open(
+    rt: Runtime, slack: FakeSlack
+) -> None:
+    ready_test_env(rt)
+    notifier = deliverer(rt, slack)
+    notifier.deliver_pending()
+    run = "https://dev.azure.com/org/project/_build/results?buildId=42"
+    for status in (
+        DeploymentStatus.RUNNING,
+        DeploymentStatus.SUCCEEDED,
+        DeploymentStatus.SUCCEEDED,
+    ):
+        with rt.database.write() as conn:
+            record_deployment(
+                conn,
+                rt.catalog,
+                PipelineDeployment("pr-1", "1.1.0", status, run, requested_by="carol"),
+                at=rt.clock.now(),
+            )
+    assert notifier.deliver_pending() == 2, "first seen, then ended; the repeat says nothing"
+    told = [c.params["text"] for c in slack.calls("chat.postMessage") if run in c.params["text"]]
+    assert len(told) == 2 and "succeeded" in told[1] and "open the run" in told[1]
+    assert all(
+        c.params.get("thread_ts")
+        for c in slack.calls("chat.postMessage")
+        if run in c.params["text"]
+    )

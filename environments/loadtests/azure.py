@@ -1,7 +1,8 @@
 """The azure-load-testing engine: a JMeter plan run by Azure Load Testing, reported like JMeter's.
 
 The only module that imports azure-developer-loadtesting. Steps: create or update the test (its
-id derived from the plan's name, one engine instance), upload the plan (JMX_FILE) and a
+id derived from the plan's name and the environment type, one engine instance, the plan's
+criteria as its passFailCriteria), upload the plan (JMX_FILE) and a
 user.properties (USER_PROPERTIES) carrying protocol/host/port/threads/rampup/duration, which the
 plan reads via ${__P(…)} as it does under the jmeter engine; wait for validation; start a test
 run and wait for it; download the result file from the run's output artifacts (a CSV JTL, or a
@@ -39,6 +40,7 @@ from azure.developer.loadtesting import LoadTestAdministrationClient, LoadTestRu
 
 from environments.errors import InvalidInput, ProviderError, ShipyardError
 from environments.loadtests.aggregate import aggregate
+from environments.loadtests.criteria import parse_criterion
 from environments.loadtests.engines import EngineRun, Load, Progress
 from environments.loadtests.readers import read_result
 from environments.providers.azure import credential_from_environment
@@ -51,11 +53,30 @@ _HINT_ENDPOINT = (
 )
 
 
-def load_test_id(plan: Path) -> str:
-    """The Load Testing test id of a plan: its name, lower-case, [a-z0-9_-], 2 to 50 characters."""
-    slug = re.sub(r"[^a-z0-9_-]+", "-", plan.stem.lower()).strip("-_")
+def load_test_id(plan: Path, name: str = "") -> str:
+    """The Load Testing test id: lower-case [a-z0-9_-], 2 to 50 characters, from `name` (the
+    plan's name and the environment type: one test each) or else the plan file's name."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", (name or plan.stem).lower()).strip("-_")
     slug = f"shipyard-{slug}" if slug else "shipyard-plan"
     return slug[:50].rstrip("-_")
+
+
+def pass_fail_criteria(criteria: tuple[str, ...]) -> dict[str, Any]:
+    """Azure Load Testing's passFailCriteria for the plan's criteria (the same syntax)."""
+    metrics = {}
+    for text in criteria:
+        c = parse_criterion(text)
+        metric: dict[str, Any] = {
+            "clientMetric": c.metric,
+            "aggregate": c.function,
+            "condition": c.operator,
+            "value": c.threshold,
+            "action": "continue",
+        }
+        if c.request is not None:
+            metric["requestName"] = c.request
+        metrics[str(uuid.uuid5(uuid.NAMESPACE_URL, f"shipyard:{text}"))] = metric
+    return {"passFailMetrics": metrics}
 
 
 def _run_id(test: str) -> str:
@@ -119,6 +140,9 @@ class AzureLoadTestingEngine:
         load: Load,
         folder: Path,
         progress: Progress | None = None,
+        *,
+        name: str = "",
+        criteria: tuple[str, ...] = (),
     ) -> EngineRun:
         if plan.suffix.lower() != ".jmx":
             raise InvalidInput(
@@ -128,7 +152,7 @@ class AzureLoadTestingEngine:
         if not plan.is_file():
             raise InvalidInput(f"{plan}: no such plan file", hint="check the plan's path")
         admin, runs = self._clients()
-        test = load_test_id(plan)
+        test = load_test_id(plan, name)
         try:
             with self._calling(f"creating test {test}"):
                 admin.create_or_update_test(
@@ -137,6 +161,9 @@ class AzureLoadTestingEngine:
                         "displayName": f"Shipyard {plan.stem}"[:50],
                         "description": f"Shipyard load test of {plan.name}",
                         "loadTestConfiguration": {"engineInstances": 1},
+                        # The plan's criteria on the test itself: the portal shows the same
+                        # verdict Shipyard computes from the results.
+                        "passFailCriteria": pass_fail_criteria(criteria),
                         "environmentVariables": {
                             "SHIPYARD_ENDPOINT": endpoint,
                             "SHIPYARD_USERS": str(load.users),

@@ -56,7 +56,13 @@ class Engine(Protocol):
         load: Load,
         folder: Path,
         progress: Progress | None = None,
-    ) -> EngineRun: ...
+        *,
+        name: str = "",
+        criteria: tuple[str, ...] = (),
+    ) -> EngineRun:
+        """`name` (plan and environment type) and `criteria` are for engines that keep a test
+        of their own (Azure Load Testing); the others judge criteria after the run."""
+        ...
 
 
 Progress = Callable[[str], None]
@@ -186,6 +192,9 @@ class LocustEngine:
         load: Load,
         folder: Path,
         progress: Progress | None = None,
+        *,
+        name: str = "",
+        criteria: tuple[str, ...] = (),
     ) -> EngineRun:
         timeout = load.duration.total_seconds() + 60
         samples = folder / "samples.jtl"
@@ -248,6 +257,9 @@ class JMeterEngine:
         load: Load,
         folder: Path,
         progress: Progress | None = None,
+        *,
+        name: str = "",
+        criteria: tuple[str, ...] = (),
     ) -> EngineRun:
         timeout = load.duration.total_seconds() + 120
 

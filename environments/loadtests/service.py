@@ -215,7 +215,15 @@ class LoadTesting:
         threading.Thread(target=charts.preload, name="chart-preload", daemon=True).start()
         try:
             engine_began = time.perf_counter()
-            result = runner.run(plan_file, env.endpoint, load, folder, progress)
+            result = runner.run(
+                plan_file,
+                env.endpoint,
+                load,
+                folder,
+                progress,
+                name=f"{plan_name}-{env.type}",
+                criteria=chosen.criteria,
+            )
             engine_s = time.perf_counter() - engine_began
             summary = self._judge(
                 run_id,

@@ -9,9 +9,15 @@ from typing import Any
 import numpy as np
 
 from environments.loadtests.config import VerdictRules
-from environments.loadtests.results import TOTAL, AggregateReport, LabelStats
+from environments.loadtests.results import TOTAL, AggregateReport, FloatArray, LabelStats
 from environments.loadtests.samplesets import LabelSamples, SampleSet, iter_labels
-from environments.loadtests.statistics import ErrorTest, RatioInterval, error_test, ratio_intervals
+from environments.loadtests.statistics import (
+    STATISTICS,
+    ErrorTest,
+    RatioInterval,
+    error_test,
+    ratio_intervals,
+)
 
 P95 = 95.0
 
@@ -217,7 +223,7 @@ def judge_label(
             margin = max(1.0 + rules.tolerance, (noise or {}).get(metric, 1.0))
             real = r.low > 1.0
             material = r.low >= margin and (r.low - 1.0) * r.baseline >= rules.floor_ms
-            if real and material:
+            if real and material and _holds_throughout(ok, r.baseline, metric, margin):
                 regressed.append(metric)
     elif not regressed:
         return LabelVerdict(
@@ -239,6 +245,18 @@ def judge_label(
         confidence=rules.confidence,
         note="no latency figures (only errors compared)" if not intervals else "",
     )
+
+
+def _holds_throughout(ok: FloatArray, baseline: float, metric: str, margin: float) -> bool:
+    """The slowdown is there in each half of the run, not in one busy spell of it.
+
+    A slower release is slower from start to end; a machine busy for a few seconds (other jobs
+    on a shared load generator) slows one stretch. Each half's own figure must clear the
+    margin as the whole run's interval did.
+    """
+    statistic = STATISTICS[metric]
+    halves = np.array_split(ok, 2)
+    return all(len(half) and float(statistic(half)) >= margin * baseline for half in halves)
 
 
 def judge(current: SampleSet, baseline: SampleSet, rules: VerdictRules) -> list[LabelVerdict]:

@@ -30,6 +30,7 @@ class Event(StrEnum):
     EXPIRY_WARNING = "expiry_warning"
     LOADTEST_FINISHED = "loadtest_finished"
     HEALTH_CHANGED = "health_changed"
+    PIPELINE_DEPLOYMENT = "pipeline_deployment"
 
 
 @dataclass(frozen=True)

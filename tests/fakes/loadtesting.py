@@ -203,9 +203,13 @@ class FakeLoadTesting:
             return 405, _error("MethodNotAllowed", method)
         if content_type != "application/merge-patch+json":
             return 415, _error("UnsupportedMediaType", content_type)
+        patch = json.loads(body or b"{}")
+        problem = _criteria_problem(patch.get("passFailCriteria"))
+        if problem:
+            return 400, _error("InvalidPassFailCriteria", problem)
         created = test not in self.tests
         current = self.tests.setdefault(test, {"testId": test})
-        current.update(json.loads(body or b"{}"))
+        current.update(patch)
         return (201 if created else 200), current
 
     def _file(
@@ -365,3 +369,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, payload, "application/json; charset=utf-8")
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
+
+
+# What the service accepts in passFailCriteria.passFailMetrics (its REST reference).
+CLIENT_METRICS = {"response_time_ms", "latency", "error", "requests", "requests_per_sec"}
+AGGREGATES = {"count", "percentage", "avg", "p50", "p75", "p90", "p95", "p96", "p97", "p98"}
+AGGREGATES |= {"p99", "p999", "p9999", "min", "max"}
+
+
+def _criteria_problem(criteria: Any) -> str:
+    if criteria is None:
+        return ""
+    metrics = criteria.get("passFailMetrics") if isinstance(criteria, dict) else None
+    if not isinstance(metrics, dict):
+        return "passFailMetrics must be an object"
+    for key, metric in metrics.items():
+        if not isinstance(metric, dict):
+            return f"{key}: not an object"
+        if metric.get("clientMetric") not in CLIENT_METRICS:
+            return f"{key}: unknown clientMetric {metric.get('clientMetric')!r}"
+        if metric.get("aggregate") not in AGGREGATES:
+            return f"{key}: unknown aggregate {metric.get('aggregate')!r}"
+        if metric.get("condition") not in (">", "<"):
+            return f"{key}: condition must be > or <"
+        if not isinstance(metric.get("value"), int | float):
+            return f"{key}: value must be a number"
+        if metric.get("action", "continue") not in ("continue", "stop"):
+            return f"{key}: action must be continue or stop"
+    return ""
