@@ -51,7 +51,8 @@ class NightlyResult:
 
 def environment_name(schedule: str, lifecycle: Lifecycle) -> str:
     """Unique per schedule and run: two schedules firing in the same minute never collide."""
-    stamp = f"{lifecycle.clock.now():%m%d-%H%M}-{secrets.token_hex(2)}"
+    # 32 random bits: two runs of one schedule in one minute collide once in ~4 billion.
+    stamp = f"{lifecycle.clock.now():%m%d-%H%M}-{secrets.token_hex(4)}"
     head = "".join(c if c.isalnum() else "-" for c in schedule.lower()).strip("-") or "nightly"
     if not head[0].isalpha():
         head = f"n-{head}"
