@@ -282,7 +282,7 @@ def home(
         {"type": "header", "text": {"type": "plain_text", "text": "Which release runs where"}}
     ]
     if matrix:
-        blocks.append(_section("\n".join(_matrix_line(catalog, row) for row in matrix[:40])))
+        blocks.extend(_packed([_matrix_line(catalog, row) for row in matrix]))
     else:
         blocks.append(_section("No environments yet."))
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Your environments"}})
@@ -301,8 +301,41 @@ def home(
     blocks.append(
         {"type": "header", "text": {"type": "plain_text", "text": "Waiting for your approval"}}
     )
-    for approval in waiting[:20]:
-        blocks.extend(approval_message(catalog, approval)[1])
+    shown = 0
+    for approval in waiting:
+        more = approval_message(catalog, approval)[1]
+        if len(blocks) + len(more) > HOME_BLOCKS - 1:
+            break
+        blocks.extend(more)
+        shown += 1
+    if shown < len(waiting):
+        blocks.append(_context(f"{len(waiting) - shown} more wait for you: `/env approvals`"))
     if not waiting:
         blocks.append(_section("Nothing waits for you."))
     return {"type": "home", "blocks": blocks}
+
+
+# Slack refuses a section whose text passes 3,000 characters and a Home tab of over 100 blocks.
+SECTION_TEXT = 3000
+HOME_BLOCKS = 100
+MATRIX_SECTIONS = 6
+
+
+def _packed(lines: Sequence[str]) -> list[Block]:
+    """Lines in as few sections as fit Slack's limit; past MATRIX_SECTIONS, a count of the rest."""
+    sections: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        line = line[: SECTION_TEXT - 1]
+        if sections[-1] and size + 1 + len(line) > SECTION_TEXT:
+            if len(sections) == MATRIX_SECTIONS:
+                break
+            sections.append([])
+            size = 0
+        size += len(line) + (1 if sections[-1] else 0)
+        sections[-1].append(line)
+    blocks = [_section("\n".join(chunk)) for chunk in sections if chunk]
+    rest = len(lines) - sum(len(chunk) for chunk in sections)
+    if rest:
+        blocks.append(_context(f"{rest} more environments: see `/env matrix` or the dashboard"))
+    return blocks

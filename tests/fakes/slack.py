@@ -271,6 +271,11 @@ class FakeSlack:
                 reply = _json(200, {"ok": False, "error": "invalid_auth"})
             elif (needed := self._missing_scope(method, params)) is not None:
                 reply = _json(200, {"ok": False, "error": "missing_scope", "needed": needed})
+            elif (problem := block_kit_problem(method, params)) is not None:
+                reply = _json(
+                    200,
+                    {"ok": False, "error": "invalid_blocks", "errors": [problem]},
+                )
             else:
                 reply = _json(200, self._answer(method, params))
             self._state.calls.append(
@@ -618,6 +623,67 @@ class FakeSlack:
         """What was uploaded for a file id (its name, title, bytes)."""
         with self._cond:
             return copy.deepcopy(self._state.uploads[file_id])
+
+
+# Block Kit limits Slack enforces (api.slack.com/reference/block-kit): a message carries at most
+# 50 blocks, a modal or Home tab 100; a section's text at most 3,000 characters, a header's
+# 150, a button's 75; a message's top-level text is cut at 40,000.
+_BLOCKS_PER_SURFACE = {"message": 50, "view": 100}
+_TEXT_LIMITS = {"section": 3000, "header": 150, "context": 3000}
+_MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage"}
+_VIEW_METHODS = {"views.open", "views.update", "views.push", "views.publish"}
+
+
+def block_kit_problem(method: str, params: dict[str, Any]) -> str | None:
+    """Why Slack would refuse these blocks (as `invalid_blocks`), or None when they are fine."""
+    if method in _MESSAGE_METHODS:
+        surface, blocks = "message", _decoded(params.get("blocks"))
+        if len(str(params.get("text") or "")) > 40_000:
+            return "text must be at most 40000 characters"
+    elif method in _VIEW_METHODS:
+        view = _decoded(params.get("view"))
+        surface, blocks = "view", view.get("blocks") if isinstance(view, dict) else None
+    else:
+        return None
+    if not blocks:
+        return None
+    if not isinstance(blocks, list):
+        return "blocks must be an array"
+    if len(blocks) > _BLOCKS_PER_SURFACE[surface]:
+        return f"no more than {_BLOCKS_PER_SURFACE[surface]} items allowed [json-pointer:/blocks]"
+    for index, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        texts: list[Any] = []
+        if kind in ("section", "header"):
+            texts.append(block.get("text"))
+            texts.extend(block.get("fields") or [])
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if len(elements) > 10:
+                return f"no more than 10 items allowed [json-pointer:/blocks/{index}/elements]"
+            texts.extend(elements)
+        elif kind == "actions":
+            for element in block.get("elements") or []:
+                label = (element.get("text") or {}).get("text", "")
+                if element.get("type") == "button" and len(label) > 75:
+                    return f"must be less than 76 characters [json-pointer:/blocks/{index}]"
+        limit = _TEXT_LIMITS.get(str(kind), 3000)
+        for text in texts:
+            body = text.get("text", "") if isinstance(text, dict) else ""
+            if len(body) > limit:
+                return (
+                    f"must be less than {limit + 1} characters [json-pointer:/blocks/{index}/text]"
+                )
+    return None
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 _METHODS = {
