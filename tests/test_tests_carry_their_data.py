@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.reference import REFERENCE
 
 TESTS = Path(__file__).resolve().parent
-# Ways a test could reach beyond the clone: the old ../shared folder, a parent of the repo root.
+# Ways a test could reach beyond the clone: a folder beside it, a parent of the repo root.
 OUTSIDE = re.compile(r"shared/reference|[\"']shared[\"']|ROOT\.parent|parents\[[2-9]\]|(\.\./){4,}")
 
 
