@@ -43,18 +43,19 @@ def config(folder: Path) -> Path:
 
 
 def _chart(path: Path) -> None:
-    import matplotlib
+    # The object API, as Shipyard's own charts: pyplot's global state must never be loaded in
+    # the test process (tests/test_loadtest_charts.py checks Shipyard never touches it).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(6, 2.5))
+    figure = Figure(figsize=(6, 2.5))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     axes.plot([0, 1, 2, 3, 4], [90, 110, 105, 120, 118], label="p95 ms")
     axes.set_title("1.1.0 on pr-101 (login): passed")
     axes.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
-    pyplot.close(figure)
 
 
 def seed(database_url: str, folder: Path, now: datetime | None = None) -> dict[str, Any]:

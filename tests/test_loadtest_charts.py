@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -137,5 +138,19 @@ def test_this_run_against_labelled_baseline_runs_with_values_and_a_log_scale() -
 
 
 def test_drawing_never_touches_pyplot() -> None:
-    charts.draw(title="t", series=None, this_run=charts.Bars("#1 1.0.0", {}))
-    assert "matplotlib.pyplot" not in sys.modules
+    # In a fresh interpreter: what other tests imported into this one must not decide it.
+    script = (
+        "import sys\n"
+        "from environments.loadtests import charts\n"
+        "charts.draw(title='t', series=None, this_run=charts.Bars('#1 1.0.0', {}))\n"
+        "assert 'matplotlib.figure' in sys.modules, 'nothing was drawn'\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
