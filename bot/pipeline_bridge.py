@@ -130,9 +130,9 @@ class PipelineBridge:
         except ShipyardError as exc:
             channel = (body.get("channel") or {}).get("id") or user
             try:
-                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc.one_line()))
+                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc))
             except SlackApiError:
-                client.chat_postMessage(channel=user, text=for_chat(exc.one_line()))
+                client.chat_postMessage(channel=user, text=for_chat(exc))
             return
         self.show(decided if decided.environment else approval)
 

@@ -27,9 +27,11 @@ from slack_sdk.webhook import WebhookClient
 from bot import views
 from bot.slack_files import upload_chart
 from bot.slack_text import for_slack
+from bot.speech import in_chat
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
 from environments.model import HealthStatus, OperationKind
+from environments.outcome import Hint
 from environments.providers.base import HealthReport
 from environments.registry import Database, outbox
 from environments.registry import chat as chat_record
@@ -251,7 +253,9 @@ class SlackNotifier:
         name = row.environment or "?"
         if row.event is Event.FAILED:
             reason = for_slack(str(row.payload.get("reason", "")))
-            hint = for_slack(str(row.payload.get("hint", "")))
+            steps = [Hint.of(h) for h in row.payload.get("hints") or ()]
+            words = for_slack(str(row.payload.get("hint", "")))
+            hint = ", or ".join([*([words] if words else []), *map(in_chat, steps)])
             text, blocks = views.failure(name, reason, hint)
             return text, blocks, f"failed: {reason}"
         if row.event is Event.DESTROYED:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from environments.catalog import Catalog
 from environments.clock import Clock
 from environments.errors import InvalidInput, NotFound, PolicyRefused
+from environments.outcome import Hint
 from environments.policy import Actor, Channel
 from environments.registry import Database
 from environments.registry import operations as ops
@@ -38,7 +39,7 @@ class Tokens:
         if actor.channel is not Channel.CLI:
             raise PolicyRefused(
                 "API tokens are managed from the command line only",
-                hint="run 'shipyard tokens …' where Shipyard's record is reachable",
+                hint="manage tokens where Shipyard's record is reachable",
             )
         if self.catalog.admins and actor.person not in self.catalog.admins:
             raise PolicyRefused(
@@ -96,7 +97,9 @@ class Tokens:
         with self.db.write() as conn:
             token = rec.find_by_prefix(conn, prefix)
             if token is None:
-                raise NotFound(f"there is no token '{prefix}'", hint="see 'shipyard tokens list'")
+                raise NotFound(
+                    f"there is no token '{prefix}'", hints=Hint("see the tokens", "tokens list")
+                )
             if token.revoked_at is None:
                 rec.update_token(conn, token.id, revoked_at=now)
                 ops.audit(

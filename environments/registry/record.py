@@ -27,6 +27,7 @@ from environments.model import (
     Release,
     Version,
 )
+from environments.outcome import Hint
 from environments.registry.schema import (
     approval_decisions,
     approvals,
@@ -75,8 +76,10 @@ def release_id(conn: sa.Connection, version: str) -> int:
     if found is None:
         raise NotFound(
             f"there is no release {clip(version)} in the record",
-            hint="add it with 'shipyard release add VERSION --artifact PATH' "
-            "or see 'shipyard release list'",
+            hints=(
+                Hint("add it", "release add", {"version": None, "artifact": None}),
+                Hint("see the releases", "release list"),
+            ),
         )
     return int(found)
 
@@ -138,7 +141,7 @@ def get_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> En
     if found is None:
         raise NotFound(
             f"there is no environment '{clip(name)}'",
-            hint="see 'shipyard env list', or create it with 'shipyard env create'",
+            hints=(Hint("see the environments", "env list"), Hint("create it", "env create")),
         )
     return found
 
@@ -172,7 +175,8 @@ def insert_environment(
     if find_environment(conn, name):
         raise Conflict(
             f"environment '{name}' already exists",
-            hint="pick another name, or deploy into it with 'shipyard env deploy'",
+            hint="pick another name",
+            hints=Hint("deploy into it", "env deploy", {"name": name, "release": None}),
         )
     return int(
         conn.execute(
@@ -516,7 +520,7 @@ def get_approval(conn: sa.Connection, approval_id: int) -> Approval:
     if not rows:
         raise NotFound(
             f"there is no approval request #{clip(str(approval_id))}",
-            hint="see waiting requests with 'shipyard env approvals'",
+            hints=Hint("see waiting requests", "env approvals"),
         )
     return _approvals(conn, rows)[0]
 
