@@ -36,6 +36,7 @@ from environments.registry import loadtests as loadtest_runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.schema import environments
+from environments.release_builds import check_build_run, check_ref
 
 SYSTEM = Actor(person="shipyard", channel=policy.Channel.SCHEDULE)
 WARN_BEFORE = timedelta(hours=1)
@@ -91,9 +92,19 @@ class Lifecycle:
     # --- releases -------------------------------------------------------------------------
 
     def add_release(
-        self, actor: Actor, version: str, artifact: str, *, build_id: str = "", commit: str = ""
+        self,
+        actor: Actor,
+        version: str,
+        artifact: str,
+        *,
+        build_id: str = "",
+        commit: str = "",
+        build_run: int | None = None,
+        source_ref: str = "",
     ) -> Release:
         check_version(version)
+        check_build_run(build_run)
+        check_ref(source_ref)
         if not artifact.strip():
             raise InvalidInput(
                 "--artifact is empty",
@@ -110,10 +121,12 @@ class Lifecycle:
         release = Release(
             version=check_version(version),
             artifact=str(folder),
-            build_id=build_id,
+            build_id=build_id or (str(build_run) if build_run else ""),
             commit=commit,
             added_by=Person(actor.person),
             added_at=self.clock.now(),
+            build_run=build_run,
+            source_ref=source_ref,
         )
         with self.db.write() as conn:
             rec.add_release(conn, release)
