@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from environments.ade import Definition, load_definition
+from environments.config.azure import AzureSettings, AzureTypeSettings
+from environments.config.loadtests import LoadTestPlan, Schedule
 from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError, clip
 from environments.inputs import Input
-from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
 from environments.pipelines_config import AzureDevOpsSettings
-from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
 from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
