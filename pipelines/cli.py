@@ -79,7 +79,9 @@ class StepFailed(ShipyardError):
 
 
 def _sync_args(p: argparse.ArgumentParser, chat: bool) -> None:
-    p.add_argument("--dry-run", action="store_true", help="show what would be synced")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what sync would write, write nothing"
+    )
 
 
 def _runs_args(p: argparse.ArgumentParser, chat: bool) -> None:
@@ -145,13 +147,13 @@ def pipelines_sync(context: Context, args: argparse.Namespace) -> Outcome:
     with context.database.read() as conn:
         live = live_environments(conn)
     changes = _client(context).sync(context.catalog, live, dry_run=args.dry_run)
-    text = (
-        "\n".join(
-            f"{c.environment}: {c.action}" + (f" ({c.detail})" if c.detail else "") for c in changes
-        )
-        or "nothing to sync"
-    )
-    return Outcome(text=text, data=changes)
+    lines = []
+    for c in changes:
+        lines.append(f"{c.environment}: {c.action}" + (f" ({c.detail})" if c.detail else ""))
+        lines.extend(f"    {difference}" for difference in c.changes)
+    if args.dry_run and lines:
+        lines.append("dry run: nothing was written to Azure DevOps")
+    return Outcome(text="\n".join(lines) or "nothing to sync", data=changes)
 
 
 def pipelines_runs(context: Context, args: argparse.Namespace) -> Outcome:
