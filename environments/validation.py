@@ -22,7 +22,7 @@ from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
 from environments.loadtests.criteria import parse_criterion
 from environments.model import parse_duration
 from environments.pipelines_config import pipelines_settings
-from environments.providers import ade_templates
+from environments.providers import ade_templates, arm_parameters
 from environments.providers import arm_template as arm
 from environments.secrets import parse_reference
 from environments.yamlsource import Loc, SourcedYaml
@@ -217,7 +217,7 @@ class Checks:
         for key, value in kind.parameters.items():
             supplied[key] = _text(value)
             origins[key] = self.source.where((*loc, "parameters", key))
-        _, problems = arm.check_parameters(
+        _, problems = arm_parameters.check_parameters(
             template,
             supplied,
             file_values=file_values,
@@ -273,7 +273,7 @@ class Checks:
             origins[key] = self.source.where(
                 (*loc, "parameters", key) if key in kind.parameters else ("parameters", key)
             )
-        _, found = arm.check_parameters(
+        _, found = arm_parameters.check_parameters(
             template,
             supplied,
             vault_id=lambda ref: ref.vault_id(self.catalog.azure.subscription_id, "shared"),
