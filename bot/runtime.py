@@ -89,10 +89,11 @@ class Runtime:
             from pipelines.azure_devops import AzureDevOps
             from pipelines.engine import PipelineEngine
 
-            ado = AzureDevOps.from_environment(catalog)
+            # Built on first use, by a deploy that runs a pipeline: `env list` needs no PAT.
+            connect = functools.cache(lambda: AzureDevOps.from_environment(catalog))
             for name in piped:
                 providers[f"{name}+azure-pipelines"] = PipelineEngine(
-                    providers[name], ado, timeout=timedelta(hours=2)
+                    providers[name], connect, timeout=timedelta(hours=2)
                 )
         worker = Worker(catalog, database, providers, clock=clock, notifier=notifiers)
         return cls(
