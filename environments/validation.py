@@ -15,13 +15,14 @@ import re
 import zoneinfo
 from pathlib import Path
 
-from environments import ade_templates, inputs, servicefabric
+from environments import inputs, servicefabric
 from environments.catalog import SLACK_USER, Catalog, EnvironmentType, read_catalog
+from environments.config.loadtests import LoadTestPlan, Schedule
 from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
-from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.loadtests.criteria import parse_criterion
 from environments.model import parse_duration
 from environments.pipelines_config import pipelines_settings
+from environments.providers import ade_templates, arm_parameters
 from environments.providers import arm_template as arm
 from environments.secrets import parse_reference
 from environments.yamlsource import Loc, SourcedYaml
@@ -216,7 +217,7 @@ class Checks:
         for key, value in kind.parameters.items():
             supplied[key] = _text(value)
             origins[key] = self.source.where((*loc, "parameters", key))
-        _, problems = arm.check_parameters(
+        _, problems = arm_parameters.check_parameters(
             template,
             supplied,
             file_values=file_values,
@@ -272,7 +273,7 @@ class Checks:
             origins[key] = self.source.where(
                 (*loc, "parameters", key) if key in kind.parameters else ("parameters", key)
             )
-        _, found = arm.check_parameters(
+        _, found = arm_parameters.check_parameters(
             template,
             supplied,
             vault_id=lambda ref: ref.vault_id(self.catalog.azure.subscription_id, "shared"),

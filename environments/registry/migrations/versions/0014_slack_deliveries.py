@@ -1,14 +1,14 @@
 """Slack deliveries recorded before they are acknowledged, so any replica can act on them.
 
-Revision ID: 0013_slack_deliveries
-Revises: 0011_outbox
+Revision ID: 0014_slack_deliveries
+Revises: 0013_release_builds
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_slack_deliveries"
-down_revision = "0011_outbox"
+revision = "0014_slack_deliveries"
+down_revision = "0013_release_builds"
 branch_labels = None
 depends_on = None
 
