@@ -7,7 +7,7 @@ from __future__ import annotations
 from environments import inputs, servicefabric
 from environments.catalog import EnvironmentType
 from environments.errors import ShipyardError, clip
-from environments.providers import ade_templates
+from environments.providers import ade_templates, arm_parameters
 from environments.providers import arm_template as arm
 from environments.validation.common import Problems, text_of
 from environments.yamlsource import Loc
@@ -77,7 +77,7 @@ def _azure_type(p: Problems, name: str, kind: EnvironmentType) -> None:
     for key, value in kind.parameters.items():
         supplied[key] = text_of(value)
         origins[key] = p.source.where((*loc, "parameters", key))
-    _, problems = arm.check_parameters(
+    _, problems = arm_parameters.check_parameters(
         template,
         supplied,
         file_values=file_values,
@@ -134,7 +134,7 @@ def _ade_type(p: Problems, name: str, kind: EnvironmentType) -> None:
         origins[key] = p.source.where(
             (*loc, "parameters", key) if key in kind.parameters else ("parameters", key)
         )
-    _, found = arm.check_parameters(
+    _, found = arm_parameters.check_parameters(
         template,
         supplied,
         vault_id=lambda ref: ref.vault_id(p.catalog.azure.subscription_id, "shared"),
