@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from environments.errors import ProviderError
 from environments.model import Environment, Release
-from environments.providers.base import HealthReport, Progress, Provider, ProviderResult
+from environments.providers.base import (
+    ChecksParameters,
+    HealthReport,
+    Progress,
+    Provider,
+    ProviderResult,
+)
 from pipelines.azure_devops import AzureDevOps, PipelineRun
 
 
@@ -19,11 +26,25 @@ class PipelineEngine:
     deployment (so the service hook that reports the same run adds nothing twice).
     """
 
-    def __init__(self, inner: Provider, ado: AzureDevOps, *, timeout: timedelta) -> None:
+    def __init__(
+        self, inner: Provider, connect: Callable[[], AzureDevOps], *, timeout: timedelta
+    ) -> None:
         self.inner = inner
-        self.ado = ado
+        self._connect = connect
         self.timeout = timeout
         self.name = f"{inner.name} via azure-pipelines"
+
+    @functools.cached_property
+    def ado(self) -> AzureDevOps:
+        """Built when a deploy first runs a pipeline: the other commands need no PAT."""
+        return self._connect()
+
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None:
+        """Before anything is recorded: the provider's own check, and a client the deploy's run
+        can use (a missing AZURE_DEVOPS_PAT is refused now, not as a failed environment)."""
+        if isinstance(self.inner, ChecksParameters):
+            self.inner.check(environment, parameters)
+        self.ado  # noqa: B018 - builds the client, which refuses incomplete settings
 
     def provision(self, environment: Environment, *, progress: Progress) -> ProviderResult:
         return self.inner.provision(environment, progress=progress)

@@ -120,7 +120,7 @@ def test_pipeline_templates_call_only_pipeline_commands() -> None:
     for template in TEMPLATES.rglob("*.yml"):
         for line in template.read_text(encoding="utf-8").splitlines():
             code = line.split("#", 1)[0]
-            for match in re.finditer(r"\bshipyard ((?:[a-z-]+ ?){1,2})", code):
+            for match in re.finditer(r"\bshipyard ((?:[a-z][a-z-]* ?){1,2})", code):
                 words = shlex.split(match.group(1))
                 key = (words[0], words[1] if len(words) > 1 else "")
                 if key not in BY_KEY:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from tests.conftest import EXAMPLES, destroy_everything, person
 from tests.fakes.azure_devops import PROJECT, FakeAzureDevOps
 
 DEPLOY_PIPELINE = 7
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -31,6 +35,15 @@ def rt(
     home: Path, tmp_path: Path, fake: FakeAzureDevOps, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Runtime]:
     monkeypatch.setenv("AZURE_DEVOPS_PAT", fake.pat)
+    config = write_config(tmp_path, fake)
+    runtime = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'e.db'}")
+    runtime.lifecycle.add_release(person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"))
+    yield runtime
+    destroy_everything(runtime)
+    runtime.close()
+
+
+def write_config(tmp_path: Path, fake: FakeAzureDevOps) -> Path:
     config = tmp_path / "shipyard.yaml"
     config.write_text(f"""\
 version: 1
@@ -45,11 +58,39 @@ types:
   uat:
     engine: azure-pipelines
 """)
-    runtime = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'e.db'}")
-    runtime.lifecycle.add_release(person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"))
-    yield runtime
-    destroy_everything(runtime)
-    runtime.close()
+    return config
+
+
+def test_no_azure_devops_client_is_built_until_a_deploy_runs_a_pipeline(
+    home: Path, tmp_path: Path, fake: FakeAzureDevOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, fake)
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    monkeypatch.delenv("AZURE_DEVOPS_PAT", raising=False)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_DEVOPS_")}
+    environ |= {"SHIPYARD_CONFIG": str(config), "SHIPYARD_DATABASE_URL": url}
+
+    def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=environ, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    listed = shipyard("env", "list")
+    added = shipyard("release", "add", "1.0.0", "--artifact", str(EXAMPLES / "game/releases/1.0.0"))
+    create = shipyard(
+        "--as", "alice", "env", "create", "uat-1", "--type", "uat", "--release", "1.0.0"
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    assert added.returncode == 0, added.stderr
+    # A command that would run a pipeline is refused before anything is recorded.
+    assert create.returncode == 3 and "AZURE_DEVOPS_PAT is not set" in create.stderr
+    runtime = Runtime.open(str(config), database_url=url)
+    try:
+        with runtime.database.read() as conn:
+            assert rec.list_environments(conn) == []
+    finally:
+        runtime.close()
+    assert fake.requests() == []
 
 
 def test_a_deployment_runs_the_pipeline_and_keeps_its_run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -59,6 +60,10 @@ def ado(fake: FakeAzureDevOps) -> AzureDevOps:
     return AzureDevOps(settings_for(fake), fake.pat)
 
 
+def approvals_on(fake: FakeAzureDevOps, environment: str) -> list[dict[str, Any]]:
+    return [c for c in fake.checks_on(environment) if c["type"]["name"] == "Approval"]
+
+
 def ready(rt: Runtime, name: str, env_type: str) -> None:
     """An environment the record knows as ready (as if Shipyard had provisioned it)."""
     now = rt.lifecycle.clock.now()
@@ -83,9 +88,9 @@ def test_sync_creates_environments_and_approval_checks_that_match_shipyard_yaml(
         "shipyard-staging",
         "shipyard-production",
     }
-    assert fake.checks_on("shipyard-pr-1234") == []
-    (staging,) = fake.checks_on("shipyard-staging")
-    (production,) = fake.checks_on("shipyard-production")
+    assert approvals_on(fake, "shipyard-pr-1234") == []
+    (staging,) = approvals_on(fake, "shipyard-staging")
+    (production,) = approvals_on(fake, "shipyard-production")
     assert staging["type"]["name"] == "Approval"
     assert staging["resource"]["type"] == "environment"
     assert staging["timeout"] == 24 * 60
@@ -102,16 +107,16 @@ def test_sync_creates_environments_and_approval_checks_that_match_shipyard_yaml(
     again = ado.sync(runtime.catalog, live)
 
     assert {c.action for c in again} == {"unchanged"}
-    assert len(fake.checks) == 2
+    assert len(fake.checks) == 2 + 3  # two approval checks, an exclusive lock on each
     assert len(fake.environments) == 3
-    assert not fake.requests("PATCH") and len(fake.requests("POST")) == 5
+    assert not fake.requests("PATCH") and len(fake.requests("POST")) == 3 + 2 + 3
 
 
 def test_sync_corrects_a_changed_check_and_leaves_unmanaged_checks_alone(
     runtime: Runtime, fake: FakeAzureDevOps, ado: AzureDevOps
 ) -> None:
     ado.sync(runtime.catalog, [])
-    (check,) = fake.checks_on("shipyard-staging")
+    (check,) = approvals_on(fake, "shipyard-staging")
     check["settings"]["minRequiredApprovers"] = 3
     check["settings"]["requesterCannotBeApprover"] = False
     staging_id = fake.environment_named("shipyard-staging")["id"]  # type: ignore[index]
@@ -126,7 +131,7 @@ def test_sync_corrects_a_changed_check_and_leaves_unmanaged_checks_alone(
     changes = ado.sync(runtime.catalog, [])
 
     staging = {c.action for c in changes if c.environment == "shipyard-staging"}
-    assert staging == {"updated approval check", "left alone"}
+    assert staging == {"updated approval check", "left alone", "unchanged"}  # (the lock)
     assert fake.checks[check["id"]]["settings"]["minRequiredApprovers"] == 1
     assert fake.checks[check["id"]]["settings"]["requesterCannotBeApprover"] is True
     assert fake.checks[99]["settings"]["instructions"] == "security review"

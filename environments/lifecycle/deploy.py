@@ -17,15 +17,26 @@ from environments.outcome import Hint
 from environments.policy import Actor
 from environments.registry import operations as ops
 from environments.registry import record as rec
+from environments.release_builds import check_build_run, check_ref
 
 
 class Deploying(UseCases):
     """Releases in, releases deployed, an environment's own parameters changed."""
 
     def add_release(
-        self, actor: Actor, version: str, artifact: str, *, build_id: str = "", commit: str = ""
+        self,
+        actor: Actor,
+        version: str,
+        artifact: str,
+        *,
+        build_id: str = "",
+        commit: str = "",
+        build_run: int | None = None,
+        source_ref: str = "",
     ) -> Release:
         check_version(version)
+        check_build_run(build_run)
+        check_ref(source_ref)
         if not artifact.strip():
             raise InvalidInput(
                 "--artifact is empty",
@@ -42,10 +53,12 @@ class Deploying(UseCases):
         release = Release(
             version=check_version(version),
             artifact=str(folder),
-            build_id=build_id,
+            build_id=build_id or (str(build_run) if build_run else ""),
             commit=commit,
             added_by=Person(actor.person),
             added_at=self.clock.now(),
+            build_run=build_run,
+            source_ref=source_ref,
         )
         with self.db.write() as conn:
             rec.add_release(conn, release)

@@ -45,6 +45,8 @@ PROJECT = "Shipyard"
 PROJECT_ID = "d6b3e0ea-8197-4dec-831b-50e2e06ff95f"
 DEFAULT_PAT = "fake-pat-0123456789"
 APPROVAL_CHECK = {"id": "8c6f20a7-a545-4486-9777-f762fafe0d4d", "name": "Approval"}
+EXCLUSIVE_LOCK_CHECK = {"id": "2ef31ad6-baa0-403a-8b45-2cbc9b4e5563", "name": "ExclusiveLock"}
+CHECK_TYPES = {APPROVAL_CHECK["id"], EXCLUSIVE_LOCK_CHECK["id"]}
 # The identity behind the PAT: Shipyard's service account.
 SERVICE = {
     "displayName": "Shipyard",
@@ -793,6 +795,9 @@ class FakeAzureDevOps:
             ]
             return 200, {}, _collection(found)
         if m == "POST" and not parts:
+            refused = self._check_refused(body)
+            if refused:
+                return 400, {}, _error(refused)
             self._ids["check"] += 1
             check = {**body, "id": self._ids["check"], "createdBy": SERVICE, "createdOn": _now()}
             self.checks[check["id"]] = check
@@ -808,6 +813,20 @@ class FakeAzureDevOps:
             if m == "GET":
                 return 200, {}, self._check_json(self.checks[check_id], settings=True)
         return 404, {}, _error("no such check configuration")
+
+    def _check_refused(self, body: Any) -> str | None:
+        """Why Azure DevOps would refuse this check configuration, or None."""
+        kind = (body or {}).get("type") or {}
+        resource = (body or {}).get("resource") or {}
+        if str(kind.get("id", "")).lower() not in CHECK_TYPES:
+            return f"Check type {kind.get('id')!r} is not valid."
+        if resource.get("type") != "environment" or not str(resource.get("id", "")).isdigit():
+            return "A check needs a resource of type environment with its id."
+        if int(resource["id"]) not in self.environments:
+            return f"Environment {resource['id']} does not exist."
+        if not isinstance(body.get("timeout"), int) or body["timeout"] < 1:
+            return "timeout must be a positive number of minutes."
+        return None
 
     def _check_json(self, check: dict[str, Any], *, settings: bool) -> dict[str, Any]:
         body = {k: v for k, v in check.items() if settings or k != "settings"}
