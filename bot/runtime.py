@@ -73,7 +73,7 @@ class Runtime:
             ado = AzureDevOps.from_environment(catalog)
             for name in piped:
                 providers[f"{name}+azure-pipelines"] = PipelineEngine(
-                    providers[name], ado, timeout=timedelta(hours=2)
+                    providers[name], ado, catalog=catalog, timeout=timedelta(hours=2)
                 )
         worker = Worker(catalog, database, providers, clock=clock, notifier=notifiers)
         return cls(

@@ -15,7 +15,7 @@ from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardEr
 from environments.inputs import Input
 from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.model import check_environment_name, parse_duration
-from environments.pipelines_config import AzureDevOpsSettings
+from environments.pipelines_config import AzureDevOpsSettings, TypePipelineSettings
 from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
 from environments.windows import Windows
@@ -138,6 +138,8 @@ class EnvironmentType(_Strict):
     provider: Literal["local", "azure"] = "local"
     # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
     engine: Literal["direct", "azure-pipelines"] = "direct"
+    # With engine azure-pipelines: what the run deploys (a release's build, or its tag).
+    azure_devops: TypePipelineSettings = TypePipelineSettings()
     azure: AzureTypeSettings | None = None
     # An Azure Deployment Environments catalog item (folder with environment.yaml), instead of
     # azure.template: its manifest gives the template and the type's user-facing parameters.

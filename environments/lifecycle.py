@@ -10,7 +10,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from environments import approvals, inputs, parameters, policy, promotion, renderings, windows
+from environments import (
+    approvals,
+    inputs,
+    parameters,
+    pipeline_gate,
+    policy,
+    promotion,
+    renderings,
+    windows,
+)
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict, InvalidInput
@@ -634,7 +643,9 @@ class Lifecycle:
         renderings.check_declared(self.catalog, kind, resolved)
         if self.preflight is not None:
             self.preflight(env, parameters.values(resolved))
-        gate = kind.approval
+        pipeline_gate.require_deliverable(kind, rec.get_release(conn, release))
+        # A type gated in its pipeline is asked once, when the run reaches the gate.
+        gate = None if pipeline_gate.gated_in_pipeline(kind) else kind.approval
         deployment_id = rec.insert_deployment(
             conn,
             env_id=env_id,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.runtime import Runtime
+from environments.errors import Conflict
 from environments.model import DeploymentStatus, EnvironmentState, OperationState
 from environments.pipeline_deployments import run_url_of
 from environments.registry import record as rec
@@ -44,9 +45,15 @@ azure_devops:
 types:
   uat:
     engine: azure-pipelines
+  demo:
+    engine: azure-pipelines
+    azure_devops: {{source: tag}}
 """)
     runtime = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'e.db'}")
-    runtime.lifecycle.add_release(person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"))
+    runtime.lifecycle.add_release(
+        person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"), build_id="4242"
+    )
+    runtime.lifecycle.add_release(person("ci"), "1.1.0", str(EXAMPLES / "game/releases/1.1.0"))
     yield runtime
     destroy_everything(runtime)
     runtime.close()
@@ -60,14 +67,22 @@ def test_a_deployment_runs_the_pipeline_and_keeps_its_run(
     assert op is not None and op.state is OperationState.SUCCEEDED, op.error
 
     (started,) = fake.requests("POST", "pipelines/7/runs")
-    assert started.body["templateParameters"]["environment"] == "uat-1"
-    assert started.body["templateParameters"]["release"] == "1.0.0"
+    assert started.body["templateParameters"] == {
+        "environment": "uat-1",
+        "release": "1.0.0",
+        "requestedBy": "alice",
+    }
+    # The release's recorded build, not whatever the default branch holds.
+    assert started.body["resources"] == {"pipelines": {"build": {"version": "4242"}}}
+    (run,) = fake.runs.values()
+    assert run.pipeline_resources == {"build": "4242"} and run.ref_name == "refs/heads/main"
     with rt.database.read() as conn:
         env = rec.get_environment(conn, "uat-1")
         (deployment,) = rec.history(conn, "uat-1")
         url = run_url_of(conn, deployment.id)
     assert env.state is EnvironmentState.READY and env.release == "1.0.0"
     assert deployment.status is DeploymentStatus.SUCCEEDED and url and url.startswith(fake.org_url)
+    assert deployment.run_url == url
 
     # The service hook (or the poll) reporting the same run adds nothing.
     run = AzureDevOps.from_environment(rt.catalog).get_run(
@@ -76,3 +91,42 @@ def test_a_deployment_runs_the_pipeline_and_keeps_its_run(
     record_run(AzureDevOps.from_environment(rt.catalog), rt.database, rt.catalog, run)
     with rt.database.read() as conn:
         assert len(rec.history(conn, "uat-1")) == 1
+
+
+def test_the_requester_of_a_redeploy_is_who_asked_not_the_previous_deployer(
+    rt: Runtime, fake: FakeAzureDevOps
+) -> None:
+    requested = rt.lifecycle.create(person("alice"), "uat-2", env_type="uat", release="1.0.0")
+    rt.worker.run(requested.operation_id)  # type: ignore[arg-type]
+    rt.lifecycle.add_release(
+        person("ci"), "1.2.0", str(EXAMPLES / "game/releases/1.1.0"), build_id="4300"
+    )
+    again = rt.lifecycle.deploy(person("bob"), "uat-2", release="1.2.0")
+    op = rt.worker.run(again.operation_id)  # type: ignore[arg-type]
+    assert op is not None and op.state is OperationState.SUCCEEDED, op.error
+
+    second = fake.requests("POST", "pipelines/7/runs")[-1]
+    assert second.body["templateParameters"]["requestedBy"] == "bob"
+    assert second.body["resources"]["pipelines"]["build"]["version"] == "4300"
+
+
+def test_a_tag_type_runs_the_releases_tag(rt: Runtime, fake: FakeAzureDevOps) -> None:
+    requested = rt.lifecycle.create(person("alice"), "demo-1", env_type="demo", release="1.1.0")
+    op = rt.worker.run(requested.operation_id)  # type: ignore[arg-type]
+    assert op is not None and op.state is OperationState.SUCCEEDED, op.error
+
+    (started,) = fake.requests("POST", "pipelines/7/runs")
+    assert started.body["resources"] == {"repositories": {"self": {"refName": "refs/tags/1.1.0"}}}
+    (run,) = fake.runs.values()
+    assert run.ref_name == "refs/tags/1.1.0"
+
+
+def test_a_release_without_a_recorded_build_is_refused_before_anything_runs(
+    rt: Runtime, fake: FakeAzureDevOps
+) -> None:
+    with pytest.raises(Conflict, match=r"release 1\.1\.0 has no recorded build run") as refused:
+        rt.lifecycle.create(person("alice"), "uat-3", env_type="uat", release="1.1.0")
+    assert "--build-id" in refused.value.hint and "source: tag" in refused.value.hint
+    with rt.database.read() as conn:
+        assert rec.find_environment(conn, "uat-3") is None
+    assert fake.requests("POST") == []
