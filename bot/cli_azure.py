@@ -28,7 +28,8 @@ from environments.providers.arm_source import arm_source
 from environments.registry import record as rec
 
 if TYPE_CHECKING:  # the Azure SDK is imported only when an azure type is used
-    from environments.providers.azure import AzureProvider, Drift
+    from environments.providers.azure import AzureProvider
+    from environments.providers.azure_drift import Drift
 
 SYMBOLS = {
     "create": "+",

@@ -7,7 +7,7 @@ from pipelines import cli as pipelines_cli
 
 GROUP_HELP = {
     "pipelines": "Azure DevOps: sync, runs, approvals, reconcile",
-    "pipeline": "steps for inside a pipeline: render, record, wait",
+    "pipeline": "steps for inside a pipeline: render, record, register, wait",
 }
 
 

@@ -200,7 +200,13 @@ def env_expire(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
 
 def release_add(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     release = rt.lifecycle.add_release(
-        actor, args.version, args.artifact, build_id=args.build_id, commit=args.commit
+        actor,
+        args.version,
+        args.artifact,
+        build_id=args.build_id,
+        commit=args.commit,
+        build_run=args.build_run,
+        source_ref=args.ref,
     )
     return Outcome(text=f"release {release.version} added ({release.artifact})", data=release)
 
@@ -365,6 +371,8 @@ def _release_add_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--artifact", required=True, help="folder holding the release's files")
     p.add_argument("--build-id", default="")
     p.add_argument("--commit", default="")
+    p.add_argument("--build-run", type=int, metavar="ID", help="the Azure DevOps run that built it")
+    p.add_argument("--ref", default="", help="the git ref it was built from (refs/tags/…)")
 
 
 COMMANDS = (

@@ -18,8 +18,8 @@ CHECKED = "true"
 def known_defaults(kind: EnvironmentType) -> dict[str, Any]:
     """Each input's default: the manifest's, else a literal default of the template when the
     template is at hand without compiling (so a checkbox starts as ARM would decide)."""
-    from environments import ade_templates
     from environments.errors import ShipyardError
+    from environments.providers import ade_templates
 
     found = {i.id: i.default for i in kind.inputs if i.default is not None}
     if kind.definition is None:

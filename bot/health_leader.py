@@ -15,7 +15,7 @@ from environments.registry import operations as ops
 from environments.registry import record as rec
 
 if TYPE_CHECKING:
-    from environments.providers.azure import Drift
+    from environments.providers.azure_drift import Drift
 
 log = logging.getLogger(__name__)
 HEALTH_LOCK = 0x5348_4845  # "SHHE": distinct from the schedules' lock, so either may lead alone

@@ -163,13 +163,14 @@ def history_table(rows: Sequence[Deployment]) -> str:
 
 def releases_table(rows: Sequence[Release]) -> str:
     return table(
-        ["version", "added", "by", "build", "commit", "artifact"],
+        ["version", "added", "by", "build", "ref", "commit", "artifact"],
         [
             [
                 r.version,
                 when(r.added_at),
                 r.added_by,
-                r.build_id or "-",
+                f"run {r.build_run}" if r.build_run else r.build_id or "-",
+                r.source_ref or "-",
                 r.commit or "-",
                 r.artifact,
             ]

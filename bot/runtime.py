@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,25 @@ from environments.secrets import remember_env_values
 from environments.worker import Worker
 
 if TYPE_CHECKING:
+    from environments.loadtests.engine import Engine
     from environments.loadtests.service import LoadTesting
+
+
+def load_engines() -> dict[str, Callable[[], Engine]]:
+    """The load engines by the name a plan gives: the composition root picks the adapters
+    (Azure Load Testing's SDK is imported only when a plan uses it)."""
+    from environments.loadtests.engines import JMeterEngine, LocustEngine
+
+    def azure_load_testing() -> Engine:
+        from environments.loadtests.azure import AzureLoadTestingEngine
+
+        return AzureLoadTestingEngine()
+
+    return {
+        "locust": LocustEngine,
+        "jmeter": JMeterEngine,
+        "azure-load-testing": azure_load_testing,
+    }
 
 
 @dataclass
@@ -70,10 +89,11 @@ class Runtime:
             from pipelines.azure_devops import AzureDevOps
             from pipelines.engine import PipelineEngine
 
-            ado = AzureDevOps.from_environment(catalog)
+            # Built on first use, by a deploy that runs a pipeline: `env list` needs no PAT.
+            connect = functools.cache(lambda: AzureDevOps.from_environment(catalog))
             for name in piped:
                 providers[f"{name}+azure-pipelines"] = PipelineEngine(
-                    providers[name], ado, catalog=catalog, timeout=timedelta(hours=2)
+                    providers[name], connect, catalog=catalog, timeout=timedelta(hours=2)
                 )
         worker = Worker(catalog, database, providers, clock=clock, notifier=notifiers)
         return cls(
@@ -94,7 +114,12 @@ class Runtime:
         from environments.loadtests.service import LoadTesting
 
         return LoadTesting(
-            self.catalog, self.database, clock=self.clock, notifier=self.notifiers, home=self.home
+            self.catalog,
+            self.database,
+            clock=self.clock,
+            notifier=self.notifiers,
+            home=self.home,
+            engines=load_engines(),
         )
 
     def close(self) -> None:

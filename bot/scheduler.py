@@ -18,8 +18,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.runtime import Runtime
+from environments.config.loadtests import Schedule
 from environments.errors import ConfigError, NotFound
-from environments.loadtests.config import Schedule
 from environments.registry import operations as ops
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,7 @@ def supervise(
 @job("nightly-loadtest")
 def nightly_loadtest(runtime: Runtime, name: str, schedule: Schedule, triggered_by: str) -> str:
     """DESIGN's nightly run: fresh environment, newest release, the plan, report, destroy."""
-    from environments.loadtests.nightly import run_nightly
+    from environments.nightly import run_nightly
 
     result = run_nightly(
         runtime.lifecycle,

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from environments import ade, ade_templates
+from environments import ade
 from environments.errors import ConfigError, InvalidInput, ShipyardError
 from environments.model import check_environment_name
+from environments.providers import ade_templates
 from environments.yamlsource import load_yaml
 
 TYPES_LINE = re.compile(r"^types:\s*(#.*)?$", re.M)

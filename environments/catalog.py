@@ -6,92 +6,34 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from environments.ade import Definition, load_definition
+from environments.config.azure import AzureSettings, AzureTypeSettings
+from environments.config.fields import Duration, ParameterValue, Strict
+from environments.config.loadtests import LoadTestPlan, Schedule
+from environments.config.rules import ApprovalPolicy, GlobalAction, Limits, TypeAction
 from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError, clip
 from environments.inputs import Input
-from environments.loadtests.config import LoadTestPlan, Schedule
-from environments.model import check_environment_name, parse_duration
+from environments.model import check_environment_name
 from environments.pipelines_config import AzureDevOpsSettings, TypePipelineSettings
-from environments.providers.azure_config import AzureSettings, AzureTypeSettings
 from environments.secrets import check_not_literal_secret
 from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
 
-# What the rule table (`allow:`) speaks of. Per environment type:
-TypeAction = Literal[
-    "create",
-    "deploy",
-    "promote",
-    "destroy",
-    "extend",
-    "loadtest",
-    "params_set",
-]
-# Not about one type (top-level `allow:`):
-GlobalAction = Literal[
-    "expire",
-    "schedule_run",
-    "schedule_pause",
-    "schedule_resume",
-    "pipelines_sync",
-    "pipelines_reconcile",
-    "release_add",
-    "record_deployment",
-    "tokens_manage",
-]
-ACTIONS: tuple[str, ...] = TypeAction.__args__  # type: ignore[attr-defined]
-GLOBAL_ACTIONS: tuple[str, ...] = GlobalAction.__args__  # type: ignore[attr-defined]
 SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("write a duration like 30m, 8h or 2d")
-    try:
-        return parse_duration(value)
-    except ShipyardError as exc:
-        raise ValueError(exc.one_line()) from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-
-
-def _scalar(value: Any) -> Any:
-    if not isinstance(value, str | int | float | bool):
-        raise ValueError("must be a text, a number or true/false, not a list or mapping")
-    return value
-
-
-ParameterValue = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TTL(_Strict):
+class TTL(Strict):
     """How long an ephemeral environment lives unless extended, and the most it may live."""
 
     default: Duration
     max: Duration
 
 
-class ApprovalPolicy(_Strict):
-    """N of M: how many of these people (or roles) must approve, and how long the request waits."""
-
-    required: int = Field(ge=1, le=20)
-    approvers: tuple[str, ...] = Field(min_length=1)
-    timeout: Duration = timedelta(hours=24)
-    channel: str | None = None
-
-
-class ChatSettings(_Strict):
+class ChatSettings(Strict):
     """Where Shipyard speaks in Slack when nothing more specific is configured, and the
     workspace (team id, e.g. T0123) whose members may sign in to the dashboard."""
 
@@ -105,7 +47,7 @@ class Directory(Protocol):
     def group_members(self, group: str) -> frozenset[str] | None: ...
 
 
-class ServiceFabricSettings(_Strict):
+class ServiceFabricSettings(Strict):
     """A type's `service_fabric:` section: the manifest to check against, an optional base file.
 
     Paths are relative to shipyard.yaml; the parameters file (e.g. ApplicationParameters/Cloud.xml)
@@ -117,20 +59,7 @@ class ServiceFabricSettings(_Strict):
     application: str | None = None
 
 
-class LoadTestLimits(_Strict):
-    """The most a load test may ask of an environment of this type."""
-
-    max_users: int | None = Field(default=None, ge=1)
-    max_duration: Duration | None = None
-
-
-class Limits(_Strict):
-    """Bounds on what an allowed action may ask for."""
-
-    loadtest: LoadTestLimits = LoadTestLimits()
-
-
-class EnvironmentType(_Strict):
+class EnvironmentType(Strict):
     """A catalog entry: provider, lifetime, who may do what, approval gate, parameter layer."""
 
     name: str = ""
@@ -177,7 +106,7 @@ class EnvironmentType(_Strict):
         return self._definition.headline() if self._definition else ""
 
 
-class Application(_Strict):
+class Application(Strict):
     """How the local provider runs a release: command, health path, instances, start-up budget."""
 
     command: tuple[str, ...] = ("{python}", "server.py", "--port", "{port}")
@@ -186,7 +115,7 @@ class Application(_Strict):
     startup_timeout: Duration = timedelta(seconds=30)
 
 
-class Catalog(_Strict):
+class Catalog(Strict):
     """Everything shipyard.yaml declares."""
 
     version: Literal[1] = 1

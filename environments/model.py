@@ -154,7 +154,13 @@ class OperationState(StrEnum):
 
 @dataclass(frozen=True)
 class Release:
-    """An immutable version of the application, with where its artifact lives."""
+    """An immutable version of the application, with where its artifact lives.
+
+    A release a pipeline built names its build: `build_run` (the Azure DevOps run id),
+    `build_number` (that run's name, what `resources.pipelines.<alias>.version` asks for),
+    `build_artifact` (the pipeline artifact holding it) and `source_ref` (the ref it was built
+    from, e.g. refs/tags/1.4.2). A run deploying it consumes that build, never a rebuild.
+    """
 
     version: Version
     artifact: str
@@ -162,6 +168,10 @@ class Release:
     commit: str
     added_by: Person
     added_at: datetime
+    build_run: int | None = None
+    build_number: str = ""
+    build_artifact: str = ""
+    source_ref: str = ""
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,12 @@ def require_deliverable(kind: EnvironmentType, release: Release) -> None:
     """A run deploys the release's recorded build (or its tag): never the default branch."""
     if kind.engine != "azure-pipelines" or kind.azure_devops.source != "build":
         return
-    if not release.build_id.strip():
+    if release.build_run is None and not release.build_number.strip():
         raise Conflict(
             f"release {release.version} has no recorded build run to deploy",
-            hint=f"record it with 'shipyard release add {release.version} ARTIFACT "
-            f"--build-id RUN_ID' (from the build stage: 'shipyard pipeline register-release'), "
-            f"or set azure_devops: {{source: tag}} on type '{kind.name}' to deploy "
-            f"refs/tags/{release.version}",
+            hint=f"record the build that made it ('shipyard pipeline register-release --version "
+            f"{release.version}' in the build stage), or set azure_devops: {{source: tag}} on "
+            f"type '{kind.name}' to deploy refs/tags/{release.version}",
         )
 
 

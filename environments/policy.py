@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from environments.catalog import ACTIONS, GLOBAL_ACTIONS, Catalog, EnvironmentType
+from environments.catalog import Catalog, EnvironmentType
+from environments.config.rules import ACTIONS, GLOBAL_ACTIONS
 from environments.errors import Conflict, InvalidInput, PolicyRefused
 from environments.model import ApprovalDecision, ApprovalState, Decision, format_duration
 

@@ -15,13 +15,14 @@ import re
 import zoneinfo
 from pathlib import Path
 
-from environments import ade_templates, inputs, servicefabric
+from environments import inputs, servicefabric
 from environments.catalog import SLACK_USER, Catalog, EnvironmentType, read_catalog
+from environments.config.loadtests import LoadTestPlan, Schedule
 from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
-from environments.loadtests.config import LoadTestPlan, Schedule
 from environments.loadtests.criteria import parse_criterion
 from environments.model import parse_duration
 from environments.pipelines_config import pipelines_settings
+from environments.providers import ade_templates
 from environments.providers import arm_template as arm
 from environments.secrets import parse_reference
 from environments.yamlsource import Loc, SourcedYaml

@@ -71,13 +71,15 @@ class Worker:
 
     def provider_for(self, env_type: str) -> Provider:
         """The type's provider, or its pipeline engine when the type deploys through one."""
+        return self.providers[self._provider_key(env_type)]
+
+    def _provider_key(self, env_type: str) -> str:
         kind = self.catalog.type(env_type)
-        key = kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
-        return self.providers[key]
+        return kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
 
     def preflight(self, environment: Environment, supplied: Mapping[str, str]) -> None:
         """What the type's provider can check before anything is recorded (see Lifecycle)."""
-        provider = self.providers.get(self.catalog.type(environment.type).provider)
+        provider = self.providers.get(self._provider_key(environment.type))
         if isinstance(provider, ChecksParameters):
             provider.check(environment, supplied)
 

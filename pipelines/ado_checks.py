@@ -1,4 +1,12 @@
-"""Check sync: Azure DevOps environments and their approval checks made to match shipyard.yaml."""
+"""Check sync: Azure DevOps environments and their checks made to match shipyard.yaml.
+
+Each Shipyard environment has a twin `shipyard-<env>` in Azure DevOps with an Exclusive Lock
+check (one deployment at a time; the templates ask for it with `lockBehavior: sequential`) and,
+when its type has an `approval:`, Shipyard's approval check. `sync` first reads what is there,
+works out each difference, and then writes them, unless it is a dry run, which only reads.
+"""
+
+from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,32 +18,45 @@ from environments.errors import ConfigError
 from environments.registry import record as rec
 from pipelines.ado_model import (
     APPROVAL_CHECK_TYPE,
+    EXCLUSIVE_LOCK_CHECK_TYPE,
     MANAGED,
     SyncChange,
 )
 from pipelines.ado_transport import Transport
 
+# How long a run waits for the lock on an environment another run holds.
+LOCK_TIMEOUT_MINUTES = 24 * 60
+
 
 class CheckSync(Transport):
-    """Environments and Shipyard's approval checks in Azure DevOps."""
+    """Environments and Shipyard's checks in Azure DevOps."""
 
-    def ensure_environment(self, name: str, *, description: str = "") -> tuple[int, bool]:
-        """The Azure DevOps environment `name`, created if missing: (id, created)."""
-        from azure.devops.v7_1.task_agent.models import EnvironmentCreateParameter
-
+    def find_environment(self, name: str) -> int | None:
+        """The id of the Azure DevOps environment `name`, or None when there is none."""
         client = self._client("environments")
         with self._translated(f"read environment {name}"):
             found = [e for e in client.get_environments(self.project, name=name) if e.name == name]
-        if found:
-            return int(found[0].id), False
+        return int(found[0].id) if found else None
+
+    def ensure_environment(self, name: str, *, description: str = "") -> tuple[int, bool]:
+        """The Azure DevOps environment `name`, created if missing: (id, created)."""
+        found = self.find_environment(name)
+        if found is not None:
+            return found, False
+        return self._create_environment(name, description), True
+
+    def _create_environment(self, name: str, description: str) -> int:
+        from azure.devops.v7_1.task_agent.models import EnvironmentCreateParameter
+
+        client = self._client("environments")
         with self._translated(f"create environment {name}"):
             made = client.add_environment(
                 EnvironmentCreateParameter(name=name, description=description), self.project
             )
-        return int(made.id), True
+        return int(made.id)
 
-    def approval_checks(self, environment_id: int) -> list[dict[str, Any]]:
-        """The approval checks on an environment, with their settings (raw JSON)."""
+    def checks_of(self, environment_id: int) -> list[dict[str, Any]]:
+        """Every check on an environment, with its settings (raw JSON)."""
         with self._translated(f"read the checks of environment {environment_id}"):
             body = self._checks(
                 "GET",
@@ -46,9 +67,11 @@ class CheckSync(Transport):
                     "$expand": "settings",
                 },
             )
-        return [
-            c for c in (body or {}).get("value", []) if c["type"]["id"] == APPROVAL_CHECK_TYPE["id"]
-        ]
+        return list((body or {}).get("value", []))
+
+    def approval_checks(self, environment_id: int) -> list[dict[str, Any]]:
+        """The approval checks on an environment, with their settings (raw JSON)."""
+        return [c for c in self.checks_of(environment_id) if _is(c, APPROVAL_CHECK_TYPE)]
 
     def sync(
         self,
@@ -57,27 +80,41 @@ class CheckSync(Transport):
         *,
         dry_run: bool = False,
     ) -> list[SyncChange]:
-        """Make each environment's Azure DevOps twin exist with the approval check its type says.
+        """Make each environment's Azure DevOps twin exist with the checks its type says.
 
-        `environments` are the record's live (name, type) pairs.
-        Only checks Shipyard manages (their instructions start with "Managed by Shipyard") are
-        changed or removed; others are reported and left alone.
+        `environments` are the record's live (name, type) pairs. Only checks Shipyard manages
+        are changed or removed (approval checks whose instructions start with "Managed by
+        Shipyard"; an existing Exclusive Lock check is kept as it is); others are reported and
+        left alone. With `dry_run` nothing is written: the changes say what would be, field by
+        field.
         """
         changes: list[SyncChange] = []
         for environment, type_name in self._targets(catalog, environments):
             kind = catalog.type(type_name)
             name = self.settings.environment_name(environment)
             wanted = self._wanted_check(catalog, type_name) if kind.approval else None
-            if dry_run:
-                changes.append(SyncChange(name, "would sync", _describe(wanted)))
-                continue
-            env_id, created = self.ensure_environment(
-                name, description=f"Shipyard environment {environment} (type {type_name})"
-            )
-            if created:
-                changes.append(SyncChange(name, "created environment"))
-            changes.extend(self._sync_check(name, env_id, wanted))
+            env_id = self.find_environment(name)
+            existing = self.checks_of(env_id) if env_id is not None else []
+            if env_id is None:
+                changes.append(SyncChange(name, _verb("create", dry_run) + " environment"))
+                if not dry_run:
+                    env_id = self._create_environment(
+                        name, f"Shipyard environment {environment} (type {type_name})"
+                    )
+            plan = _approval_plan(name, existing, wanted) + _lock_plan(name, existing)
+            for step in plan:
+                changes.append(step.change(dry_run))
+                if not dry_run and env_id is not None and step.write is not None:
+                    self._write(step, name, env_id)
         return changes
+
+    def _write(self, step: _Step, name: str, env_id: int) -> None:
+        assert step.write is not None
+        method, route, body = step.write
+        if body is not None:
+            body = {**body, "resource": {"type": "environment", "id": str(env_id), "name": name}}
+        with self._translated(f"{step.action} on {name}"):
+            self._checks(method, route, body=body)
 
     def _targets(
         self, catalog: Catalog, environments: Sequence[tuple[str, str]]
@@ -122,66 +159,117 @@ class CheckSync(Transport):
             "timeout": max(1, int(kind.approval.timeout.total_seconds() // 60)),
         }
 
-    def _sync_check(
-        self, name: str, env_id: int, wanted: dict[str, Any] | None
-    ) -> list[SyncChange]:
-        existing = self.approval_checks(env_id)
-        ours = [c for c in existing if _instructions(c).startswith(MANAGED)]
-        changes = [
-            SyncChange(name, "left alone", f"approval check #{c['id']} is not managed by Shipyard")
-            for c in existing
-            if c not in ours
-        ]
-        resource = {"type": "environment", "id": str(env_id), "name": name}
-        for extra in ours[1 if wanted else 0 :]:
-            with self._translated(f"remove approval check #{extra['id']} from {name}"):
-                self._checks("DELETE", {"id": str(extra["id"])})
-            changes.append(SyncChange(name, "removed approval check", f"#{extra['id']}"))
-        if wanted is None:
-            return changes or [SyncChange(name, "unchanged", "no approval")]
-        settings = {k: v for k, v in wanted.items() if k != "timeout"}
-        body = {
-            "type": APPROVAL_CHECK_TYPE,
-            "settings": settings,
-            "timeout": wanted["timeout"],
-            "resource": resource,
-        }
-        if not ours:
-            with self._translated(f"add the approval check to {name}"):
-                made = self._checks("POST", {}, body=body)
-            changes.append(
-                SyncChange(name, "created approval check", f"#{made['id']}: {_describe(wanted)}")
-            )
-        elif _same_check(ours[0], wanted):
-            changes.append(SyncChange(name, "unchanged", _describe(wanted)))
-        else:
-            with self._translated(f"update approval check #{ours[0]['id']} on {name}"):
-                self._checks(
-                    "PATCH", {"id": str(ours[0]["id"])}, body={**body, "id": ours[0]["id"]}
-                )
-            changes.append(
-                SyncChange(name, "updated approval check", f"#{ours[0]['id']}: {_describe(wanted)}")
-            )
-        return changes
 
-    # --- approvals ------------------------------------------------------------------------
+class _Step:
+    """One difference between a twin's checks and shipyard.yaml, and how to remove it."""
+
+    def __init__(
+        self,
+        name: str,
+        action: str,
+        detail: str = "",
+        changes: tuple[str, ...] = (),
+        *,
+        write: tuple[str, dict[str, str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.name, self.action, self.detail, self.changes = name, action, detail, changes
+        # (method, route values, body with a "resource" to fill in) or None: nothing to write.
+        self.write = write
+
+    def change(self, dry_run: bool) -> SyncChange:
+        action = self.action
+        if self.write is not None:
+            verb, _, rest = action.partition(" ")
+            action = f"{_verb(verb, dry_run)} {rest}"
+        return SyncChange(self.name, action, self.detail, self.changes)
+
+
+def _approval_plan(
+    name: str, existing: list[dict[str, Any]], wanted: dict[str, Any] | None
+) -> list[_Step]:
+    approvals = [c for c in existing if _is(c, APPROVAL_CHECK_TYPE)]
+    ours = [c for c in approvals if _instructions(c).startswith(MANAGED)]
+    plan = [
+        _Step(name, "left alone", f"approval check #{c['id']} is not managed by Shipyard")
+        for c in approvals
+        if c not in ours
+    ]
+    for extra in ours[1 if wanted else 0 :]:
+        plan.append(
+            _Step(
+                name,
+                "remove approval check",
+                f"#{extra['id']}",
+                write=("DELETE", {"id": str(extra["id"])}, None),
+            )
+        )
+    if wanted is None:
+        return plan or [_Step(name, "unchanged", "no approval")]
+    settings = {k: v for k, v in wanted.items() if k != "timeout"}
+    body = {"type": APPROVAL_CHECK_TYPE, "settings": settings, "timeout": wanted["timeout"]}
+    if not ours:
+        plan.append(
+            _Step(name, "create approval check", _describe(wanted), write=("POST", {}, body))
+        )
+        return plan
+    differences = _differences(ours[0], wanted)
+    check_id = ours[0]["id"]
+    if not differences:
+        plan.append(_Step(name, "unchanged", f"approval check #{check_id}: {_describe(wanted)}"))
+    else:
+        plan.append(
+            _Step(
+                name,
+                "update approval check",
+                f"#{check_id}: {_describe(wanted)}",
+                tuple(differences),
+                write=("PATCH", {"id": str(check_id)}, {**body, "id": check_id}),
+            )
+        )
+    return plan
+
+
+def _lock_plan(name: str, existing: list[dict[str, Any]]) -> list[_Step]:
+    locks = [c for c in existing if _is(c, EXCLUSIVE_LOCK_CHECK_TYPE)]
+    if locks:
+        return [_Step(name, "unchanged", f"exclusive lock #{locks[0]['id']}")]
+    body = {"type": EXCLUSIVE_LOCK_CHECK_TYPE, "settings": {}, "timeout": LOCK_TIMEOUT_MINUTES}
+    detail = f"one deployment at a time, a run waits up to {LOCK_TIMEOUT_MINUTES} min"
+    return [_Step(name, "create exclusive lock", detail, write=("POST", {}, body))]
+
+
+def _verb(verb: str, dry_run: bool) -> str:
+    """'create' → 'created', or 'would create' in a dry run."""
+    if dry_run:
+        return f"would {verb}"
+    return verb + ("d" if verb.endswith("e") else "ed")
+
+
+def _is(check: Mapping[str, Any], kind: Mapping[str, str]) -> bool:
+    return str(check.get("type", {}).get("id", "")).lower() == kind["id"]
 
 
 def _instructions(check: Mapping[str, Any]) -> str:
     return str((check.get("settings") or {}).get("instructions") or "")
 
 
-def _same_check(check: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+def _differences(check: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """What an update of the approval check changes, one field a line ("field: old → new")."""
     settings = check.get("settings") or {}
-    have = sorted(str(a.get("id", "")).lower() for a in settings.get("approvers", []))
-    want = sorted(str(a["id"]).lower() for a in wanted["approvers"])
-    return (
-        have == want
-        and settings.get("minRequiredApprovers") == wanted["minRequiredApprovers"]
-        and bool(settings.get("requesterCannotBeApprover")) == wanted["requesterCannotBeApprover"]
-        and settings.get("instructions") == wanted["instructions"]
-        and check.get("timeout") == wanted["timeout"]
-    )
+    found: list[str] = []
+    have = {str(a.get("id", "")).lower(): a for a in settings.get("approvers", [])}
+    want = {str(a["id"]).lower(): a for a in wanted["approvers"]}
+    if set(have) != set(want):
+        added = [want[i]["displayName"] for i in sorted(set(want) - set(have))]
+        removed = [str(have[i].get("displayName") or i) for i in sorted(set(have) - set(want))]
+        said = [f"+{p}" for p in added] + [f"-{p}" for p in removed]
+        found.append(f"approvers: {' '.join(said)}")
+    for field in ("minRequiredApprovers", "requesterCannotBeApprover", "instructions"):
+        if settings.get(field) != wanted[field]:
+            found.append(f"{field}: {settings.get(field)!r} → {wanted[field]!r}")
+    if check.get("timeout") != wanted["timeout"]:
+        found.append(f"timeout: {check.get('timeout')!r} → {wanted['timeout']!r} min")
+    return found
 
 
 def _describe(wanted: Mapping[str, Any] | None) -> str:

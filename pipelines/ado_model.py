@@ -11,6 +11,7 @@ from environments.errors import ProviderError
 
 API_VERSION = "7.1-preview.1"
 APPROVAL_CHECK_TYPE = {"id": "8c6f20a7-a545-4486-9777-f762fafe0d4d", "name": "Approval"}
+EXCLUSIVE_LOCK_CHECK_TYPE = {"id": "2ef31ad6-baa0-403a-8b45-2cbc9b4e5563", "name": "ExclusiveLock"}
 CHECKS_LOCATION = "86c8381e-5aee-4cde-8ae4-25c0c7f5eaea"
 STAGE_PREFIX = "shipyard_deploy_"
 MANAGED = "Managed by Shipyard"
@@ -121,11 +122,15 @@ class PipelineApproval:
 
 @dataclass(frozen=True)
 class SyncChange:
-    """What `sync` did (or would do) to one Azure DevOps environment."""
+    """What `sync` did (or, with --dry-run, would do) to one Azure DevOps environment or check.
+
+    `changes` are the field-level differences an update writes ("minRequiredApprovers: 3 → 1").
+    """
 
     environment: str
     action: str
     detail: str = ""
+    changes: tuple[str, ...] = ()
 
 
 def stage_of_environment(environment: str) -> str:

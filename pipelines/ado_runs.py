@@ -38,7 +38,7 @@ class Runs(Transport):
         """Start the deploy pipeline for one release into one environment.
 
         `branch` is the ref the pipeline's own repository runs at (`refs/tags/<version>`);
-        `build` is (pipeline resource alias, build run id): the build the run deploys.
+        `build` is (pipeline resource alias, its run's name): the build the run deploys.
         """
         from azure.devops.v7_1.pipelines.models import (
             PipelineResourceParameters,
@@ -76,6 +76,12 @@ class Runs(Transport):
         with self._translated(f"read run {run_id} of pipeline {pipeline_id}"):
             found = self._client("pipelines").get_run(self.project, pipeline_id, run_id)
         return self._run(found, pipeline_id)
+
+    def build_number(self, run_id: int) -> str:
+        """The name (build number) of a run of any pipeline, as pipeline resources name it."""
+        with self._translated(f"read build run {run_id}"):
+            found = self._client("build").get_build(self.project, run_id)
+        return str(found.build_number or run_id)
 
     def list_runs(self, pipeline_id: int) -> list[PipelineRun]:
         """The pipeline's runs, newest first (without template parameters; get_run has them)."""

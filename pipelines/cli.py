@@ -20,13 +20,14 @@ from typing import Protocol
 
 from environments import parameters, renderings
 from environments.catalog import Catalog
-from environments.errors import ShipyardError
+from environments.errors import InvalidInput, ShipyardError
 from environments.lifecycle import Lifecycle
 from environments.model import DeploymentStatus, EnvironmentState, parse_duration
 from environments.outcome import Outcome
 from environments.pipeline_deployments import SYSTEM, PipelineDeployment, record_deployment
 from environments.registry import Database
 from environments.registry import record as rec
+from environments.release_builds import BuildRelease, register_release
 from pipelines.azure_devops import AzureDevOps, live_environments
 from pipelines.run_records import reconcile_runs
 
@@ -78,7 +79,9 @@ class StepFailed(ShipyardError):
 
 
 def _sync_args(p: argparse.ArgumentParser, chat: bool) -> None:
-    p.add_argument("--dry-run", action="store_true", help="show what would be synced")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what sync would write, write nothing"
+    )
 
 
 def _runs_args(p: argparse.ArgumentParser, chat: bool) -> None:
@@ -115,6 +118,18 @@ def _record_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("--artifact", default="", help="where the release's artifact lives")
 
 
+def _register_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("--version", required=True, help="the release's version")
+    p.add_argument(
+        "--build-run",
+        type=int,
+        metavar="ID",
+        help="the run that built it (default: $BUILD_BUILDID, the current run)",
+    )
+    p.add_argument("--artifact", default="", help="the pipeline artifact holding the release")
+    p.add_argument("--ref", help="the git ref it was built from (default: $BUILD_SOURCEBRANCH)")
+
+
 def _wait_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name", metavar="ENV")
     p.add_argument("--timeout", default="10m", help="how long to wait (default 10m)")
@@ -132,13 +147,13 @@ def pipelines_sync(context: Context, args: argparse.Namespace) -> Outcome:
     with context.database.read() as conn:
         live = live_environments(conn)
     changes = _client(context).sync(context.catalog, live, dry_run=args.dry_run)
-    text = (
-        "\n".join(
-            f"{c.environment}: {c.action}" + (f" ({c.detail})" if c.detail else "") for c in changes
-        )
-        or "nothing to sync"
-    )
-    return Outcome(text=text, data=changes)
+    lines = []
+    for c in changes:
+        lines.append(f"{c.environment}: {c.action}" + (f" ({c.detail})" if c.detail else ""))
+        lines.extend(f"    {difference}" for difference in c.changes)
+    if args.dry_run and lines:
+        lines.append("dry run: nothing was written to Azure DevOps")
+    return Outcome(text="\n".join(lines) or "nothing to sync", data=changes)
 
 
 def pipelines_runs(context: Context, args: argparse.Namespace) -> Outcome:
@@ -219,7 +234,7 @@ def render_parameters(context: Context, args: argparse.Namespace) -> Outcome:
 
 def _requester(args: argparse.Namespace) -> str:
     return (
-        args.requested_by
+        getattr(args, "requested_by", None)
         or getattr(args, "person", None)
         or os.environ.get("SHIPYARD_USER")
         or os.environ.get("BUILD_REQUESTEDFOREMAIL")
@@ -246,6 +261,37 @@ def record_step(context: Context, args: argparse.Namespace) -> Outcome:
     with context.database.write() as conn:
         recorded = record_deployment(conn, context.catalog, done, at=now)
     return Outcome(text=recorded.line(), data=recorded)
+
+
+def build_release(args: argparse.Namespace) -> BuildRelease:
+    """The release a build stage names; what the flags leave out comes from the agent's run."""
+    run = args.build_run
+    if run is None:
+        given = os.environ.get("BUILD_BUILDID", "")
+        if not given.isdigit():
+            raise InvalidInput(
+                "which build run made this release?",
+                hint="pass --build-run $(Build.BuildId), or run the step inside the build's job",
+            )
+        run = int(given)
+    same_run = str(run) == os.environ.get("BUILD_BUILDID")
+    return BuildRelease(
+        version=args.version,
+        build_run=run,
+        artifact=args.artifact,
+        ref=args.ref if args.ref is not None else os.environ.get("BUILD_SOURCEBRANCH", ""),
+        build_number=os.environ.get("BUILD_BUILDNUMBER", "") if same_run else "",
+        commit=os.environ.get("BUILD_SOURCEVERSION", "") if same_run else "",
+    )
+
+
+def register_step(context: Context, args: argparse.Namespace) -> Outcome:
+    build = build_release(args)
+    with context.database.write() as conn:
+        registered = register_release(
+            conn, build, by=_requester(args), at=context.lifecycle.clock.now()
+        )
+    return Outcome(text=registered.line(), data=registered.release)
 
 
 def wait_ready(context: Context, args: argparse.Namespace) -> Outcome:
@@ -330,6 +376,15 @@ STEPS = (
         record_step,
         _record_args,
         action="record_deployment",
+        in_pipeline=True,
+    ),
+    Step(
+        "pipeline",
+        "register-release",
+        "record the release this build run produced",
+        register_step,
+        _register_args,
+        action="release_add",
         in_pipeline=True,
     ),
     Step(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
@@ -9,7 +10,13 @@ from environments import pipeline_gate
 from environments.catalog import Catalog
 from environments.errors import NotPromoted, ProviderError
 from environments.model import Environment, Release
-from environments.providers.base import HealthReport, Progress, Provider, ProviderResult
+from environments.providers.base import (
+    ChecksParameters,
+    HealthReport,
+    Progress,
+    Provider,
+    ProviderResult,
+)
 from pipelines.azure_devops import AzureDevOps, PipelineRun, run_id_of_url
 
 
@@ -24,13 +31,30 @@ class PipelineEngine:
     """
 
     def __init__(
-        self, inner: Provider, ado: AzureDevOps, *, catalog: Catalog, timeout: timedelta
+        self,
+        inner: Provider,
+        connect: Callable[[], AzureDevOps],
+        *,
+        catalog: Catalog,
+        timeout: timedelta,
     ) -> None:
         self.inner = inner
-        self.ado = ado
+        self._connect = connect
         self.catalog = catalog
         self.timeout = timeout
         self.name = f"{inner.name} via azure-pipelines"
+
+    @functools.cached_property
+    def ado(self) -> AzureDevOps:
+        """Built when a deploy first runs a pipeline: the other commands need no PAT."""
+        return self._connect()
+
+    def check(self, environment: Environment, parameters: Mapping[str, str]) -> None:
+        """Before anything is recorded: the provider's own check, and a client the deploy's run
+        can use (a missing AZURE_DEVOPS_PAT is refused now, not as a failed environment)."""
+        if isinstance(self.inner, ChecksParameters):
+            self.inner.check(environment, parameters)
+        self.ado  # noqa: B018 - builds the client, which refuses incomplete settings
 
     def provision(self, environment: Environment, *, progress: Progress) -> ProviderResult:
         return self.inner.provision(environment, progress=progress)
@@ -102,13 +126,18 @@ class PipelineEngine:
         if kind.approval is not None:
             self.ado.sync(self.catalog, [(environment.name, environment.type)])
         settings = kind.azure_devops
+        build = None
+        if settings.source == "build":
+            # The pipeline resource is asked for by its run's name (the build number).
+            number = release.build_number.strip()
+            if not number and release.build_run is not None:
+                number = self.ado.build_number(release.build_run)
+            build = (settings.build_resource, number)
         return self.ado.start_run(
             environment=environment.name,
             release=release.version,
             requested_by=requested_by,
-            build=(settings.build_resource, release.build_id.strip())
-            if settings.source == "build"
-            else None,
+            build=build,
             branch=f"refs/tags/{release.version}" if settings.source == "tag" else None,
         )
 

@@ -17,10 +17,11 @@ import pytest
 from bot.command import Outcome
 from bot.runtime import Runtime
 from bot.table import execute, parse
-from environments import ade, ade_templates, inputs, validation
+from environments import ade, inputs, validation
 from environments.catalog import load_catalog
 from environments.errors import ConfigError, InvalidInput
 from environments.model import EnvironmentState
+from environments.providers import ade_templates
 from environments.registry import record as rec
 from tests.conftest import EXAMPLES, MovableClock, RecordingNotifier, person
 from tests.fakes.arm import FakeArm

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,13 @@ def test_every_module_says_what_it_owns_in_one_line(path: Path) -> None:
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert docstring, f"{rel(path)} has no module docstring"
     assert len(docstring.splitlines()[0]) <= 100
+
+
+def test_no_import_cycle_is_ignored() -> None:
+    """The acyclic contract lists no exception: a cycle is mended, not written down."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        contracts = tomllib.load(file)["tool"]["importlinter"]["contracts"]
+    acyclic = [c for c in contracts if c["type"] == "acyclic_siblings"]
+    assert acyclic, "pyproject.toml has no acyclic_siblings contract"
+    for contract in acyclic:
+        assert not contract.get("ignore_imports"), contract["ignore_imports"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from environments.config.azure import AzureSettings
 from environments.providers import arm_template as arm
-from environments.providers.azure_config import AzureSettings
 from environments.secrets import KeyVaultRef
 
 VAULT = "/subscriptions/0/resourceGroups/sy-shared/providers/Microsoft.KeyVault/vaults/v"

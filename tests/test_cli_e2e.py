@@ -199,6 +199,26 @@ def test_read_commands_speak_json(cli: Cli) -> None:
     assert versions == ["slow-1", "1.1.0", "1.0.0"]
 
 
+def test_a_release_names_the_build_run_and_ref_that_made_it(cli: Cli) -> None:
+    folder = str(EXAMPLES / "game/releases/1.1.0")
+    cli("release", "add", "1.2.0", "--artifact", folder, "--build-run", "4711",
+        "--ref", "refs/tags/1.2.0")  # fmt: skip
+    bad = cli("release", "add", "1.2.1", "--artifact", folder, "--build-run", "0", ok=False)
+
+    newest = json.loads(cli("release", "list", "--json").stdout)[0]
+    table = cli("release", "list").stdout
+    assert (newest["version"], newest["build_run"], newest["source_ref"]) == (
+        "1.2.0",
+        4711,
+        "refs/tags/1.2.0",
+    )
+    assert {"build_number", "build_artifact"} <= set(newest)
+    assert "run 4711" in table and "refs/tags/1.2.0" in table
+    assert bad.returncode == 2 and "build run 0 is not a run id" in bad.stderr
+    versions = [r["version"] for r in json.loads(cli("release", "list", "--json").stdout)]
+    assert "1.2.1" not in versions
+
+
 def test_two_processes_deploying_to_one_environment_never_interleave(
     cli: Cli, tmp_path: Path
 ) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.runtime import load_engines
 from environments.errors import InvalidInput, ProviderError
 from environments.loadtests.azure import AzureLoadTestingEngine, load_test_id
-from environments.loadtests.engines import Load, engine
-from environments.providers.azure import StaticTokenCredential
+from environments.loadtests.engine import Load
+from environments.providers.azure_credentials import StaticTokenCredential
 from tests.fakes.loadtesting import FakeLoadTesting
 
 LOAD = Load(users=7, spawn_rate=7, duration=timedelta(seconds=2))
@@ -130,7 +131,7 @@ def test_a_locustfile_or_a_missing_endpoint_is_refused(tmp_path: Path) -> None:
 
 def test_the_engine_is_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHIPYARD_LOAD_TESTING_ENDPOINT", "https://abc.cnt-prod.loadtest.azure.com/")
-    chosen = engine("azure-load-testing")
+    chosen = load_engines()["azure-load-testing"]()
     assert isinstance(chosen, AzureLoadTestingEngine)
     assert chosen.name == "azure-load-testing"
     assert chosen.command(Path("a.jmx"), "http://x", LOAD, Path("."))[1] == (

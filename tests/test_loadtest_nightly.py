@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bot.runtime import Runtime
-from environments.loadtests.config import Schedule
-from environments.loadtests.nightly import environment_name, recover, run_nightly
+from environments.config.loadtests import Schedule
 from environments.model import EnvironmentState, check_environment_name
+from environments.nightly import environment_name, recover, run_nightly
 from environments.registry import loadtests as runs
 from environments.registry import record as rec
 from tests.conftest import (

@@ -11,9 +11,10 @@ import pytest
 
 from bot.cli_loadtests import loadtest_compare, loadtest_history
 from bot.runtime import Runtime
+from environments.config.loadtests import VerdictRules
 from environments.errors import Conflict, InvalidInput
-from environments.loadtests.config import VerdictRules
-from environments.loadtests.engines import JMeterEngine, Load
+from environments.loadtests.engine import Load
+from environments.loadtests.engines import JMeterEngine
 from environments.loadtests.verdicts import Outcome, compare
 from environments.model import OperationState
 from environments.registry import loadtests as runs

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
-from environments.loadtests.config import VerdictRules
+from environments.config.loadtests import VerdictRules
 from environments.loadtests.readers import read_samples
 from environments.loadtests.results import TOTAL
 from environments.loadtests.samplesets import LabelSamples, SampleSet

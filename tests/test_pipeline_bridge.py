@@ -34,7 +34,8 @@ from tests.test_pipelines_azure_devops import ready
 
 SECRET = "hook-secret-for-the-bridge"
 DEPLOY_PIPELINE = 7
-BUILD_RUN = "4242"
+BUILD_RUN = 4242
+BUILD_NUMBER = "20261130.1"
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ def fake() -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps() as server:
         server.add_pipeline(DEPLOY_PIPELINE, "game-delivery")
         server.add_pipeline(99, "someone-elses-pipeline")
+        server.add_build(BUILD_RUN, BUILD_NUMBER)
         yield server
 
 
@@ -95,7 +97,7 @@ def bot(
             directory=directory,
         )
         rt.lifecycle.add_release(
-            person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"), build_id=BUILD_RUN
+            person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"), build_run=BUILD_RUN
         )
         made.append(rt)
         return rt
@@ -198,7 +200,7 @@ def test_a_promotion_from_slack_runs_the_releases_build_through_one_approval(
 
     # One run, on the release's recorded build, asked for by carol (not the token's account).
     (started,) = fake.requests("POST", f"pipelines/{DEPLOY_PIPELINE}/runs$")
-    assert started.body["resources"] == {"pipelines": {"build": {"version": BUILD_RUN}}}
+    assert started.body["resources"] == {"pipelines": {"build": {"version": BUILD_NUMBER}}}
     assert started.body["templateParameters"] == {
         "environment": "staging",
         "release": "1.0.0",
@@ -258,7 +260,7 @@ def test_a_rejected_gate_ends_not_promoted_and_staging_keeps_serving(
     bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
 ) -> None:
     running, _ = bot
-    run_id, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+    run_id, _, request_id, ts = promote_to_the_gate(running, fake, slack)
 
     running.click("erin", views.REJECT, request_id, message=("C0RELEASES", ts))
     (opened,) = eventually(lambda: slack.calls("views.open"))
@@ -289,7 +291,7 @@ def test_a_timed_out_gate_ends_not_promoted_and_closes_the_request(
     bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
 ) -> None:
     running, _ = bot
-    run_id, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+    _, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
 
     fake.time_out(approval["id"])
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +21,15 @@ from tests.conftest import EXAMPLES, destroy_everything, person
 from tests.fakes.azure_devops import PROJECT, FakeAzureDevOps
 
 DEPLOY_PIPELINE = 7
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps() as server:
         server.add_pipeline(DEPLOY_PIPELINE, "game-delivery")
+        server.add_build(4242, "20261130.1")
+        server.add_build(4300, "20261130.2")
         yield server
 
 
@@ -32,6 +38,18 @@ def rt(
     home: Path, tmp_path: Path, fake: FakeAzureDevOps, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Runtime]:
     monkeypatch.setenv("AZURE_DEVOPS_PAT", fake.pat)
+    config = write_config(tmp_path, fake)
+    runtime = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'e.db'}")
+    runtime.lifecycle.add_release(
+        person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"), build_run=4242
+    )
+    runtime.lifecycle.add_release(person("ci"), "1.1.0", str(EXAMPLES / "game/releases/1.1.0"))
+    yield runtime
+    destroy_everything(runtime)
+    runtime.close()
+
+
+def write_config(tmp_path: Path, fake: FakeAzureDevOps) -> Path:
     config = tmp_path / "shipyard.yaml"
     config.write_text(f"""\
 version: 1
@@ -49,14 +67,39 @@ types:
     engine: azure-pipelines
     azure_devops: {{source: tag}}
 """)
-    runtime = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'e.db'}")
-    runtime.lifecycle.add_release(
-        person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"), build_id="4242"
+    return config
+
+
+def test_no_azure_devops_client_is_built_until_a_deploy_runs_a_pipeline(
+    home: Path, tmp_path: Path, fake: FakeAzureDevOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, fake)
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    monkeypatch.delenv("AZURE_DEVOPS_PAT", raising=False)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_DEVOPS_")}
+    environ |= {"SHIPYARD_CONFIG": str(config), "SHIPYARD_DATABASE_URL": url}
+
+    def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=environ, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    listed = shipyard("env", "list")
+    added = shipyard("release", "add", "1.0.0", "--artifact", str(EXAMPLES / "game/releases/1.0.0"))
+    create = shipyard(
+        "--as", "alice", "env", "create", "uat-1", "--type", "uat", "--release", "1.0.0"
     )
-    runtime.lifecycle.add_release(person("ci"), "1.1.0", str(EXAMPLES / "game/releases/1.1.0"))
-    yield runtime
-    destroy_everything(runtime)
-    runtime.close()
+
+    assert listed.returncode == 0, listed.stderr
+    assert added.returncode == 0, added.stderr
+    # A command that would run a pipeline is refused before anything is recorded.
+    assert create.returncode == 3 and "AZURE_DEVOPS_PAT is not set" in create.stderr
+    runtime = Runtime.open(str(config), database_url=url)
+    try:
+        with runtime.database.read() as conn:
+            assert rec.list_environments(conn) == []
+    finally:
+        runtime.close()
+    assert fake.requests() == []
 
 
 def test_a_deployment_runs_the_pipeline_and_keeps_its_run(
@@ -73,9 +116,10 @@ def test_a_deployment_runs_the_pipeline_and_keeps_its_run(
         "requestedBy": "alice",
     }
     # The release's recorded build, not whatever the default branch holds.
-    assert started.body["resources"] == {"pipelines": {"build": {"version": "4242"}}}
+    # The release's recorded build (asked for by its run's name), not the default branch.
+    assert started.body["resources"] == {"pipelines": {"build": {"version": "20261130.1"}}}
     (run,) = fake.runs.values()
-    assert run.pipeline_resources == {"build": "4242"} and run.ref_name == "refs/heads/main"
+    assert run.pipeline_resources == {"build": "20261130.1"}
     with rt.database.read() as conn:
         env = rec.get_environment(conn, "uat-1")
         (deployment,) = rec.history(conn, "uat-1")
@@ -99,7 +143,7 @@ def test_the_requester_of_a_redeploy_is_who_asked_not_the_previous_deployer(
     requested = rt.lifecycle.create(person("alice"), "uat-2", env_type="uat", release="1.0.0")
     rt.worker.run(requested.operation_id)  # type: ignore[arg-type]
     rt.lifecycle.add_release(
-        person("ci"), "1.2.0", str(EXAMPLES / "game/releases/1.1.0"), build_id="4300"
+        person("ci"), "1.2.0", str(EXAMPLES / "game/releases/1.1.0"), build_run=4300
     )
     again = rt.lifecycle.deploy(person("bob"), "uat-2", release="1.2.0")
     op = rt.worker.run(again.operation_id)  # type: ignore[arg-type]
@@ -107,7 +151,7 @@ def test_the_requester_of_a_redeploy_is_who_asked_not_the_previous_deployer(
 
     second = fake.requests("POST", "pipelines/7/runs")[-1]
     assert second.body["templateParameters"]["requestedBy"] == "bob"
-    assert second.body["resources"]["pipelines"]["build"]["version"] == "4300"
+    assert second.body["resources"]["pipelines"]["build"]["version"] == "20261130.2"
 
 
 def test_a_tag_type_runs_the_releases_tag(rt: Runtime, fake: FakeAzureDevOps) -> None:
@@ -126,7 +170,7 @@ def test_a_release_without_a_recorded_build_is_refused_before_anything_runs(
 ) -> None:
     with pytest.raises(Conflict, match=r"release 1\.1\.0 has no recorded build run") as refused:
         rt.lifecycle.create(person("alice"), "uat-3", env_type="uat", release="1.1.0")
-    assert "--build-id" in refused.value.hint and "source: tag" in refused.value.hint
+    assert "register-release" in refused.value.hint and "source: tag" in refused.value.hint
     with rt.database.read() as conn:
         assert rec.find_environment(conn, "uat-3") is None
     assert fake.requests("POST") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,10 @@ def ado(fake: FakeAzureDevOps) -> AzureDevOps:
     return AzureDevOps(settings_for(fake), fake.pat)
 
 
+def approvals_on(fake: FakeAzureDevOps, environment: str) -> list[dict[str, Any]]:
+    return [c for c in fake.checks_on(environment) if c["type"]["name"] == "Approval"]
+
+
 def ready(rt: Runtime, name: str, env_type: str) -> None:
     """An environment the record knows as ready (as if Shipyard had provisioned it)."""
     now = rt.lifecycle.clock.now()
@@ -84,9 +89,9 @@ def test_sync_creates_environments_and_approval_checks_that_match_shipyard_yaml(
         "shipyard-staging",
         "shipyard-production",
     }
-    assert fake.checks_on("shipyard-pr-1234") == []
-    (staging,) = fake.checks_on("shipyard-staging")
-    (production,) = fake.checks_on("shipyard-production")
+    assert approvals_on(fake, "shipyard-pr-1234") == []
+    (staging,) = approvals_on(fake, "shipyard-staging")
+    (production,) = approvals_on(fake, "shipyard-production")
     assert staging["type"]["name"] == "Approval"
     assert staging["resource"]["type"] == "environment"
     assert staging["timeout"] == 24 * 60
@@ -107,16 +112,16 @@ def test_sync_creates_environments_and_approval_checks_that_match_shipyard_yaml(
     again = ado.sync(runtime.catalog, live)
 
     assert {c.action for c in again} == {"unchanged"}
-    assert len(fake.checks) == 2
+    assert len(fake.checks) == 2 + 3  # two approval checks, an exclusive lock on each
     assert len(fake.environments) == 3
-    assert not fake.requests("PATCH") and len(fake.requests("POST")) == 5
+    assert not fake.requests("PATCH") and len(fake.requests("POST")) == 3 + 2 + 3
 
 
 def test_sync_corrects_a_changed_check_and_leaves_unmanaged_checks_alone(
     runtime: Runtime, fake: FakeAzureDevOps, ado: AzureDevOps
 ) -> None:
     ado.sync(runtime.catalog, [])
-    (check,) = fake.checks_on("shipyard-staging")
+    (check,) = approvals_on(fake, "shipyard-staging")
     check["settings"]["minRequiredApprovers"] = 3
     check["settings"]["requesterCannotBeApprover"] = True
     staging_id = fake.environment_named("shipyard-staging")["id"]  # type: ignore[index]
@@ -131,7 +136,7 @@ def test_sync_corrects_a_changed_check_and_leaves_unmanaged_checks_alone(
     changes = ado.sync(runtime.catalog, [])
 
     staging = {c.action for c in changes if c.environment == "shipyard-staging"}
-    assert staging == {"updated approval check", "left alone"}
+    assert staging == {"updated approval check", "left alone", "unchanged"}  # (the lock)
     assert fake.checks[check["id"]]["settings"]["minRequiredApprovers"] == 1
     assert fake.checks[check["id"]]["settings"]["requesterCannotBeApprover"] is False
     assert fake.checks[99]["settings"]["instructions"] == "security review"
@@ -242,7 +247,7 @@ def test_the_fake_accepts_decisions_only_from_the_checks_approvers_never_the_req
         as_carol.approve(approval["id"], "carol")
     # A check that lets the requester not approve blocks the run's requester (the token that
     # started it) even when it is an approver.
-    (check,) = fake.checks_on("shipyard-production")
+    (check,) = [c for c in fake.checks_on("shipyard-production") if c["type"]["name"] == "Approval"]
     check["settings"]["requesterCannotBeApprover"] = True
     ado.start_run(environment="production", release="1.0.0", requested_by="bob")
     blocked = next(a for a in fake.wait_all_approvals(2) if a["id"] != approval["id"])
@@ -254,21 +259,30 @@ def test_the_fake_accepts_decisions_only_from_the_checks_approvers_never_the_req
 def test_a_run_request_carries_the_build_or_the_tag_and_is_refused_like_the_service(
     fake: FakeAzureDevOps, ado: AzureDevOps
 ) -> None:
+    fake.add_build(4242, "20261130.1")
     run = ado.start_run(
-        environment="pr-9", release="1.1.0", requested_by="bob", build=("build", "4242")
+        environment="pr-9", release="1.1.0", requested_by="bob", build=("build", "20261130.1")
     )
     tagged = ado.start_run(
         environment="pr-9", release="1.1.0", requested_by="bob", branch="refs/tags/1.1.0"
     )
     default = ado.start_run(environment="pr-9", release="1.1.0", requested_by="bob")
 
-    assert fake.runs[run.id].pipeline_resources == {"build": "4242"}
+    assert fake.runs[run.id].pipeline_resources == {"build": "20261130.1"}
     assert fake.runs[run.id].ref_name == "refs/heads/main"
     assert fake.runs[tagged.id].ref_name == "refs/tags/1.1.0"
     assert fake.runs[default.id].ref_name == "refs/heads/main"
     assert fake.runs[run.id].requester["id"] == SERVICE["id"]
+    assert ado.build_number(4242) == "20261130.1"
     with pytest.raises(ShipyardError, match="Pipeline resource nope is not defined"):
-        ado.start_run(environment="pr-9", release="1.1.0", requested_by="bob", build=("nope", "1"))
+        ado.start_run(
+            environment="pr-9", release="1.1.0", requested_by="bob", build=("nope", "20261130.1")
+        )
+    # The service resolves a pipeline resource by its run's name: a run id is refused.
+    with pytest.raises(ShipyardError, match="Unable to resolve version '4242'"):
+        ado.start_run(
+            environment="pr-9", release="1.1.0", requested_by="bob", build=("build", "4242")
+        )
 
 
 def test_a_failed_run_gives_the_failing_steps_log(fake: FakeAzureDevOps, ado: AzureDevOps) -> None:

@@ -63,26 +63,29 @@ def person() -> object:
     return Actor(person="ci", channel=Channel.CLI)
 
 
-def step(record: Runtime, *args: str) -> subprocess.CompletedProcess[str]:
+def step(
+    record: Runtime, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """One step, as an agent runs it: no terminal, no input, secrets only from the environment."""
-    env = {
+    agent = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("SHIPYARD_", "AZURE_DEVOPS_"))
+        if not key.startswith(("SHIPYARD_", "AZURE_DEVOPS_", "BUILD_"))
     }
-    env.update(
+    agent.update(
         {
             "SHIPYARD_HOME": os.environ["SHIPYARD_HOME"],
             "SHIPYARD_CONFIG": str(CONFIG),
             "SHIPYARD_DATABASE_URL": str(record.database.engine.url),
             "BUILD_REQUESTEDFOREMAIL": "bob@fabrikam.example",
             "BUILD_BUILDID": "4711",
+            **(env or {}),
         }
     )
     python = str(PYTHON) if PYTHON.exists() else sys.executable
     return subprocess.run(
         [python, "-m", "bot.cli", "pipeline", *args],
-        env=env,
+        env=agent,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -197,3 +200,37 @@ def shipyard(
         text=True,
         timeout=120,
     )
+
+
+def test_register_release_records_the_build_run_that_made_it(record: Runtime) -> None:
+    agent = {
+        "BUILD_BUILDID": "4711",
+        "BUILD_BUILDNUMBER": "20261130.3",
+        "BUILD_SOURCEBRANCH": "refs/tags/2.0.0",
+        "BUILD_SOURCEVERSION": "0123abcd",
+    }
+    first = step(record, "register-release", "--version", "2.0.0", "--artifact", "drop", env=agent)
+    again = step(record, "register-release", "--version", "2.0.0", "--artifact", "drop", env=agent)
+    other_run = step(record, "register-release", "--version", "2.0.0", "--build-run", "4800")
+    bad_ref = step(record, "register-release", "--version", "2.0.1", "--build-run", "4800",
+                    "--ref", "main")  # fmt: skip
+    no_run = step(record, "register-release", "--version", "2.0.2", env={"BUILD_BUILDID": ""})
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == (
+        "registered: release 2.0.0 from build run 4711 (20261130.3), artifact drop, refs/tags/2.0.0"
+    )
+    assert again.returncode == 0 and again.stdout.startswith("already registered")
+    assert other_run.returncode == 6 and "from build run 4711" in other_run.stderr
+    assert bad_ref.returncode == 2 and "'main' is not a git ref" in bad_ref.stderr
+    assert no_run.returncode == 2 and "--build-run" in no_run.stderr
+    with record.database.read() as conn:
+        release = rec.get_release(conn, "2.0.0")
+        versions = [r.version for r in rec.list_releases(conn)]
+    assert (release.build_run, release.build_number, release.build_artifact) == (
+        4711,
+        "20261130.3",
+        "drop",
+    )
+    assert (release.source_ref, release.commit) == ("refs/tags/2.0.0", "0123abcd")
+    assert versions == ["2.0.0", "1.1.0", "1.0.0"]

@@ -1,10 +1,13 @@
-"""The YAML templates and the example pipeline: valid against the official Azure Pipelines schema,
-and every `${{ parameters.x }}` a template uses is one it declares."""
+"""The YAML templates and the example pipelines: valid against the official Azure Pipelines
+schema, every `${{ parameters.x }}` a template uses is one it declares, and the properties a
+team relies on when it includes them as they are (Windows pool for Service Fabric, the gate on
+the deployment stage only, one pinned install per job, API not database, one run at a time)."""
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,14 @@ from tests.reference import REFERENCE
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = REFERENCE / "azure-pipelines/service-schema.json"
 TEMPLATES = sorted((ROOT / "pipelines/templates").rglob("*.yml"))
-FILES = [*TEMPLATES, ROOT / "examples/azure-pipelines.yml"]
+EXAMPLES = [ROOT / "examples/azure-pipelines.yml", ROOT / "examples/azure-pipelines-deploy.yml"]
+FILES = [*TEMPLATES, *EXAMPLES]
+STAGE = ROOT / "pipelines/templates/stages/deploy.yml"
+STEPS = ROOT / "pipelines/templates/steps"
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 PARAMETER = re.compile(r"\bparameters\.([A-Za-z_][A-Za-z0-9_]*)|\bparameters\[\s*'([^']+)'\s*\]")
-TEMPLATE_REF = re.compile(r"^\s*-?\s*template:\s*(\S+)", re.M)
+WHOLE_PARAMETER = re.compile(r"\$\{\{\s*parameters\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
 def rel(path: Path) -> str:
@@ -57,6 +64,28 @@ def load(path: Path) -> Any:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
 
 
+def compiled(path: Path) -> Any:
+    """The file as Azure Pipelines compiles it with its parameters' defaults: a value that is
+    just `${{ parameters.x }}` becomes x's default (a task input typed as an enum or a boolean is
+    checked with the value it gets, not with the expression)."""
+    document = load(path)
+    defaults = {
+        p["name"]: p["default"]
+        for p in document.get("parameters", [])
+        if isinstance(p.get("default"), str)
+    }
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        found = WHOLE_PARAMETER.fullmatch(node) if isinstance(node, str) else None
+        return defaults.get(found.group(1), node) if found else node
+
+    return {**walk(document), "parameters": document.get("parameters", [])}
+
+
 def problems(validator: jsonschema.protocols.Validator, document: Any) -> list[str]:
     found = []
     for error in validator.iter_errors(document):
@@ -73,15 +102,20 @@ def _all(errors: list[Any]) -> list[Any]:
 def test_it_validates_against_the_azure_pipelines_schema(
     validator: jsonschema.protocols.Validator, path: Path
 ) -> None:
-    assert problems(validator, load(path)) == []
+    assert problems(validator, compiled(path)) == []
 
 
 def test_the_schema_check_catches_a_mistake(validator: jsonschema.protocols.Validator) -> None:
-    document = load(ROOT / "pipelines/templates/stages/deploy.yml")
-    document["stages"][0]["jobs"][1]["enviroment"] = "typo"
+    document = compiled(STAGE)
+    document["stages"][1]["jobs"][0]["enviroment"] = "typo"
     assert problems(validator, document)
     task = {"task": "ServiceFabricDeploy@1", "inputs": {"applicationPackagePath": "x"}}
     assert problems(validator, {"steps": [task]})  # serviceConnectionName is required
+    wrong = compiled(STEPS / "deploy-service-fabric.yml")
+    wrong["steps"][1]["inputs"]["upgradeMode"] = "Sometimes"
+    assert problems(validator, wrong)
+    raw = load(STEPS / "deploy-service-fabric.yml")  # the expression itself is no upgrade mode
+    assert problems(validator, raw)
 
 
 @pytest.mark.parametrize("path", FILES, ids=rel)
@@ -91,13 +125,12 @@ def test_every_parameter_it_uses_is_declared(path: Path) -> None:
     used = {
         a or b for expression in EXPRESSION.findall(text) for a, b in PARAMETER.findall(expression)
     }
-    assert used, "a template that uses no parameter is not a template"
     assert used <= declared, f"used but not declared: {sorted(used - declared)}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=rel)
 def test_the_templates_it_includes_exist_and_declare_what_it_passes(path: Path) -> None:
-    for include in load(path).get("stages", []) + _steps(load(path)):
+    for include in load(path).get("stages", []) + steps_of(load(path)):
         if not isinstance(include, dict) or "template" not in include:
             continue
         passed = set(include.get("parameters", {}))
@@ -105,7 +138,7 @@ def test_the_templates_it_includes_exist_and_declare_what_it_passes(path: Path) 
         # `deploy-${{ parameters.deployTarget }}.yml` names one template per allowed value.
         targets = [names]
         if "${{ parameters.deployTarget }}" in names:
-            targets = [names.replace("${{ parameters.deployTarget }}", v) for v in _targets()]
+            targets = [names.replace("${{ parameters.deployTarget }}", v) for v in targets_()]
         for target in targets:
             # `…@shipyard` is a path in this repository (the consumer's repository resource).
             repository, _, alias = target.partition("@")
@@ -118,14 +151,149 @@ def test_the_templates_it_includes_exist_and_declare_what_it_passes(path: Path) 
             assert required <= passed, f"{rel(path)} does not pass {sorted(required - passed)}"
 
 
-def test_deployment_jobs_target_the_azure_devops_environment_named_after_shipyards() -> None:
-    stage = load(ROOT / "pipelines/templates/stages/deploy.yml")["stages"][0]
-    (deployment,) = [job for job in stage["jobs"] if "deployment" in job]
-    assert deployment["environment"] == "shipyard-${{ parameters.environment }}"
-    assert stage["stage"] == "shipyard_deploy_${{ replace(parameters.environment, '-', '_') }}"
+# --- what a team relies on -------------------------------------------------------------------
 
 
-def test_the_example_runs_test_staging_production_and_a_nightly_schedule() -> None:
+def test_the_approval_gates_the_deployment_stage_only() -> None:
+    """Azure DevOps evaluates checks before a stage starts, for every resource the stage uses:
+    waiting for the environment is a stage of its own, with no environment in it."""
+    provision, deploy = load(STAGE)["stages"]
+    assert (
+        provision["stage"] == "shipyard_provision_${{ replace(parameters.environment, '-', '_') }}"
+    )
+    assert deploy["stage"] == "shipyard_deploy_${{ replace(parameters.environment, '-', '_') }}"
+    assert deploy["dependsOn"] == provision["stage"]
+    assert all("environment" not in job and "deployment" not in job for job in provision["jobs"])
+    (job,) = deploy["jobs"]
+    assert job["deployment"] == "deploy"
+    assert job["environment"] == "shipyard-${{ parameters.environment }}"
+    assert "provision.yml" not in json.dumps(deploy)
+
+
+def test_two_runs_never_deploy_into_one_environment_at_once() -> None:
+    # The stage queues behind the Exclusive Lock check `pipelines sync` adds to shipyard-<env>.
+    assert load(STAGE)["stages"][1]["lockBehavior"] == "sequential"
+
+
+def test_service_fabric_deploys_on_windows_and_arm_on_linux_by_default() -> None:
+    stage = load(STAGE)
+    (job,) = stage["stages"][1]["jobs"]
+    assert job["pool"] == "${{ parameters.pools[parameters.deployTarget] }}"
+    pools = parameter(stage, "pools")["default"]
+    assert set(targets_()) <= set(pools)
+    assert pools["service-fabric"]["vmImage"].startswith("windows-")
+    assert pools["arm"]["vmImage"].startswith("ubuntu-")
+    assert stage["stages"][0]["jobs"][0]["pool"] == "${{ parameters.pools.shipyard }}"
+
+
+def test_service_fabric_upgrade_settings_override_the_publish_profile() -> None:
+    template = load(STEPS / "deploy-service-fabric.yml")
+    (task,) = [s for s in template["steps"] if s.get("task") == "ServiceFabricDeploy@1"]
+    inputs = task["inputs"]
+    assert inputs["overridePublishProfileSettings"] == "true"
+    assert inputs["isUpgrade"] == "true"
+    assert inputs["publishProfilePath"].startswith("$(Pipeline.Workspace)/${{ parameters.artifact")
+    upgrade = [
+        "upgradeMode",
+        "FailureAction",
+        "HealthCheckWaitDurationSec",
+        "HealthCheckStableDurationSec",
+        "HealthCheckRetryTimeoutSec",
+        "UpgradeDomainTimeoutSec",
+        "UpgradeTimeoutSec",
+        "ForceRestart",
+        "ConsiderWarningAsError",
+    ]
+    for name in upgrade:
+        wired = WHOLE_PARAMETER.fullmatch(inputs[name])
+        assert wired, f"{name} is not wired from a parameter"
+        # …and the stage passes each one on.
+        assert wired.group(1) in stage_include("deploy-${{ parameters.deployTarget }}.yml")
+
+
+def test_the_upgrade_and_the_wait_end_before_their_jobs_time_out() -> None:
+    stage = load(STAGE)
+    ready = int(parameter(stage, "readyTimeoutInMinutes")["default"])
+    provision_job = int(parameter(stage, "provisionTimeoutInMinutes")["default"])
+    assert ready < provision_job
+    assert stage["stages"][0]["jobs"][0]["timeoutInMinutes"] == (
+        "${{ parameters.provisionTimeoutInMinutes }}"
+    )
+    passed = stage_include("provision.yml", stage=0)
+    assert passed["jobTimeoutInMinutes"] == "${{ parameters.provisionTimeoutInMinutes }}"
+    upgrade = int(parameter(stage, "upgradeTimeoutSec")["default"])
+    deploy_job = int(parameter(stage, "deployTimeoutInMinutes")["default"])
+    assert upgrade < deploy_job * 60
+
+
+def test_the_example_publishes_the_publish_profile_with_the_package() -> None:
+    example = load(ROOT / "examples/azure-pipelines.yml")
+    build = steps_of({"stages": [example["stages"][0]]})
+    (copy,) = [s for s in build if s.get("task") == "CopyFiles@2"]
+    (publish,) = [s for s in build if "publish" in s]
+    assert copy["inputs"]["TargetFolder"] == publish["publish"]
+    profile = parameter(load(STAGE), "publishProfilePath")["default"]
+    assert Path(copy["inputs"]["Contents"]).parent == Path(profile).parent
+    assert publish["artifact"] == parameter(load(STAGE), "artifact")["default"]
+    assert build.index(publish) < [s.get("template", "") for s in build].index(
+        "pipelines/templates/steps/register-release.yml@shipyard"
+    )
+
+
+def test_shipyard_is_installed_once_per_job_pinned_and_cached() -> None:
+    for path in FILES:
+        for job in jobs_of(load(path)):
+            installs = [
+                s for s in job_steps(job) if "install-shipyard.yml" in str(s.get("template"))
+            ]
+            calls = any("shipyard pipeline" in script(step) for step in job_steps(job))
+            assert len(installs) == (1 if calls else 0), f"{rel(path)}: {job}"
+    install = load(STEPS / "install-shipyard.yml")
+    assert parameter(install, "shipyardVersion")["default"] == VERSION
+    assert parameter(load(STAGE), "shipyardVersion")["default"] == VERSION
+    (cache,) = [s for s in install["steps"] if s.get("task") == "Cache@2"]
+    assert "${{ parameters.shipyardVersion }}" in cache["inputs"]["key"]
+    (pip,) = [s for s in install["steps"] if "pip install" in s.get("bash", "")]
+    assert pip["env"]["PIP_CACHE_DIR"] == cache["inputs"]["path"]
+
+
+def test_the_shipyard_repository_is_referenced_by_tag() -> None:
+    for path in EXAMPLES:
+        (shipyard,) = load(path)["resources"]["repositories"]
+        assert shipyard["repository"] == "shipyard"
+        assert shipyard["ref"] == f"refs/tags/v{VERSION}"
+
+
+def test_steps_talk_to_the_api_never_to_the_database() -> None:
+    verbs = set()
+    for path in FILES:
+        assert "SHIPYARD_DATABASE_URL" not in path.read_text(encoding="utf-8"), rel(path)
+        for step in steps_of(load(path)):
+            script = step.get("bash", "")
+            if "shipyard pipeline" not in script:
+                continue
+            verbs.update(re.findall(r"shipyard pipeline ([a-z-]+)", script))
+            # Secrets reach a script only through env:, so each step maps both explicitly.
+            assert step["env"]["SHIPYARD_URL"] == "$(SHIPYARD_URL)"
+            assert step["env"]["SHIPYARD_TOKEN"] == "$(SHIPYARD_TOKEN)"
+    assert verbs == {"render-parameters", "record-deployment", "wait-ready", "register-release"}
+    stage = load(STAGE)
+    assert all(
+        s["variables"] == [{"group": "${{ parameters.variableGroup }}"}] for s in stage["stages"]
+    )
+
+
+def test_requested_by_is_a_shipyard_person_never_an_email() -> None:
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        assert "RequestedForEmail" not in text, rel(path)
+        document = load(path)
+        for p in document.get("parameters", []):
+            if p["name"] == "requestedBy":
+                assert p.get("default", "") == "", rel(path)
+
+
+def test_the_examples_declare_what_shipyard_passes_when_it_starts_a_run() -> None:
     example = load(ROOT / "examples/azure-pipelines.yml")
     deployed = [
         s["parameters"]["environment"]
@@ -133,25 +301,69 @@ def test_the_example_runs_test_staging_production_and_a_nightly_schedule() -> No
         if s.get("template", "").startswith("pipelines/templates/stages/deploy.yml@")
     ]
     assert deployed == ["ci-test", "staging", "production"]
-    assert example["schedules"][0]["cron"] == "0 2 * * *"
-    assert {r["repository"] for r in example["resources"]["repositories"]} == {"shipyard"}
-    # Shipyard starts this pipeline with these template parameters (AzureDevOps.start_run).
-    assert {"environment", "release", "requestedBy"} <= {p["name"] for p in example["parameters"]}
+    assert "refs/tags/*" in json.dumps(example["trigger"]).replace('"*"', '"refs/tags/*"')
+    deploy = load(ROOT / "examples/azure-pipelines-deploy.yml")
+    for document in (example, deploy):
+        assert {"environment", "release", "requestedBy"} <= {
+            p["name"] for p in document["parameters"]
+        }
+    # Shipyard names the release's build run as resources.pipelines.build.version.
+    (build,) = deploy["resources"]["pipelines"]
+    assert build["pipeline"] == "build"
+    (stage,) = deploy["stages"]
+    assert stage["parameters"]["artifactPipeline"] == "build"
+    assert deploy["trigger"] == "none"
 
 
-def _steps(document: Any) -> list[Any]:
-    found: list[Any] = list(document.get("steps", []))
-    for stage in document.get("stages", []):
-        for job in stage.get("jobs", []) if isinstance(stage, dict) else []:
-            found += job.get("steps", [])
-            strategy = job.get("strategy", {}).get("runOnce", {})
-            found += strategy.get("deploy", {}).get("steps", [])
-            for hook in strategy.get("on", {}).values():
-                found += hook.get("steps", [])
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def parameter(document: Any, name: str) -> dict[str, Any]:
+    (found,) = [p for p in document["parameters"] if p["name"] == name]
+    return dict(found)
+
+
+def stage_include(template: str, stage: int = 1) -> dict[str, Any]:
+    """What the stage template passes to one step template it includes."""
+    found = steps_of({"stages": [load(STAGE)["stages"][stage]]})
+    (include,) = [s for s in found if str(s.get("template", "")).endswith(template)]
+    return dict(include["parameters"])
+
+
+def jobs_of(document: Any) -> list[Any]:
+    return [
+        job
+        for stage in document.get("stages", [])
+        if isinstance(stage, dict)
+        for job in stage.get("jobs", [])
+    ]
+
+
+def job_steps(job: Any) -> list[Any]:
+    found: list[Any] = list(job.get("steps", []))
+    strategy = job.get("strategy", {}).get("runOnce", {})
+    found += strategy.get("deploy", {}).get("steps", [])
+    for hook in strategy.get("on", {}).values():
+        found += hook.get("steps", [])
     return found
 
 
-def _targets() -> list[str]:
-    stage = load(ROOT / "pipelines/templates/stages/deploy.yml")
-    (target,) = [p for p in stage["parameters"] if p["name"] == "deployTarget"]
-    return list(target["values"])
+def steps_of(document: Any) -> list[Any]:
+    found: list[Any] = list(document.get("steps", []))
+    for job in jobs_of(document):
+        found += job_steps(job)
+    return found
+
+
+def script(step: Any) -> str:
+    """The scripts a step runs, those of the step templates it includes too."""
+    if "template" not in step:
+        return str(step.get("bash", ""))
+    name = step["template"].replace("${{ parameters.deployTarget }}", "*")
+    repository, _, alias = name.partition("@")
+    pattern = repository if alias else f"pipelines/templates/steps/{Path(name).name}"
+    return "".join(p.read_text(encoding="utf-8") for p in ROOT.glob(pattern))
+
+
+def targets_() -> list[str]:
+    return list(parameter(load(STAGE), "deployTarget")["values"])

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from bot import scheduler
 from bot.runtime import Runtime
 from bot.scheduler import SchedulerState, supervise
+from environments.config.loadtests import Schedule
 from environments.errors import ConfigError, NotFound
-from environments.loadtests.config import Schedule
 from tests.conftest import CONFIG
 
 FIRED: list[tuple[str, int, float]] = []

@@ -41,9 +41,9 @@ from azure.developer.loadtesting import LoadTestAdministrationClient, LoadTestRu
 from environments.errors import InvalidInput, ProviderError, ShipyardError
 from environments.loadtests.aggregate import aggregate
 from environments.loadtests.criteria import parse_criterion
-from environments.loadtests.engines import EngineRun, Load, Progress
+from environments.loadtests.engine import EngineRun, Load, Progress
 from environments.loadtests.readers import read_result
-from environments.providers.azure import credential_from_environment
+from environments.providers.azure_credentials import credential_from_environment
 
 ENDPOINT_VARIABLE = "SHIPYARD_LOAD_TESTING_ENDPOINT"
 VALIDATED = {"VALIDATION_SUCCESS", "NOT_VALIDATED", "VALIDATION_NOT_REQUIRED"}

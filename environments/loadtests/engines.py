@@ -1,4 +1,4 @@
-"""Load engines behind one interface: Locust as a subprocess, JMeter where one is configured."""
+"""The local load engines: Locust as a subprocess, JMeter where one is configured."""
 
 from __future__ import annotations
 
@@ -9,64 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from environments.errors import InvalidInput, ProviderError
 from environments.loadtests.aggregate import aggregate
+from environments.loadtests.engine import EngineRun, Load, Progress
 from environments.loadtests.readers import read_result
-from environments.loadtests.results import AggregateReport
-
-
-@dataclass(frozen=True)
-class Load:
-    """How hard and how long: users (threads), their spawn rate, and the duration."""
-
-    users: int
-    spawn_rate: float
-    duration: timedelta
-
-
-@dataclass(frozen=True)
-class EngineRun:
-    """What an engine left behind: the aggregate report and the files it came from.
-
-    `samples_file` is a JTL (CSV or XML) with one line per request: what the verdict and the
-    chart's time series are made of.
-    """
-
-    report: AggregateReport
-    result_file: Path
-    history_file: Path | None
-    samples_file: Path | None = None
-
-
-class Engine(Protocol):
-    name: str
-
-    def command(self, plan: Path, endpoint: str, load: Load, folder: Path) -> list[str]: ...
-
-    def run(
-        self,
-        plan: Path,
-        endpoint: str,
-        load: Load,
-        folder: Path,
-        progress: Progress | None = None,
-        *,
-        name: str = "",
-        criteria: tuple[str, ...] = (),
-    ) -> EngineRun:
-        """`name` (plan and environment type) and `criteria` are for engines that keep a test
-        of their own (Azure Load Testing); the others judge criteria after the run."""
-        ...
-
-
-Progress = Callable[[str], None]
-"""Told one line of live figures every few seconds while an engine runs."""
 
 PROGRESS_EVERY = 3.0
 
@@ -272,17 +221,3 @@ class JMeterEngine:
         )
         results = folder / "results.jtl"
         return EngineRun(aggregate(read_result(results)), results, None, results)
-
-
-def engine(name: str) -> Engine:
-    if name == "azure-load-testing":
-        from environments.loadtests.azure import AzureLoadTestingEngine
-
-        return AzureLoadTestingEngine()
-    engines: dict[str, Engine] = {"locust": LocustEngine(), "jmeter": JMeterEngine()}
-    if name not in engines:
-        raise InvalidInput(
-            f"there is no load engine '{name}'",
-            hint="use locust, jmeter or azure-load-testing",
-        )
-    return engines[name]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from environments.catalog import Catalog, resolve_path
 from environments.clock import Clock
-from environments.errors import Conflict, NotFound, ShipyardError
+from environments.config.loadtests import LoadTestPlan
+from environments.errors import Conflict, InvalidInput, NotFound, ShipyardError
 from environments.loadtests import baselines, charts
-from environments.loadtests.config import LoadTestPlan
 from environments.loadtests.criteria import (
     Criterion,
     Verdict,
@@ -20,18 +22,23 @@ from environments.loadtests.criteria import (
     parse_criteria,
     passed,
 )
-from environments.loadtests.engines import EngineRun, Load, Progress, engine
+from environments.loadtests.engine import Engine, EngineRun, Load, Progress
 from environments.loadtests.readers import read_samples
 from environments.loadtests.samplesets import SampleSet
 from environments.loadtests.summary import LoadTestSummary
 from environments.loadtests.verdicts import Outcome, explanation, figures, judge, verdict
 from environments.model import EnvironmentState, parse_duration
-from environments.notify import Notifier
 from environments.policy import Actor
 from environments.registry import Database, outbox
 from environments.registry import loadtests as runs
 from environments.registry import operations as ops
 from environments.registry import record as rec
+
+
+class Listener(Protocol):
+    """Told of every finished run (the core's Notifier is one; nothing more of it is needed)."""
+
+    def loadtest_finished(self, summary: LoadTestSummary) -> None: ...
 
 
 class LoadTesting:
@@ -43,14 +50,25 @@ class LoadTesting:
         database: Database,
         *,
         clock: Clock,
-        notifier: Notifier,
+        notifier: Listener,
         home: Path,
+        engines: Mapping[str, Callable[[], Engine]],
     ) -> None:
         self.catalog = catalog
         self.db = database
         self.clock = clock
         self.notifier = notifier
         self.home = home
+        self.engines = engines
+
+    def engine(self, name: str) -> Engine:
+        """The engine a plan names, from those the composition root offers."""
+        if name not in self.engines:
+            raise InvalidInput(
+                f"there is no load engine '{name}'",
+                hint=f"use {', '.join(self.engines)}",
+            )
+        return self.engines[name]()
 
     def plan(self, env_type: str, name: str | None) -> tuple[str, LoadTestPlan]:
         plans = self.catalog.loadtests
@@ -196,7 +214,7 @@ class LoadTesting:
         criteria = parse_criteria(chosen.criteria)
         load = self._load(chosen, users, duration)
         plan_file = resolve_path(self.catalog, chosen.file)
-        runner = engine(chosen.engine)
+        runner = self.engine(chosen.engine)
         gate = self._gate(env.type, plan_name, chosen)
         if run_id is None:
             run_id = self.begin(

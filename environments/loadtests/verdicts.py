@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from environments.loadtests.config import VerdictRules
+from environments.config.loadtests import VerdictRules
 from environments.loadtests.results import TOTAL, AggregateReport, FloatArray, LabelStats
 from environments.loadtests.samplesets import LabelSamples, SampleSet, iter_labels
 from environments.loadtests.statistics import (

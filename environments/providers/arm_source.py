@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from environments import ade_templates
 from environments.catalog import Catalog, EnvironmentType
 from environments.errors import ConfigError
+from environments.providers import ade_templates
 from environments.providers import arm_template as arm
 
 

@@ -49,6 +49,10 @@ def _release(row: sa.Row[Any]) -> Release:
         commit=row.commit,
         added_by=Person(row.added_by),
         added_at=row.added_at,
+        build_run=row.build_run,
+        build_number=row.build_number,
+        build_artifact=row.build_artifact,
+        source_ref=row.source_ref,
     )
 
 
@@ -66,6 +70,10 @@ def add_release(conn: sa.Connection, release: Release) -> None:
             commit=release.commit,
             added_by=release.added_by,
             added_at=release.added_at,
+            build_run=release.build_run,
+            build_number=release.build_number,
+            build_artifact=release.build_artifact,
+            source_ref=release.source_ref,
         )
     )
 

@@ -48,6 +48,11 @@ releases = sa.Table(
     sa.Column("commit", sa.String(64), nullable=False, server_default=""),
     sa.Column("added_by", sa.String(128), nullable=False),
     sa.Column("added_at", UTCDateTime, nullable=False),
+    # The pipeline run that built it (Azure DevOps run id and name), its artifact, its ref.
+    sa.Column("build_run", sa.Integer, nullable=True),
+    sa.Column("build_number", sa.String(128), nullable=False, server_default=""),
+    sa.Column("build_artifact", sa.String(256), nullable=False, server_default=""),
+    sa.Column("source_ref", sa.String(256), nullable=False, server_default=""),
 )
 
 environments = sa.Table(

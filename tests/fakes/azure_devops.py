@@ -52,6 +52,8 @@ PROJECT = "Shipyard"
 PROJECT_ID = "d6b3e0ea-8197-4dec-831b-50e2e06ff95f"
 DEFAULT_PAT = "fake-pat-0123456789"
 APPROVAL_CHECK = {"id": "8c6f20a7-a545-4486-9777-f762fafe0d4d", "name": "Approval"}
+EXCLUSIVE_LOCK_CHECK = {"id": "2ef31ad6-baa0-403a-8b45-2cbc9b4e5563", "name": "ExclusiveLock"}
+CHECK_TYPES = {APPROVAL_CHECK["id"], EXCLUSIVE_LOCK_CHECK["id"]}
 # The identity behind the PAT: Shipyard's service account.
 SERVICE = {
     "displayName": "Shipyard",
@@ -106,6 +108,13 @@ LOCATIONS = (
         "configurations",
         _P + "pipelines/checks/configurations/{id}",
         1,
+    ),
+    (
+        "0cd358e1-9217-4d94-8269-1c1ee6f93dcf",
+        "build",
+        "Builds",
+        _P + "build/builds/{buildId}",
+        7,
     ),
     (
         "8baac422-4c6e-4de5-8532-db96d92acffa",
@@ -194,6 +203,8 @@ class FakeAzureDevOps:
         self.checks: dict[int, dict[str, Any]] = {}
         self.approvals: dict[str, dict[str, Any]] = {}
         self.logs: dict[int, list[str]] = {}
+        # Completed runs of the build pipeline: run id → run name (build number).
+        self.builds: dict[int, str] = {}
         self.failing: set[str] = set()
         self.seen: list[Seen] = []
         self.violations: list[Seen] = []
@@ -248,6 +259,11 @@ class FakeAzureDevOps:
                 "environments": environments,
                 "resources": resources,
             }
+
+    def add_build(self, run_id: int, number: str) -> None:
+        """A completed run of the build pipeline (the resource a deploy run may consume)."""
+        with self._lock:
+            self.builds[run_id] = number
 
     def add_token(self, pat: str, identity: dict[str, Any]) -> None:
         """Another PAT, belonging to another identity (a person's own token, say)."""
@@ -446,15 +462,19 @@ class FakeAzureDevOps:
         for alias, wanted in (resources.get("pipelines") or {}).items():
             if alias not in declared:
                 return f"Pipeline resource {alias} is not defined in the pipeline."
-            if not str((wanted or {}).get("version") or "").isdigit():
-                return f"Pipeline resource {alias}: version must be a run id."
+            version = str((wanted or {}).get("version") or "")
+            if version not in self.builds.values():
+                # The service resolves the version by run name (build number), not run id.
+                return f"Unable to resolve version '{version}' of pipeline resource {alias}."
         for alias, wanted in (resources.get("repositories") or {}).items():
             ref = str((wanted or {}).get("refName") or "")
             if alias != "self" or (ref and not ref.startswith("refs/")):
                 return f"Repository resource {alias}: {ref or 'no ref'} is not a valid ref."
         return None
 
-    def _create_run(self, pipeline_id: int, body: dict[str, Any], requester: dict[str, Any]) -> Run:
+    def _create_run(
+        self, pipeline_id: int, body: dict[str, Any], requester: dict[str, Any] = SERVICE
+    ) -> Run:
         pipeline = self.pipelines[pipeline_id]
         parameters = {k: str(v) for k, v in (body.get("templateParameters") or {}).items()}
         resources = body.get("resources") or {}
@@ -660,6 +680,18 @@ class FakeAzureDevOps:
             body["finishedDate"] = run.finished
         return body
 
+    def _build_json(self, build_id: int) -> dict[str, Any]:
+        return {
+            "id": build_id,
+            "buildNumber": self.builds[build_id],
+            "status": "completed",
+            "result": "succeeded",
+            "definition": {"id": 3, "name": "game-build", "type": "build"},
+            "project": {"id": PROJECT_ID, "name": PROJECT},
+            "url": f"{self.org_url}/{PROJECT_ID}/_apis/build/Builds/{build_id}",
+            "_links": {"web": {"href": self.web_url(build_id)}},
+        }
+
     def _timeline_json(self, run: Run) -> dict[str, Any]:
         records: list[dict[str, Any]] = []
         for order, stage in enumerate(run.stages, start=1):
@@ -834,6 +866,11 @@ class FakeAzureDevOps:
             return self._checks_route(m, parts[3:], q, seen.body)
         if parts[:2] == ["pipelines", "approvals"]:
             return self._approvals_route(m, parts[2:], q, seen.body, seen.identity)
+        if parts[:2] == ["build", "builds"] and len(parts) == 3 and m == "GET":
+            build_id = int(parts[2]) if parts[2].isdigit() else -1
+            if build_id not in self.builds:
+                return 404, {}, _error(f"The requested build {parts[2]} could not be found.")
+            return 200, {}, self._build_json(build_id)
         if parts[:2] == ["build", "builds"] and len(parts) >= 4 and int(parts[2]) in self.runs:
             run = self.runs[int(parts[2])]
             if parts[3].lower() == "timeline" and m == "GET":
@@ -889,6 +926,9 @@ class FakeAzureDevOps:
             ]
             return 200, {}, _collection(found)
         if m == "POST" and not parts:
+            refused = self._check_refused(body)
+            if refused:
+                return 400, {}, _error(refused)
             self._ids["check"] += 1
             check = {**body, "id": self._ids["check"], "createdBy": SERVICE, "createdOn": _now()}
             self.checks[check["id"]] = check
@@ -904,6 +944,20 @@ class FakeAzureDevOps:
             if m == "GET":
                 return 200, {}, self._check_json(self.checks[check_id], settings=True)
         return 404, {}, _error("no such check configuration")
+
+    def _check_refused(self, body: Any) -> str | None:
+        """Why Azure DevOps would refuse this check configuration, or None."""
+        kind = (body or {}).get("type") or {}
+        resource = (body or {}).get("resource") or {}
+        if str(kind.get("id", "")).lower() not in CHECK_TYPES:
+            return f"Check type {kind.get('id')!r} is not valid."
+        if resource.get("type") != "environment" or not str(resource.get("id", "")).isdigit():
+            return "A check needs a resource of type environment with its id."
+        if int(resource["id"]) not in self.environments:
+            return f"Environment {resource['id']} does not exist."
+        if not isinstance(body.get("timeout"), int) or body["timeout"] < 1:
+            return "timeout must be a positive number of minutes."
+        return None
 
     def _check_json(self, check: dict[str, Any], *, settings: bool) -> dict[str, Any]:
         body = {k: v for k, v in check.items() if settings or k != "settings"}

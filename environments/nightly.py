@@ -20,9 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+from environments.config.loadtests import Schedule
 from environments.errors import ShipyardError
 from environments.lifecycle import SYSTEM, Lifecycle
-from environments.loadtests.config import Schedule
 from environments.loadtests.service import LoadTesting
 from environments.model import EnvironmentState, OperationState
 from environments.policy import Actor

@@ -1,0 +1,205 @@
+"""The templates' bash steps, run as the agent runs them: macros expanded, the step's env set,
+`shipyard` (and `python`) stand-ins on PATH that record how they were called."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ROOT / "pipelines/templates/steps"
+MACRO = re.compile(r"\$\(([A-Za-z_.]+)\)")
+MACROS = {
+    "Pipeline.Workspace": "/agent/work/1",
+    "Build.ArtifactStagingDirectory": "/agent/work/1/a",
+}
+RECORDER = """#!/bin/sh
+printf '%s\\n' "$(basename "$0")" "$@" >> "$CALLS"
+printf '%s\\n' '--' >> "$CALLS"
+if [ "$1" = "--version" ]; then echo "${FAKE_VERSION:-shipyard 0.1.0}"; fi
+"""
+
+
+def run_step(
+    tmp_path: Path, template: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """Run the one bash step of `template` that calls Shipyard with the step's env (the
+    template's own values for the names not given here) and return what `shipyard` was asked."""
+    document: Any = yaml.load(
+        (STEPS / template).read_text(encoding="utf-8"), Loader=yaml.BaseLoader
+    )
+    (step,) = [s for s in document["steps"] if "shipyard" in s.get("bash", "")]
+    script = MACRO.sub(lambda m: MACROS.get(m.group(1), m.group(0)), step["bash"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("shipyard", "python"):
+        (bin_dir / name).write_text(RECORDER, encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("", encoding="utf-8")
+    given = {k: v for k, v in step.get("env", {}).items()}
+    given.update(env)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls), **given},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = calls.read_text(encoding="utf-8").splitlines()
+    made: list[list[str]] = []
+    current: list[str] = []
+    for line in lines:
+        if line == "--":
+            made.append(current)
+            current = []
+        else:
+            current.append(line)
+    return done, made
+
+
+def test_the_wait_is_refused_when_it_would_outlast_the_job(tmp_path: Path) -> None:
+    done, calls = run_step(
+        tmp_path, "provision.yml", ENVIRONMENT="staging", READY_TIMEOUT="60", JOB_TIMEOUT="60"
+    )
+    assert done.returncode == 2
+    assert "readyTimeoutInMinutes (60) must be below the job's timeoutInMinutes (60)" in done.stdout
+    assert calls == []
+
+
+def test_the_wait_asks_shipyard_until_the_environment_is_ready(tmp_path: Path) -> None:
+    done, calls = run_step(
+        tmp_path, "provision.yml", ENVIRONMENT="staging", READY_TIMEOUT="50", JOB_TIMEOUT="60"
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        ["shipyard", "pipeline", "wait-ready", "staging", "--timeout", "50m", "--interval", "10s"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job_status", "status"),
+    [
+        ("Succeeded", "succeeded"),
+        ("SucceededWithIssues", "succeeded"),
+        ("Failed", "failed"),
+        ("Canceled", "cancelled"),
+    ],
+)
+def test_the_deployment_is_recorded_with_the_jobs_outcome(
+    tmp_path: Path, job_status: str, status: str
+) -> None:
+    done, calls = run_step(
+        tmp_path,
+        "record-deployment.yml",
+        ENVIRONMENT="staging",
+        RELEASE="1.4.2",
+        ARTIFACT="drop",
+        REQUESTED_BY="carol",
+        JOB_STATUS=job_status,
+        RUN_URL="https://dev.azure.com/fabrikam/p/_build/results?buildId=7",
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        [
+            "shipyard",
+            "pipeline",
+            "record-deployment",
+            "--env",
+            "staging",
+            "--release",
+            "1.4.2",
+            "--status",
+            status,
+            "--run-url",
+            "https://dev.azure.com/fabrikam/p/_build/results?buildId=7",
+            "--artifact",
+            "drop",
+            "--requested-by",
+            "carol",
+        ]
+    ]
+
+
+def test_a_run_nobody_named_leaves_the_requester_to_shipyard(tmp_path: Path) -> None:
+    done, calls = run_step(
+        tmp_path,
+        "record-deployment.yml",
+        ENVIRONMENT="ci-test",
+        RELEASE="20261130.1",
+        ARTIFACT="drop",
+        REQUESTED_BY="",
+        JOB_STATUS="Succeeded",
+        RUN_URL="u",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--requested-by" not in calls[0]
+
+
+@pytest.mark.parametrize(
+    ("ref", "extra"),
+    [("refs/tags/1.4.2", ["--ref", "refs/tags/1.4.2"]), ("refs/heads/main", [])],
+)
+def test_a_build_registers_its_release_with_its_run(
+    tmp_path: Path, ref: str, extra: list[str]
+) -> None:
+    done, calls = run_step(
+        tmp_path,
+        "register-release.yml",
+        VERSION="1.4.2",
+        BUILD_RUN="812",
+        ARTIFACT="drop",
+        SOURCE_REF=ref,
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        [
+            "shipyard",
+            "pipeline",
+            "register-release",
+            "--version",
+            "1.4.2",
+            "--build-run",
+            "812",
+            "--artifact",
+            "drop",
+            *extra,
+        ]
+    ]
+
+
+def test_shipyard_is_installed_from_its_tag_at_the_pinned_version(tmp_path: Path) -> None:
+    done, calls = run_step(
+        tmp_path, "install-shipyard.yml", SHIPYARD_REF="refs/tags/v0.1.0", SHIPYARD_VERSION="0.1.0"
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls[0][:4] == ["python", "-m", "pip", "install"]
+    assert calls[0][-1] == "/agent/work/1/shipyard-cli"
+    assert calls[1] == ["shipyard", "--version"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "version", "said"),
+    [
+        ("refs/heads/main", "shipyard 0.1.0", "reference it by tag: ref: refs/tags/v0.1.0"),
+        ("refs/tags/v0.1.0", "shipyard 0.2.0", "installed shipyard 0.2.0, expected shipyard 0.1.0"),
+    ],
+)
+def test_an_unpinned_or_mismatched_shipyard_stops_the_job(
+    tmp_path: Path, ref: str, version: str, said: str
+) -> None:
+    done, _ = run_step(
+        tmp_path,
+        "install-shipyard.yml",
+        SHIPYARD_REF=ref,
+        SHIPYARD_VERSION="0.1.0",
+        FAKE_VERSION=version,
+    )
+    assert done.returncode == 2
+    assert said in done.stdout
