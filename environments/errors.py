@@ -117,7 +117,7 @@ class NotPromoted(ShipyardError):
     (or `expired` when `timed_out`).
     """
 
-    exit_code = 11
+    exit_code = 12
 
     def __init__(self, reason: str, *, hint: str = "", timed_out: bool = False) -> None:
         super().__init__(reason, hint=hint)

@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bot import terminal
 from bot.runtime import Runtime
-from environments.errors import Conflict
+from environments.errors import Conflict, NotPromoted
 from environments.model import DeploymentStatus, EnvironmentState, OperationState
 from environments.pipeline_deployments import run_url_of
 from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps
 from pipelines.webhooks import record_run
 from tests.conftest import EXAMPLES, destroy_everything, person
-from tests.fakes.azure_devops import PROJECT, FakeAzureDevOps
+from tests.fakes.azure_devops import PROJECT, SERVICE, FakeAzureDevOps
 
 DEPLOY_PIPELINE = 7
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +61,18 @@ azure_devops:
   organization_url: {fake.org_url}
   project: {PROJECT}
   pipeline_id: {DEPLOY_PIPELINE}
+  approver_identity: {SERVICE["id"]}
   poll_interval: 0.05
+people: {{dave: U0DAVE}}
 types:
   uat:
     engine: azure-pipelines
   demo:
     engine: azure-pipelines
     azure_devops: {{source: tag}}
+  gated:
+    engine: azure-pipelines
+    approval: {{required: 1, approvers: [dave], timeout: 1h}}
 """)
     return config
 
@@ -174,3 +181,37 @@ def test_a_release_without_a_recorded_build_is_refused_before_anything_runs(
     with rt.database.read() as conn:
         assert rec.find_environment(conn, "uat-3") is None
     assert fake.requests("POST") == []
+
+
+def test_a_timed_out_gate_is_not_promoted_and_the_cli_says_so_with_its_own_exit_code(
+    rt: Runtime,
+    fake: FakeAzureDevOps,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SHIPYARD_CONFIG", str(tmp_path / "shipyard.yaml"))
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", f"sqlite:///{tmp_path / 'e.db'}")
+
+    def time_out_the_gate() -> None:
+        fake.time_out(fake.wait_for_approval(timeout=30)["id"])
+
+    gate = threading.Thread(target=time_out_the_gate, daemon=True)
+    gate.start()
+    code = terminal.main(
+        ["--as", "alice", "env", "create", "gated-1", "--type", "gated", "--release", "1.0.0"]
+    )
+    gate.join(timeout=30)
+    err = capsys.readouterr().err
+
+    assert code == NotPromoted.exit_code == 12, err
+    assert "1.0.0 not promoted (expired)" in err and fake.web_url(101) in err
+    # The check was synced before the run: the gate cannot be missing.
+    assert [c["settings"]["approvers"][0]["id"] for c in fake.checks_on("shipyard-gated-1")
+            if c["type"]["name"] == "Approval"] == [SERVICE["id"]]  # fmt: skip
+    with rt.database.read() as conn:
+        env = rec.get_environment(conn, "gated-1")
+        (deployment,) = rec.history(conn, "gated-1")
+    assert env.state is EnvironmentState.READY and env.release is None
+    assert deployment.status is DeploymentStatus.EXPIRED and deployment.reason == "not promoted"
+    assert deployment.run_url == fake.web_url(101)
