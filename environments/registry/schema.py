@@ -202,6 +202,21 @@ request_keys = sa.Table(
     sa.Column("seen_at", UTCDateTime, nullable=False),
 )
 
+# A Slack delivery, recorded (its body without the verification token) before it is
+# acknowledged: `pending` until a replica's follow-up work takes it (`taken`, at most once);
+# `replaying` while another replica re-dispatches one whose replica died after the ack.
+slack_deliveries = sa.Table(
+    "slack_deliveries",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("taken_by", sa.String(128), nullable=True),
+    sa.Column("taken_at", UTCDateTime, nullable=True),
+    sa.Index("ix_slack_deliveries_state_received_at", "state", "received_at"),
+)
+
 loadtest_runs = sa.Table(
     "loadtest_runs",
     metadata,
@@ -290,6 +305,9 @@ outbox = sa.Table(
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.Column("delivered_to", sa.String(96), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # Set before a send that cannot be read back (a response_url post): a deliverer that finds
+    # it on a retry knows an earlier attempt may have sent the event.
+    sa.Column("intent", sa.String(32), nullable=True),
     sa.Index("ix_outbox_delivered_at_id", "delivered_at", "id"),
     sa.Index("ix_outbox_operation_id", "operation_id"),
 )
