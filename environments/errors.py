@@ -6,6 +6,8 @@
     ├── NotFound                   an environment, type, release or approval does not exist
     ├── PolicyRefused              the person may not do this here (policy says no)
     ├── Conflict                   the record's state does not allow it now
+    ├── NotAuthenticated           no usable credential: an unknown, revoked or expired API token
+    ├── Unreachable                Shipyard's API did not answer (a step that talks to serve)
     └── ProviderError              the provider failed for a technical reason (errored, not refused)
 
 Business refusals (everything but ProviderError) change nothing in the record.
@@ -101,6 +103,18 @@ class Conflict(ShipyardError):
     """The current state of the record does not allow this now."""
 
     exit_code = 6
+
+
+class NotAuthenticated(ShipyardError):
+    """The API token is unknown, revoked or expired: who is asking is not established."""
+
+    exit_code = 10
+
+
+class Unreachable(ShipyardError):
+    """Shipyard's API could not be reached or answered with a server error."""
+
+    exit_code = 11
 
 
 class ProviderError(ShipyardError):
