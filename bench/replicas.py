@@ -160,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
             environments = count(url, "select name, state from environments")
             undelivered = count(url, "select count(*) from outbox where delivered_at is null")[0][0]
             outbox_rows = count(url, "select count(*) from outbox")[0][0]
+            # Taken well after they were acknowledged: replayed by a replica that did not ack them.
+            replayed = count(
+                url,
+                "select count(*) from slack_deliveries "
+                "where taken_at > received_at + interval '10 seconds'",
+            )[0][0]
         finally:
             serve.stop()
             serve.destroy_all()
@@ -199,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             "slack_posts": duplicate_posts,
             "answers": duplicate_answers,
         },
-        # A request acknowledged by the replica that was killed before its lazy work ran is
-        # lost too (its create or destroy never happened): counted, not hidden.
+        # A request acknowledged by the replica that was killed before its lazy work ran would
+        # be lost too (its create or destroy never happened): counted, not hidden. Each delivery
+        # is recorded before its ack, so another replica replays it (deliveries_replayed).
         "lost_notifications": undelivered + lost_answers + missing_envs + len(not_destroyed),
         "lost_detail": {
             "outbox_undelivered": undelivered,
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "not_destroyed": len(not_destroyed),
         },
         "outbox_events": outbox_rows,
+        "deliveries_replayed": replayed,
         "failover_s": round(failover, 2) if failover is not None else None,
         "target": {"duplicates": 0, "lost_notifications": 0},
         "runtime_s": round(time.perf_counter() - begun, 1),

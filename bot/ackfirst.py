@@ -50,6 +50,7 @@ class OrderingKey(threading.local):
 
     key: str | None = None
     delivery: str | None = None
+    submitted: bool = False  # whether this dispatch left follow-up work
 
 
 ORDERING = OrderingKey()
@@ -93,6 +94,7 @@ class AckFirstExecutor(Executor):
         future: Future[Any] = Future()
         key: object = self.ordering.key or object()  # no key: nothing to keep in order with
         delivery = self.ordering.delivery
+        self.ordering.submitted = True
 
         def call() -> Any:
             # The delivery's key goes into the record before any effect: of a delivery and its

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot import create_form, views
 from bot.ackfirst import ACKS, ORDERING, AckFirstExecutor
-from bot.dedupe import RequestLog
+from bot.dedupe import REPLAY, RequestLog, request_key
 from bot.runtime import Runtime
 from bot.slack_listeners import SlackFace
 from bot.slack_notifier import SlackNotifier
@@ -66,9 +66,25 @@ def lazy_workers() -> int:
         return 4
 
 
-def request_key(body: str) -> str:
-    """A retry carries the very same body as the first delivery, so its digest identifies it."""
-    return hashlib.sha256(body.encode()).hexdigest()
+class ShipyardApp(App):
+    """Bolt's App, plus: a recorded delivery whose listeners left no follow-up work is taken
+    at once (through the lazy pool, off the ack), so no replica replays it later."""
+
+    def __init__(self, *, listener_executor: AckFirstExecutor, **kwargs: Any) -> None:
+        super().__init__(listener_executor=listener_executor, **kwargs)
+        self.lazy_pool = listener_executor
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        ORDERING.key = ORDERING.delivery = None
+        ORDERING.submitted = False
+        response = super().dispatch(req)
+        if ORDERING.delivery is not None and not ORDERING.submitted:
+            self.lazy_pool.submit(_nothing)
+        return response
+
+
+def _nothing() -> None:
+    """The follow-up work of a delivery that has none: taking it is all."""
 
 
 def build_app(
@@ -78,15 +94,16 @@ def build_app(
     signing_secret: str,
     notifier: SlackNotifier,
     extra: Callable[[App], None] | None = None,
+    requests: RequestLog | None = None,
 ) -> tuple[App, SlackFace]:
     # Acks run inline in the request's thread; lazy work goes to one thread that yields to
     # acknowledgements, and long operations from there to the worker pool (SlackFace).
-    requests = RequestLog(runtime.database, runtime.lifecycle.clock)
-    app = App(
+    requests = requests or RequestLog(runtime.database)
+    app = ShipyardApp(
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
-        listener_executor=AckFirstExecutor(ACKS, workers=lazy_workers(), once=requests.first_time),
+        listener_executor=AckFirstExecutor(ACKS, workers=lazy_workers(), once=requests.take),
     )
     face = SlackFace(runtime, notifier)
 
@@ -102,21 +119,28 @@ def build_app(
     @app.middleware
     def handle_once(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         # Runs after Bolt has checked the signature and timestamp, so forgeries never get here.
-        key = request_key(req.raw_body)
+        replay = req.context.get(REPLAY)
+        key = replay or request_key(req.raw_body, req.body)
         retry = req.headers.get("x-slack-retry-num")
-        if requests.seen(key):
-            log.info("duplicate delivery ignored (retry %s)", retry)
-            return BoltResponse(status=200, body="")
-        if req.body.get("type") == "view_submission" and not requests.first_time(key):
-            # A form acts in its ack (it must answer with field errors): record it first.
-            log.info("duplicate form submission ignored (retry %s)", retry)
-            return BoltResponse(status=200, body="")
+        form = req.body.get("type") == "view_submission"
+        if not replay:
+            # Into the record before the ack: a retry (here or on another replica) finds it,
+            # and if this replica dies after acking, another one replays it (bot/dedupe.py).
+            # A form acts in its ack (it must answer with field errors): taken at once.
+            try:
+                first = requests.record(key, req.body, acts_in_ack=form)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("delivery not recorded (%s): Slack will retry it", type(exc).__name__)
+                return BoltResponse(status=503, body="the record is unavailable; retrying")
+            if not first:
+                log.info("duplicate delivery ignored (retry %s)", retry)
+                return BoltResponse(status=200, body="")
         # Lazy work of one environment runs in order; of different ones, side by side; and it
-        # acts only if no copy of this delivery acted before (AckFirstExecutor's `once`).
+        # acts only if it takes the delivery first (AckFirstExecutor's `once`).
         # Bolt runs the listeners after every middleware has returned, on this same thread:
-        # the values stay until the thread's next request sets its own.
+        # the values stay until the thread's next dispatch resets them.
         ORDERING.key = ordering_key(req.body)
-        ORDERING.delivery = None if req.body.get("type") == "view_submission" else key
+        ORDERING.delivery = None if form else key
         return next()
 
     app.command("/env")(ack=face.ack_command, lazy=[face.run_command])

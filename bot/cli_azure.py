@@ -23,6 +23,7 @@ from environments.model import (
     parse_duration,
 )
 from environments.policy import Actor
+from environments.providers import arm_parameters, whatif
 from environments.providers import arm_template as arm
 from environments.providers.arm_source import arm_source
 from environments.registry import record as rec
@@ -220,7 +221,7 @@ def _parameters(
 
 def _local_what_if(
     rt: Runtime, env: Environment, release: Release, given: dict[str, str], *, creating: bool
-) -> arm.WhatIf:
+) -> whatif.WhatIf:
     app = rt.catalog.application
     count = f"{app.instances} process{'es' if app.instances > 1 else ''}"
     command_line = " ".join(app.command)
@@ -228,10 +229,10 @@ def _local_what_if(
     changes = []
     if creating:
         changes.append(
-            arm.ResourceChange("Create", f"folder {rt.home / 'environments'}/{env.name}-…")
+            whatif.ResourceChange("Create", f"folder {rt.home / 'environments'}/{env.name}-…")
         )
     changes.append(
-        arm.ResourceChange(
+        whatif.ResourceChange(
             "Create",
             f"{count} of release {release.version} ({command_line}) from {release.artifact}, "
             f"on free ports of 127.0.0.1, health-checked at {app.health}",
@@ -239,11 +240,11 @@ def _local_what_if(
     )
     if env.release:
         changes.append(
-            arm.ResourceChange(
+            whatif.ResourceChange(
                 "Delete", f"the processes of release {env.release}, once the new ones are healthy"
             )
         )
-    return arm.WhatIf(
+    return whatif.WhatIf(
         environment=env.name,
         provider="local",
         summary=f"{'create' if creating else 'deploy into'} {env.name} on this machine",
@@ -252,7 +253,7 @@ def _local_what_if(
     )
 
 
-def what_if_text(result: arm.WhatIf) -> str:
+def what_if_text(result: whatif.WhatIf) -> str:
     """Readable in a terminal and as Slack text: a line per resource, changed properties below."""
     lines = [f"what-if for {result.environment} ({result.provider}): {result.summary}"]
     counts: dict[str, int] = {}
@@ -315,7 +316,7 @@ def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
         raise ConfigError(
             f"{rt.catalog.source}: type '{name}': {exc.reason}", hint=exc.hint
         ) from None
-    _, problems = arm.check_parameters(
+    _, problems = arm_parameters.check_parameters(
         template,
         supplied,
         file_values=source.file_values,

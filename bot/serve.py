@@ -10,6 +10,7 @@ import time
 from starlette.routing import BaseRoute
 
 from bot.app import build_app, web_client
+from bot.dedupe import RequestLog
 from bot.directory import SlackDirectory
 from bot.health_leader import lead_and_probe
 from bot.pipeline_bridge import PipelineBridge
@@ -92,14 +93,21 @@ def serve(
     # Slack hears of everything through the outbox (whoever caused it), not as a live notifier.
     notifier = SlackNotifier(client, runtime.catalog, runtime.database, runtime.lifecycle.clock)
     bridge = PipelineBridge.from_environment(runtime, client)
+    requests = RequestLog(runtime.database)
     app, _ = build_app(
         runtime,
         client,
         signing_secret=secret or "socket-mode",
         notifier=notifier,
         extra=bridge.register if bridge else None,
+        requests=requests,
     )
     stop = threading.Event()
+    # Deliveries another replica acknowledged and never acted on (it died): acted on here.
+    redelivery = threading.Thread(
+        target=requests.run, args=(app.dispatch, stop), name="shipyard-redelivery", daemon=True
+    )
+    redelivery.start()
     worker = threading.Thread(
         target=background_worker,
         args=(runtime, stop, interval, bridge),
@@ -149,6 +157,7 @@ def serve(
         stop.set()
         worker.join(timeout=10)
         delivery.join(timeout=10)
+        redelivery.join(timeout=10)
         leader.join(timeout=10)
         prober.join(timeout=10)
         runtime.close()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from environments.config.azure import AzureSettings
+from environments.providers import arm_outputs, arm_parameters
 from environments.providers import arm_template as arm
 from environments.secrets import KeyVaultRef
 
@@ -43,7 +44,7 @@ def test_a_literal_for_a_secure_parameter_in_the_parameters_file_is_refused_nami
             }
         )
     )
-    _, problems = arm.check_parameters(
+    _, problems = arm_parameters.check_parameters(
         t,
         {},
         file_values=arm.load_parameters_file(file),
@@ -59,7 +60,7 @@ def test_a_literal_for_a_secure_parameter_from_shipyard_is_refused_naming_where(
     tmp_path: Path,
 ) -> None:
     t = template(tmp_path, {"clusterBlob": {"type": "securestring"}})
-    _, problems = arm.check_parameters(
+    _, problems = arm_parameters.check_parameters(
         t,
         {"clusterBlob": "plain-text"},
         vault_id=vault_id,
@@ -67,7 +68,7 @@ def test_a_literal_for_a_secure_parameter_from_shipyard_is_refused_naming_where(
     )
     (problem,) = problems
     assert "shipyard.yaml:12" in problem.text and "@keyvault" in problem.text
-    values, problems = arm.check_parameters(
+    values, problems = arm_parameters.check_parameters(
         t, {"clusterBlob": "@keyvault(v-vault, blob)"}, vault_id=vault_id
     )
     assert not problems and "reference" in values["clusterBlob"]
@@ -81,7 +82,7 @@ def test_parameter_names_match_case_insensitively_in_the_templates_spelling(
         {"adminUserName": {"type": "string"}, "vmCount": {"type": "int"}},
     )
     file = {"VMCOUNT": {"value": 5}}
-    values, problems = arm.check_parameters(
+    values, problems = arm_parameters.check_parameters(
         t, {"adminUsername": "shipyard"}, file_values=file, vault_id=vault_id
     )
     assert not problems
@@ -125,7 +126,7 @@ SECURE_SF_OUTPUTS = {
     ],
 )
 def test_the_endpoint_output(outputs: dict[str, Any], path: str | None, endpoint: str) -> None:
-    assert arm.pick_endpoint(outputs, path) == endpoint
+    assert arm_outputs.pick_endpoint(outputs, path) == endpoint
 
 
 @pytest.mark.parametrize(

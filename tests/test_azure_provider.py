@@ -22,6 +22,7 @@ from bot.runtime import Runtime
 from bot.table import execute, parse
 from environments.errors import InvalidInput
 from environments.model import Environment, EnvironmentName, EnvironmentState, Person
+from environments.providers import arm_parameters
 from environments.providers import arm_template as arm
 from environments.providers.azure import AzureProvider
 from environments.registry import record as rec
@@ -189,7 +190,9 @@ def template(**parameters: dict[str, Any]) -> arm.Template:
 
 
 def render(tpl: arm.Template, **supplied: str) -> dict[str, dict[str, Any]]:
-    return arm.render_parameters(tpl, supplied, vault_id=lambda ref: f"/vaults/{ref.vault}")
+    return arm_parameters.render_parameters(
+        tpl, supplied, vault_id=lambda ref: f"/vaults/{ref.vault}"
+    )
 
 
 @pytest.mark.parametrize(

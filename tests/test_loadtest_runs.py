@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.cli_loadtests import loadtest_compare, loadtest_history
 from bot.runtime import Runtime
@@ -131,3 +132,30 @@ def test_jmeter_gets_the_load_as_properties_the_plan_reads(tmp_path: Path) -> No
     } <= set(command)
     with pytest.raises(InvalidInput, match="no JMeter binary"):
         JMeterEngine("").command(Path("p.jmx"), "http://127.0.0.1:1", Load(1, 1, QUICK), tmp_path)
+
+
+def test_the_verdict_event_is_written_with_the_runs_final_record(rt: Runtime) -> None:
+    """One transaction: a crash can never leave a verdict recorded that nobody hears of."""
+    settle(rt, rt.lifecycle.create(alice, "pr-2", env_type="test", release="1.0.0").operation_id)
+    open_statements: dict[int, list[str]] = {}
+    committed: list[list[str]] = []
+
+    def executed(conn: sa.Connection, _c: object, statement: str, *_: object) -> None:
+        open_statements.setdefault(id(conn), []).append(statement.split("(")[0].strip())
+
+    def commit(conn: sa.Connection) -> None:
+        committed.append(open_statements.pop(id(conn), []))
+
+    engine = rt.database.engine
+    sa.event.listen(engine, "before_cursor_execute", executed)
+    sa.event.listen(engine, "commit", commit)
+    try:
+        done = rt.loadtesting.run(alice, "pr-2", users=5, duration=QUICK)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", executed)
+        sa.event.remove(engine, "commit", commit)
+    finals = [t for t in committed if any(s.startswith("UPDATE loadtest_runs") for s in t)]
+    assert len(finals) == 1, finals
+    assert any(s.startswith("INSERT INTO outbox") for s in finals[0]), finals[0]
+    with rt.database.read() as conn:
+        assert runs.get(conn, done.run_id).outcome == done.outcome.value

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from pipelines import cli as pipeline_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ROOT / "pipelines/templates/steps"
@@ -127,7 +130,9 @@ def test_the_deployment_is_recorded_with_the_jobs_outcome(
     ]
 
 
-def test_a_run_nobody_named_leaves_the_requester_to_shipyard(tmp_path: Path) -> None:
+def test_a_run_nobody_named_is_recorded_as_the_pipelines_not_the_agents_email(
+    tmp_path: Path,
+) -> None:
     done, calls = run_step(
         tmp_path,
         "record-deployment.yml",
@@ -137,9 +142,10 @@ def test_a_run_nobody_named_leaves_the_requester_to_shipyard(tmp_path: Path) -> 
         REQUESTED_BY="",
         JOB_STATUS="Succeeded",
         RUN_URL="u",
+        BUILD_REQUESTEDFOREMAIL="carol@example.com",
     )
     assert done.returncode == 0, done.stderr
-    assert "--requested-by" not in calls[0]
+    assert calls[0][-2:] == ["--requested-by", "azure-devops"]
 
 
 @pytest.mark.parametrize(
@@ -203,3 +209,38 @@ def test_an_unpinned_or_mismatched_shipyard_stops_the_job(
     )
     assert done.returncode == 2
     assert said in done.stdout
+
+
+SAMPLE_ENV = {
+    "ENVIRONMENT": "staging",
+    "RELEASE": "1.4.2",
+    "READY_TIMEOUT": "50",
+    "JOB_TIMEOUT": "60",
+    "ARTIFACT": "drop",
+    "REQUESTED_BY": "",
+    "JOB_STATUS": "Failed",
+    "RUN_URL": "https://dev.azure.com/fabrikam/p/_build/results?buildId=7",
+    "VERSION": "1.4.2",
+    "BUILD_RUN": "812",
+    "SOURCE_REF": "refs/tags/1.4.2",
+}
+CALLERS = [
+    "provision.yml",
+    "deploy-service-fabric.yml",
+    "deploy-arm.yml",
+    "record-deployment.yml",
+    "register-release.yml",
+]
+
+
+@pytest.mark.parametrize("template", CALLERS)
+def test_each_call_parses_with_the_steps_own_arguments(tmp_path: Path, template: str) -> None:
+    """What the templates pass is what `shipyard pipeline …` accepts (a renamed flag fails)."""
+    done, calls = run_step(tmp_path, template, **SAMPLE_ENV)
+    assert done.returncode == 0, done.stderr
+    (call,) = calls
+    assert call[:2] == ["shipyard", "pipeline"]
+    (step,) = [s for s in pipeline_steps.STEPS if s.group == "pipeline" and s.verb == call[2]]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    step.arguments(parser, False)
+    parser.parse_args(call[3:])  # raises on an unknown flag or a missing one

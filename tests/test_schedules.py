@@ -161,3 +161,45 @@ def test_a_scheduler_that_fails_is_started_again_with_backoff() -> None:
     stop.set()
     thread.join(timeout=5)
     assert not state.alive
+
+
+def test_the_scheduler_starts_beside_busy_writers_without_touching_the_schema(
+    runtime_for,  # type: ignore[no-untyped-def]
+) -> None:
+    """Serve's original crash: the scheduler thread ran CREATE TABLE for its job store at start
+    while the worker wrote, and SQLite answered "database is locked". The table now comes from
+    the migrations; starting (again and again, beside a busy writer) runs no DDL at all."""
+    rt = runtime_for(YEARLY)
+    statements: list[str] = []
+
+    def executed(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def busy_worker() -> None:
+        while not stop.is_set():
+            try:
+                with rt.database.write() as conn:
+                    conn.execute(sa.text("update operations set step = step where id = -1"))
+                    time.sleep(0.005)
+            except BaseException as exc:
+                failures.append(exc)
+                return
+
+    writer = threading.Thread(target=busy_worker)
+    sa.event.listen(rt.database.engine, "before_cursor_execute", executed)
+    writer.start()
+    try:
+        for _ in range(5):
+            scheduler.Schedules(rt).open(run=False).close()
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+        sa.event.remove(rt.database.engine, "before_cursor_execute", executed)
+    assert not failures, failures
+    assert statements, "the scheduler read its jobs"
+    assert not {"CREATE", "ALTER", "DROP"} & set(statements)
+    with rt.database.read() as conn:
+        assert sa.inspect(conn).has_table(scheduler.JOB_TABLE), "made by the migrations"

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from tests.conftest import EXAMPLES, ROOT
+from bot.dedupe import RequestLog, request_key
+from environments.registry import open_database
+from tests.conftest import EXAMPLES, ROOT, MovableClock
 from tests.fakes.slack import FakeSlack
 from tests.replicas import Serve
+from tests.slackbot import Bot
 
 
 @pytest.fixture
@@ -72,3 +78,40 @@ def test_a_promotion_asked_on_the_cli_reaches_approvers_through_serve(
         "restarts": 0,
         "last_error": None,
     }
+
+
+def test_a_command_a_dead_replica_acknowledged_is_carried_out_by_serve_once(
+    served: Serve, slack: FakeSlack, database_url: str
+) -> None:
+    served.cli("release", "add", "1.0.0", "--artifact", str(EXAMPLES / "game/releases/1.0.0"))
+    bot = Bot("http://127.0.0.1:9", slack, None)  # type: ignore[arg-type]
+    body = bot.command_body("alice", "create pr-7 --type test --release 1.0.0")
+    parsed = dict(urllib.parse.parse_qsl(body))
+    # What a replica leaves behind when it dies right after acknowledging: the recorded
+    # delivery (written before the ack, as bot/app.py does), nothing else.
+    database = open_database(database_url)
+    acked = MovableClock()
+    acked.advance(timedelta(seconds=-30))
+    assert RequestLog(database, acked).record(request_key(body, parsed), parsed)
+    url = served.start()
+    bot.url = url
+
+    def ready() -> bool:
+        listed = json.loads(served.cli("env", "list", "--json").stdout)
+        return any(e["name"] == "pr-7" and e["state"] == "ready" for e in listed)
+
+    eventually(ready, timeout=60)
+    # Slack's retry of that delivery, arriving late: acknowledged, and nothing happens again.
+    assert bot.post(body, headers={"X-Slack-Retry-Num": "1"}).status == 200
+    time.sleep(1)
+    with database.read() as conn:
+        created = conn.execute(
+            sa.text("select count(*) from environments where name = 'pr-7'")
+        ).scalar()
+        taken = conn.execute(sa.text("select state from slack_deliveries")).scalars().all()
+    database.dispose()
+    assert created == 1 and taken == ["taken"]
+    replies = eventually(
+        lambda: [m for m in slack.messages("C0DEPLOYS") if "is ready with 1.0.0" in m["text"]]
+    )
+    assert len(replies) == 1

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from environments.catalog import Catalog, resolve_path
 from environments.clock import Clock
@@ -243,7 +243,7 @@ class LoadTesting:
                 criteria=chosen.criteria,
             )
             engine_s = time.perf_counter() - engine_began
-            summary = self._judge(
+            summary, final, samples = self._judge(
                 run_id,
                 env.name,
                 env.type,
@@ -255,34 +255,40 @@ class LoadTesting:
                 folder,
                 gate=gate,
             )
+            # The run's final record, its audit line and the verdict people are told: one
+            # transaction, so the record never holds a verdict nobody will hear of (or the
+            # reverse) whatever stops the process in between.
+            with self.db.write() as conn:
+                runs.finish(conn, run_id, **final)
+                if samples is not None:
+                    runs.save_samples(conn, run_id, samples)
+                ops.audit(
+                    conn,
+                    at=self.clock.now(),
+                    actor=actor.person,
+                    action="loadtest.finish",
+                    environment=env.name,
+                    run=run_id,
+                    outcome=summary.outcome.value,
+                )
+                outbox.add(
+                    conn,
+                    outbox.Event.LOADTEST_FINISHED,
+                    at=self.clock.now(),
+                    environment=env.name,
+                    run=run_id,
+                    outcome=summary.outcome.value,
+                    text=summary.text(with_chart_path=False),
+                    chart=str(summary.chart) if summary.chart else None,
+                    verdict=summary.verdict,
+                    release=summary.release,
+                    channel=channel,
+                )
         except BaseException as exc:
             # Whatever broke (the engine, a result file, a signal, a crash), the run is recorded
             # as errored rather than left running forever.
             self.errored(run_id, _reason(exc), folder)
             raise
-        with self.db.write() as conn:
-            ops.audit(
-                conn,
-                at=self.clock.now(),
-                actor=actor.person,
-                action="loadtest.finish",
-                environment=env.name,
-                run=run_id,
-                outcome=summary.outcome.value,
-            )
-            outbox.add(
-                conn,
-                outbox.Event.LOADTEST_FINISHED,
-                at=self.clock.now(),
-                environment=env.name,
-                run=run_id,
-                outcome=summary.outcome.value,
-                text=summary.text(with_chart_path=False),
-                chart=str(summary.chart) if summary.chart else None,
-                verdict=summary.verdict,
-                release=summary.release,
-                channel=channel,
-            )
         # Where the time went: the engine's process, and Shipyard's own work around it.
         summary = replace(
             summary,
@@ -308,8 +314,9 @@ class LoadTesting:
         folder: Path,
         *,
         gate: bool,
-    ) -> LoadTestSummary:
-        """Criteria, then the samples against the baseline runs; recorded with the samples."""
+    ) -> tuple[LoadTestSummary, dict[str, Any], bytes | None]:
+        """Criteria, then the samples against the baseline runs: the summary, the run's final
+        record and its samples (written by the caller with the verdict's event)."""
         measured = figures(result.report)
         evaluations = evaluate_all(criteria, result.report)
         current = (
@@ -345,30 +352,22 @@ class LoadTesting:
             this_run=charts.bars(f"#{run_id} {release}", measured),
             baseline_runs=names.runs,
         )
-        with self.db.write() as conn:
-            runs.finish(
-                conn,
-                run_id,
-                outcome=outcome.value,
-                finished_at=self.clock.now(),
-                report=measured,
-                criteria=[
-                    {
-                        "criterion": str(e.criterion),
-                        "verdict": e.verdict.value,
-                        "measured": e.measured,
-                    }
-                    for e in evaluations
-                ],
-                baseline_run_id=names.runs[-1] if names.runs else None,
-                baseline_runs=list(names.runs),
-                comparison=[v.to_dict() for v in labels],
-                verdict=line,
-                folder=str(folder),
-            )
-            if current.labels:
-                runs.save_samples(conn, run_id, current.to_bytes())
-        return LoadTestSummary(
+        final: dict[str, Any] = {
+            "outcome": outcome.value,
+            "finished_at": self.clock.now(),
+            "report": measured,
+            "criteria": [
+                {"criterion": str(e.criterion), "verdict": e.verdict.value, "measured": e.measured}
+                for e in evaluations
+            ],
+            "baseline_run_id": names.runs[-1] if names.runs else None,
+            "baseline_runs": list(names.runs),
+            "comparison": [v.to_dict() for v in labels],
+            "verdict": line,
+            "folder": str(folder),
+        }
+        samples = current.to_bytes() if current.labels else None
+        summary = LoadTestSummary(
             run_id=run_id,
             environment=environment,
             release=release,
@@ -384,6 +383,7 @@ class LoadTesting:
             baseline_runs=names.runs,
             gate=gate,
         )
+        return summary, final, samples
 
 
 def _reason(exc: BaseException) -> str:

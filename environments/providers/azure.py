@@ -14,8 +14,8 @@ from environments.catalog import Catalog
 from environments.config.azure import AzureSettings
 from environments.errors import ProviderError, ShipyardError
 from environments.model import Environment, HealthStatus, Release
+from environments.providers import arm_outputs, arm_parameters, azure_drift, azure_whatif, whatif
 from environments.providers import arm_template as arm
-from environments.providers import azure_drift, azure_whatif
 from environments.providers.arm_source import arm_source
 from environments.providers.azure_arm import (
     TERMINAL,
@@ -86,7 +86,7 @@ class AzureProvider:
         def vault_id(ref: KeyVaultRef) -> str:
             return ref.vault_id(self.settings.subscription_id, shared)
 
-        rendered = arm.render_parameters(
+        rendered = arm_parameters.render_parameters(
             template,
             supplied,
             file_values=source.file_values,
@@ -129,7 +129,7 @@ class AzureProvider:
     ) -> ProviderResult:
         template, rendered = self.render(environment, parameters)
         group = self.resource_group(environment)
-        name = arm.deployment_name(environment, release.version, rendered)
+        name = arm_outputs.deployment_name(environment, release.version, rendered)
         existing = self.arm.get_deployment(group, name)
         state = provisioning_state(existing)
         if state == "succeeded":
@@ -140,10 +140,12 @@ class AzureProvider:
             finished = self.arm.wait_existing(group, name, progress)
         else:
             finished = self.arm.start(group, name, template, rendered, progress)
-        outputs = arm.flatten_outputs(finished.get("properties", {}).get("outputs"))
+        outputs = arm_outputs.flatten_outputs(finished.get("properties", {}).get("outputs"))
         progress(f"ARM deployment {name} succeeded")
         return ProviderResult(
-            endpoint=arm.pick_endpoint(outputs, _endpoint_output(self.catalog, environment.type)),
+            endpoint=arm_outputs.pick_endpoint(
+                outputs, _endpoint_output(self.catalog, environment.type)
+            ),
             outputs={**outputs, "resourceGroup": group, "deployment": name},
         )
 
@@ -225,14 +227,14 @@ class AzureProvider:
 
     def what_if(
         self, environment: Environment, release: str, parameters: Mapping[str, str]
-    ) -> arm.WhatIf:
+    ) -> whatif.WhatIf:
         """The changes ARM would make for this deployment; nothing is deployed."""
         template, rendered = self.render(environment, parameters)
         return azure_whatif.what_if(
             self.arm,
             environment,
             group=self.resource_group(environment),
-            name=arm.deployment_name(environment, release, rendered),
+            name=arm_outputs.deployment_name(environment, release, rendered),
             template=template,
             rendered=rendered,
             tags=self.tags(environment),

@@ -10,6 +10,7 @@ from azure.mgmt.resource.deployments import models as arm_models
 from environments.errors import ProviderError
 from environments.model import Environment
 from environments.providers import arm_template as arm
+from environments.providers import whatif
 from environments.providers.azure_arm import ResourceManager, calling, nested
 
 
@@ -22,7 +23,7 @@ def what_if(
     template: arm.Template,
     rendered: dict[str, dict[str, Any]],
     tags: Mapping[str, str],
-) -> arm.WhatIf:
+) -> whatif.WhatIf:
     """What ARM would change deploying `template` as `name` into `group` (created if missing)."""
     resources, deployments = rm.clients()
     with calling(f"asking ARM what deployment {name} would change", rm.settings):
@@ -49,7 +50,7 @@ def what_if(
             hint=f"fix {template.name} or the parameters",
         )
     changes = tuple(_change(c) for c in result.get("properties", {}).get("changes", []))
-    return arm.WhatIf(
+    return whatif.WhatIf(
         environment=environment.name,
         provider="azure",
         summary=f"ARM deployment {name} of {template.name} into resource group {group}"
@@ -58,16 +59,16 @@ def what_if(
     )
 
 
-def _change(raw: Mapping[str, Any]) -> arm.ResourceChange:
-    def props(deltas: Sequence[Mapping[str, Any]], prefix: str = "") -> list[arm.PropertyChange]:
-        found: list[arm.PropertyChange] = []
+def _change(raw: Mapping[str, Any]) -> whatif.ResourceChange:
+    def props(deltas: Sequence[Mapping[str, Any]], prefix: str = "") -> list[whatif.PropertyChange]:
+        found: list[whatif.PropertyChange] = []
         for delta in deltas:
             path = f"{prefix}{delta.get('path', '')}"
             if delta.get("children"):
                 found.extend(props(delta["children"], f"{path}."))
             else:
                 found.append(
-                    arm.PropertyChange(
+                    whatif.PropertyChange(
                         path=path,
                         change=str(delta.get("propertyChangeType", "Modify")),
                         before=delta.get("before"),
@@ -76,7 +77,7 @@ def _change(raw: Mapping[str, Any]) -> arm.ResourceChange:
                 )
         return found
 
-    return arm.ResourceChange(
+    return whatif.ResourceChange(
         change=str(raw.get("changeType", "Unsupported")),
         resource_id=str(raw.get("resourceId", "")),
         properties=tuple(props(raw.get("delta") or [])),

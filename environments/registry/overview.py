@@ -8,7 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from environments.registry.record import LIVE, approvers_of
+from environments.registry.record.deployments import approvers_of
+from environments.registry.record.environments import LIVE
 from environments.registry.schema import (
     audit_events,
     deployments,

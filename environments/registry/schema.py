@@ -202,6 +202,21 @@ request_keys = sa.Table(
     sa.Column("seen_at", UTCDateTime, nullable=False),
 )
 
+# A Slack delivery, recorded (its body without the verification token) before it is
+# acknowledged: `pending` until a replica's follow-up work takes it (`taken`, at most once);
+# `replaying` while another replica re-dispatches one whose replica died after the ack.
+slack_deliveries = sa.Table(
+    "slack_deliveries",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("taken_by", sa.String(128), nullable=True),
+    sa.Column("taken_at", UTCDateTime, nullable=True),
+    sa.Index("ix_slack_deliveries_state_received_at", "state", "received_at"),
+)
+
 loadtest_runs = sa.Table(
     "loadtest_runs",
     metadata,

@@ -1,0 +1,44 @@
+"""Checks of people, roles and Slack: user ids, channels, roles that do not nest."""
+
+from __future__ import annotations
+
+import re
+
+from environments.catalog import SLACK_USER
+from environments.errors import clip
+from environments.validation.common import Problems
+from environments.yamlsource import Loc
+
+CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,}|#?[a-z0-9][a-z0-9._-]{0,79}")
+
+
+def check_people(p: Problems) -> None:
+    c = p.catalog
+    for person, user in c.people.items():
+        if not SLACK_USER.fullmatch(user):
+            p.add(
+                ("people", person),
+                f"people.{clip(person)}: '{clip(user)}' is not a Slack user id",
+                "use the member id from the person's Slack profile, e.g. U012AB3CD",
+            )
+    for role, members in c.roles.items():
+        for index, member in enumerate(members):
+            if member in c.roles:
+                p.add(
+                    ("roles", role, index),
+                    f"role '{clip(role)}' names role '{clip(member)}'; roles do not nest",
+                    f"list the people of '{clip(member)}' in '{clip(role)}' instead",
+                )
+    check_channel(p, ("slack", "channel"), c.slack.channel)
+    for name, kind in c.types.items():
+        if kind.approval:
+            check_channel(p, ("types", name, "approval", "channel"), kind.approval.channel)
+
+
+def check_channel(p: Problems, loc: Loc, channel: str | None) -> None:
+    if channel is not None and not CHANNEL.fullmatch(channel):
+        p.add(
+            loc,
+            f"'{clip(channel)}' is not a Slack channel",
+            "use the channel's id (C0123ABC) or its name (#deploys)",
+        )
