@@ -108,13 +108,13 @@ class Conflict(ShipyardError):
 class NotAuthenticated(ShipyardError):
     """The API token is unknown, revoked or expired: who is asking is not established."""
 
-    exit_code = 10
+    exit_code = 12
 
 
 class Unreachable(ShipyardError):
     """Shipyard's API could not be reached or answered with a server error."""
 
-    exit_code = 11
+    exit_code = 13
 
 
 class ProviderError(ShipyardError):

@@ -11,8 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -56,24 +54,38 @@ class Shipyard:
         plain, _ = self.tokens.create(Actor("dave"), scope=scope, env_type=env_type)
         return plain
 
-    def step(
-        self, token: str, *args: str, url: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """`shipyard pipeline …` as an agent's job runs it: only PATH, HOME and the two."""
-        agent = {
+    def agent(self, token: str, url: str | None) -> dict[str, str]:
+        """An agent job's environment: only PATH, HOME and the two variables."""
+        return {
             "PATH": os.environ["PATH"],
             "HOME": str(self.agent_home),
             "SHIPYARD_URL": url or self.url,
             "SHIPYARD_TOKEN": token,
         }
+
+    def step(
+        self, token: str, *args: str, url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`shipyard pipeline …` as an agent's job runs it."""
         return subprocess.run(
             [sys.executable, "-m", "bot.cli", "pipeline", *args],
-            env=agent,
+            env=self.agent(token, url),
             cwd=self.agent_home,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=120,
+        )
+
+    def popen(self, token: str, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "pipeline", *args],
+            env=self.agent(token, None),
+            cwd=self.agent_home,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -126,20 +138,17 @@ def test_render_wait_record_and_register_through_the_api(shipyard: Shipyard) -> 
     token = shipyard.token()
     out = shipyard.agent_home / "drop/ApplicationParameters/pr-1.xml"
 
-    def provisioned() -> None:
-        time.sleep(2)
-        with shipyard.runtime.database.write() as conn:
-            env = rec.get_environment(conn, "pr-2")
-            rec.update_environment(conn, env.id, state=EnvironmentState.READY, reason=None)
-
     rendered = shipyard.step(token, "render-parameters", "pr-1", "--release", "1.1.0",
                              "--format", "sf-xml", "--out", str(out))  # fmt: skip
     dotenv = shipyard.step(token, "render-parameters", "pr-1", "--format", "dotenv",
                            "--release", "1.0.0")  # fmt: skip
-    later = threading.Thread(target=provisioned)
-    later.start()
-    waited = shipyard.step(token, "wait-ready", "pr-2", "--timeout", "60s", "--interval", "1s")
-    later.join()
+    waiting = shipyard.popen(token, "wait-ready", "pr-2", "--timeout", "60s", "--interval", "1s")
+    assert waiting.stderr is not None
+    first = waiting.stderr.readline()  # the step has seen pr-2 provisioning through the API
+    with shipyard.runtime.database.write() as conn:
+        env = rec.get_environment(conn, "pr-2")
+        rec.update_environment(conn, env.id, state=EnvironmentState.READY, reason=None)
+    waited_out, waited_err = waiting.communicate(timeout=60)
     failed = shipyard.step(token, "wait-ready", "pr-3", "--timeout", "10s")
     args = ["record-deployment", "--env", "pr-1", "--release", "1.1.0", "--run-url", RUN_URL,
             "--status", "succeeded", "--requested-by", "alice", "--artifact", "drop"]  # fmt: skip
@@ -153,8 +162,9 @@ def test_render_wait_record_and_register_through_the_api(shipyard: Shipyard) -> 
     values = {p.get("Name"): p.get("Value") for p in etree.parse(str(out)).iter(f"{SF}Parameter")}
     assert values["GAME_MOTD"] == "hello pr-1 on 1.1.0"
     assert dotenv.returncode == 0 and 'GAME_MOTD="hello pr-1 on 1.0.0"' in dotenv.stdout
-    assert waited.returncode == 0, waited.stderr
-    assert waited.stdout.strip() == "pr-2 is ready" and "pr-2 is provisioning" in waited.stderr
+    assert waiting.returncode == 0, first + waited_err
+    assert first.strip() == "pr-2 is provisioning; waiting"
+    assert waited_out.strip() == "pr-2 is ready"
     assert failed.returncode == 8 and "pr-3 failed: ARM said no" in failed.stderr
     assert recorded.returncode == 0, recorded.stderr
     assert recorded.stdout.startswith("recorded: 1.1.0 into pr-1 succeeded")
@@ -191,9 +201,9 @@ def test_refused_tokens_change_nothing_and_say_so_in_one_line(shipyard: Shipyard
             conn, found.id, expires_at=shipyard.runtime.clock.now() - timedelta(minutes=1)
         )
     cases = [
-        (revoked, 10, "was revoked"),
-        (expired, 10, "has expired"),
-        ("shy_never-issued", 10, "not one Shipyard issued"),
+        (revoked, 12, "was revoked"),
+        (expired, 12, "has expired"),
+        ("shy_never-issued", 12, "not one Shipyard issued"),
         (shipyard.token(scope="read", env_type=None), 5, "pipeline steps need a pipeline token"),
         (shipyard.token(env_type="staging"), 5, "acts on staging environments, not test"),
     ]
@@ -230,11 +240,11 @@ def test_a_step_says_what_to_do_when_shipyard_is_unreachable_or_unset(
     no_token = shipyard.step("", "wait-ready", "pr-1")
     not_shipyard = shipyard.step(token, "wait-ready", "pr-1", url=shipyard.url + "/nowhere")
 
-    assert unreachable.returncode == 11
+    assert unreachable.returncode == 13
     assert f"Shipyard at {nobody} did not answer" in unreachable.stderr
     assert "check SHIPYARD_URL" in unreachable.stderr
     assert no_token.returncode == 3 and "SHIPYARD_TOKEN is not set" in no_token.stderr
-    assert not_shipyard.returncode == 11 and "Shipyard's base URL" in not_shipyard.stderr
+    assert not_shipyard.returncode == 13 and "Shipyard's base URL" in not_shipyard.stderr
     for done in (unreachable, no_token, not_shipyard):
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
