@@ -18,7 +18,7 @@ from environments.config.rules import ApprovalPolicy, GlobalAction, Limits, Type
 from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError, clip
 from environments.inputs import Input
 from environments.model import check_environment_name
-from environments.pipelines_config import AzureDevOpsSettings
+from environments.pipelines_config import AzureDevOpsSettings, TypePipelineSettings
 from environments.secrets import check_not_literal_secret
 from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
@@ -67,6 +67,8 @@ class EnvironmentType(Strict):
     provider: Literal["local", "azure"] = "local"
     # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
     engine: Literal["direct", "azure-pipelines"] = "direct"
+    # With engine azure-pipelines: what the run deploys (a release's build, or its tag).
+    azure_devops: TypePipelineSettings = TypePipelineSettings()
     azure: AzureTypeSettings | None = None
     # An Azure Deployment Environments catalog item (folder with environment.yaml), instead of
     # azure.template: its manifest gives the template and the type's user-facing parameters.

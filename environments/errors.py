@@ -6,7 +6,8 @@
     ├── NotFound                   an environment, type, release or approval does not exist
     ├── PolicyRefused              the person may not do this here (policy says no)
     ├── Conflict                   the record's state does not allow it now
-    └── ProviderError              the provider failed for a technical reason (errored, not refused)
+    ├── ProviderError              the provider failed for a technical reason (errored, not refused)
+    └── NotPromoted                an approval gate was rejected or timed out: an outcome, no fault
 
 Business refusals (everything but ProviderError) change nothing in the record.
 """
@@ -107,6 +108,20 @@ class ProviderError(ShipyardError):
     """The provider failed for a technical reason."""
 
     exit_code = 7
+
+
+class NotPromoted(ShipyardError):
+    """A pipeline's approval gate was rejected or timed out: the release did not move.
+
+    Not a failure: the environment keeps serving what it had; the deployment is `rejected`
+    (or `expired` when `timed_out`).
+    """
+
+    exit_code = 12
+
+    def __init__(self, reason: str, *, hint: str = "", timed_out: bool = False) -> None:
+        super().__init__(reason, hint=hint)
+        self.timed_out = timed_out
 
 
 def clip(text: str, limit: int = 60) -> str:

@@ -182,6 +182,15 @@ def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
                 "fill in azure_devops: (or AZURE_DEVOPS_ORG_URL, AZURE_DEVOPS_PROJECT, "
                 "AZURE_DEVOPS_PIPELINE_ID), or use engine: direct",
             )
+        elif kind.engine != "direct" and kind.approval and not settings.approver_identity:
+            # The gate is answered by Shipyard's account, the check's one approver.
+            p.add(
+                ("types", name, "approval"),
+                f"type '{name}' is gated in its pipeline, but azure_devops has no "
+                "approver_identity",
+                "set azure_devops.approver_identity to the identity id of the account whose "
+                "PAT Shipyard uses",
+            )
         # `pipelines sync` turns every gated type's approval into an Azure DevOps check.
         approval = kind.approval
         if (
