@@ -45,6 +45,7 @@ METADATA_TYPE = "shipyard_outbox"
 # requester through the command's response_url or a direct message instead.
 CLOSED = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
 ELSEWHERE = ("", "")  # chat_messages entry of an operation answered outside any channel
+RESPONSE_URL, DIRECT = "response_url", "dm"  # outbox intents: where an answer is going
 
 
 class Later(Exception):
@@ -260,7 +261,14 @@ class SlackNotifier:
         release = row.payload.get("release", "")
         endpoint = for_slack(str(row.payload.get("endpoint") or ""))
         at = f" at {endpoint}" if endpoint and endpoint != "(local)" else ""
-        text = f"✅ *{name}* is ready with {release}{at}"
+        run_url = row.payload.get("run_url")
+        run = f" (<{run_url}|pipeline run>)" if run_url else ""
+        if row.payload.get("not_promoted"):
+            reason = for_slack(str(row.payload.get("reason", "")))
+            serving = f"; it keeps serving {release}" if release else ""
+            text = f"⚪ *{row.payload['not_promoted']}* not promoted into *{name}*{serving}{run}"
+            return text, [views.section(f"{text}\n{reason}")], f"not promoted: {reason}"
+        text = f"✅ *{name}* is ready with {release}{at}{run}"
         return text, [views.section(text)], f"ready: {release}{at}"
 
     def _operation_message(self, row: Pending) -> tuple[str, str] | None:
@@ -300,21 +308,37 @@ class SlackNotifier:
         return posted
 
     def _answer_requester(self, row: Pending, text: str, blocks: list[dict[str, Any]]) -> str:
-        """Through the command's response_url (valid 30 minutes), else a direct message."""
+        """Through the command's response_url (valid 30 minutes), else a direct message.
+
+        A post to a response_url cannot be read back, so the intent is recorded before it: a
+        deliverer that died between that post and the mark leaves the intent behind, and the
+        next one does not post again (at most one answer there). When the post fails (the URL
+        used up or expired, no answer) the intent becomes a direct message, which can be read
+        back (metadata), so it too is sent once.
+        """
         assert row.operation is not None
         with self.db.read() as conn:
             route = outbox.route(conn, row.operation)
         if route is None:
             return "nowhere"
-        if route.response_url:
+        if row.intent == RESPONSE_URL:
+            log.info("outbox event #%s went to the response_url before a crash: not again", row.id)
+            return "response_url (sent before its mark)"
+        if route.response_url and row.intent != DIRECT:
+            with self.db.write() as conn:
+                if not outbox.intend(conn, row.id, owner=self.owner, intent=RESPONSE_URL):
+                    raise Later("taken over by another deliverer")
             try:
                 answer = WebhookClient(route.response_url, timeout=10).send(
                     text=text, blocks=blocks, response_type="ephemeral", replace_original=False
                 )
                 if answer.status_code == 200:
-                    return "response_url"
+                    return RESPONSE_URL
             except OSError as exc:
                 log.info("response_url failed (%s): sending a direct message", exc)
+            # From here on the answer goes by direct message, on this attempt and any later.
+            with self.db.write() as conn:
+                outbox.intend(conn, row.id, owner=self.owner, intent=DIRECT)
         dm = self._dm_channel(route.user)
         posted = self._post_once(row, dm, text=text, blocks=blocks)
         return f"dm {posted[0]}/{posted[1]}"
@@ -399,6 +423,10 @@ class SlackNotifier:
             )
         if deployment.override_reason:
             lines.append(f"⚠️ {deployment.override_reason}")
+        if deployment.run_url:
+            lines.append(
+                f"Azure DevOps run waiting at the gate: <{deployment.run_url}|open the run>"
+            )
         return lines
 
     def _approval_channel(self, environment: str) -> str | None:

@@ -16,11 +16,19 @@ from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
 from bot.table import command_of, execute, parse
 from environments import redaction
-from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
+from environments.errors import ConfigError, ConfigProblem, NotPromoted, ShipyardError, clip
 from environments.loadtests.summary import LoadTestSummary
-from environments.model import Approval, Environment, HealthStatus, Operation, OperationState
+from environments.model import (
+    Approval,
+    DeploymentStatus,
+    Environment,
+    HealthStatus,
+    Operation,
+    OperationState,
+)
 from environments.policy import Actor, Channel
 from environments.providers.base import HealthReport
+from environments.registry import record as rec
 
 
 class TerminalNotifier:
@@ -185,7 +193,11 @@ def _print(runtime: Runtime | None, args: argparse.Namespace, outcome: Outcome) 
     code = outcome.exit_code
     for op_id in pending:
         op = follow(runtime, op_id)
-        if op.state is OperationState.SUCCEEDED:
+        ended = _not_promoted(runtime, op)
+        if ended is not None:
+            print(f"operation #{op.id} ({op.kind} {op.environment}): {ended}", file=sys.stderr)
+            code = NotPromoted.exit_code if code == 0 else code
+        elif op.state is OperationState.SUCCEEDED:
             print(f"operation #{op.id} ({op.kind} {op.environment}) succeeded")
         else:
             print(
@@ -194,6 +206,19 @@ def _print(runtime: Runtime | None, args: argparse.Namespace, outcome: Outcome) 
             )
             code = 8
     return code
+
+
+def _not_promoted(runtime: Runtime, op: Operation) -> str | None:
+    """What to say when the operation's deployment ended not promoted (its gate said no)."""
+    if op.state is not OperationState.SUCCEEDED or op.deployment_id is None:
+        return None
+    with runtime.database.read() as conn:
+        deployment = rec.get_deployment(conn, op.deployment_id)
+    if deployment.status not in (DeploymentStatus.REJECTED, DeploymentStatus.EXPIRED):
+        return None
+    return f"{deployment.release} not promoted ({deployment.status})" + (
+        f" — {deployment.run_url}" if deployment.run_url else ""
+    )
 
 
 def _os_user() -> str:

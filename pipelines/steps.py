@@ -5,7 +5,7 @@ SHIPYARD_URL is set: the documented way, a build agent holds a token and never t
 or the record itself (`PipelineSteps`, for a self-hosted agent that reaches the database).
 Exit codes a step can act on: 0 done; 2 bad input; 3 configuration; 4 no such environment;
 5 refused (the token's scope or type, or the rule table); 6 conflict; 8 the environment
-failed; 12 the token is unknown, revoked or expired; 13 Shipyard unreachable; 124 timed out.
+failed; 14 the token is unknown, revoked or expired; 15 Shipyard unreachable; 124 timed out.
 """
 
 from __future__ import annotations

@@ -217,6 +217,37 @@ def test_an_operation_started_where_the_bot_cannot_post_answers_by_response_url_
     assert undelivered(rt) == []
 
 
+def test_a_crash_between_a_response_url_post_and_its_mark_answers_once(
+    rt: Runtime, slack: FakeSlack, database_url: str
+) -> None:
+    requested = rt.lifecycle.create(ALICE, "pr-3", env_type="test", release="1.0.0")
+    assert requested.operation_id is not None
+    deliverer(rt, slack).answer_to(
+        requested.operation_id,
+        user="U0ALICE",
+        channel="D0PEOPLE",  # a DM between people: only the response_url reaches alice
+        response_url=slack.response_url("dm-command"),
+    )
+    rt.worker.run(requested.operation_id)
+    # A deliverer posts the outcome to the response_url; Slack shows it, and the process dies
+    # before it hears back. A response_url cannot be read back to find that post.
+    slack.stall("response_url")
+    command = [sys.executable, "-c", DELIVER_ONCE, str(CONFIG), database_url, slack.base_url]
+    crashing = subprocess.Popen([*command, DEFAULT_TOKEN], cwd=ROOT)
+    try:
+        eventually(lambda: slack.calls("response_url"))
+    finally:
+        crashing.kill()
+        crashing.wait(timeout=10)
+    slack.unstall()
+    assert undelivered(rt)[0] == "ready"
+    time.sleep(1.1)  # the dead deliverer's lease runs out
+    assert deliverer(rt, slack).deliver_pending() >= 1
+    assert len(slack.calls("response_url")) == 1, "its intent was recorded: not posted again"
+    assert not [c for c in slack.calls("chat.postMessage") if "is ready" in c.params["text"]]
+    assert undelivered(rt) == []
+
+
 def test_a_deployment_a_pipeline_reports_is_told_once_with_the_run_to_open(
     rt: Runtime, slack: FakeSlack
 ) -> None:

@@ -201,9 +201,9 @@ def test_refused_tokens_change_nothing_and_say_so_in_one_line(shipyard: Shipyard
             conn, found.id, expires_at=shipyard.runtime.clock.now() - timedelta(minutes=1)
         )
     cases = [
-        (revoked, 12, "was revoked"),
-        (expired, 12, "has expired"),
-        ("shy_never-issued", 12, "not one Shipyard issued"),
+        (revoked, 14, "was revoked"),
+        (expired, 14, "has expired"),
+        ("shy_never-issued", 14, "not one Shipyard issued"),
         (shipyard.token(scope="read", env_type=None), 5, "pipeline steps need a pipeline token"),
         (shipyard.token(env_type="staging"), 5, "acts on staging environments, not test"),
     ]
@@ -240,11 +240,11 @@ def test_a_step_says_what_to_do_when_shipyard_is_unreachable_or_unset(
     no_token = shipyard.step("", "wait-ready", "pr-1")
     not_shipyard = shipyard.step(token, "wait-ready", "pr-1", url=shipyard.url + "/nowhere")
 
-    assert unreachable.returncode == 13
+    assert unreachable.returncode == 15
     assert f"Shipyard at {nobody} did not answer" in unreachable.stderr
     assert "check SHIPYARD_URL" in unreachable.stderr
     assert no_token.returncode == 3 and "SHIPYARD_TOKEN is not set" in no_token.stderr
-    assert not_shipyard.returncode == 13 and "Shipyard's base URL" in not_shipyard.stderr
+    assert not_shipyard.returncode == 15 and "Shipyard's base URL" in not_shipyard.stderr
     for done in (unreachable, no_token, not_shipyard):
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 

@@ -44,6 +44,7 @@ class Pending:
     payload: dict[str, Any]
     created_at: datetime
     attempts: int
+    intent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def _pending(row: sa.Row[Any]) -> Pending:
         payload=dict(row.payload or {}),
         created_at=row.created_at,
         attempts=row.attempts,
+        intent=row.intent,
     )
 
 
@@ -140,6 +142,17 @@ def delivered(
         outbox.update()
         .where(outbox.c.id == event_id, outbox.c.claimed_by == owner)
         .values(delivered_at=now, delivered_to=to[:96], claimed_until=None, error=note or None)
+    )
+    return marked.rowcount == 1
+
+
+def intend(conn: sa.Connection, event_id: int, *, owner: str, intent: str | None) -> bool:
+    """Record, before sending, a send that cannot be read back afterwards (None: it failed
+    for certain). False when another deliverer took the event over."""
+    marked = conn.execute(
+        outbox.update()
+        .where(outbox.c.id == event_id, outbox.c.claimed_by == owner)
+        .values(intent=intent)
     )
     return marked.rowcount == 1
 

@@ -305,6 +305,9 @@ outbox = sa.Table(
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.Column("delivered_to", sa.String(96), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # Set before a send that cannot be read back (a response_url post): a deliverer that finds
+    # it on a retry knows an earlier attempt may have sent the event.
+    sa.Column("intent", sa.String(32), nullable=True),
     sa.Index("ix_outbox_delivered_at_id", "delivered_at", "id"),
     sa.Index("ix_outbox_operation_id", "operation_id"),
 )
