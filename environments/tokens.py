@@ -165,7 +165,8 @@ def require_type(token: ApiToken, env_type: str) -> None:
     """A token made with --type acts on environments of that type only."""
     if token.environment_type is not None and token.environment_type != env_type:
         raise PolicyRefused(
-            f"API token {token.prefix} acts on {token.environment_type} environments, not {env_type}",
+            f"API token {token.prefix} acts on {token.environment_type} environments, "
+            f"not {env_type}",
             hint=f"use a token made with '--type {env_type}' in this pipeline's variable group",
         )
 
