@@ -30,8 +30,8 @@ class EnvironmentFlow(HomeFlow):
     def _create_modal(self, channel: str, chosen: str | None = None) -> dict[str, Any]:
         with self.rt.database.read() as conn:
             releases = rec.list_releases(conn)
-        kind = self.rt.catalog.types.get(chosen) if chosen else None
-        defaults = create_form.known_defaults(kind) if kind is not None else {}
+        env_type = self.rt.catalog.types.get(chosen) if chosen else None
+        defaults = create_form.known_defaults(env_type) if env_type is not None else {}
         # The form is `env create` as chat's grammar declares it in the command table.
         arguments = parser(Surface.SLACK).verbs[("env", "create")]._actions
         modal = views.create_modal(
@@ -75,9 +75,11 @@ class EnvironmentFlow(HomeFlow):
             overrides = parameters.parse_assignments(field("set").splitlines())
         except ShipyardError as exc:
             errors["set"] = for_chat(exc)[:150]
-        kind = self.rt.catalog.types.get(field("type"))
-        if kind is not None and kind.inputs:
-            own, wrong = create_form.read_parameters(kind, values, create_form.known_defaults(kind))
+        env_type = self.rt.catalog.types.get(field("type"))
+        if env_type is not None and env_type.inputs:
+            own, wrong = create_form.read_parameters(
+                env_type, values, create_form.known_defaults(env_type)
+            )
             errors.update(wrong)
             overrides.update(own)
         if errors:

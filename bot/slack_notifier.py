@@ -265,7 +265,14 @@ class SlackNotifier:
         release = row.payload.get("release", "")
         endpoint = for_slack(str(row.payload.get("endpoint") or ""))
         at = f" at {endpoint}" if endpoint and endpoint != "(local)" else ""
-        text = f"✅ *{name}* is ready with {release}{at}"
+        run_url = row.payload.get("run_url")
+        run = f" (<{run_url}|pipeline run>)" if run_url else ""
+        if row.payload.get("not_promoted"):
+            reason = for_slack(str(row.payload.get("reason", "")))
+            serving = f"; it keeps serving {release}" if release else ""
+            text = f"⚪ *{row.payload['not_promoted']}* not promoted into *{name}*{serving}{run}"
+            return text, [views.section(f"{text}\n{reason}")], f"not promoted: {reason}"
+        text = f"✅ *{name}* is ready with {release}{at}{run}"
         return text, [views.section(text)], f"ready: {release}{at}"
 
     def _operation_message(self, row: Pending) -> tuple[str, str] | None:
@@ -420,6 +427,10 @@ class SlackNotifier:
             )
         if deployment.override_reason:
             lines.append(f"⚠️ {deployment.override_reason}")
+        if deployment.run_url:
+            lines.append(
+                f"Azure DevOps run waiting at the gate: <{deployment.run_url}|open the run>"
+            )
         return lines
 
     def _approval_channel(self, environment: str) -> str | None:

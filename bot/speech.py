@@ -27,7 +27,8 @@ def _spelled(sub: argparse.ArgumentParser, arguments: dict[str, Argument]) -> li
         if dest not in arguments:
             continue
         value = arguments[dest]
-        blank = action.metavar if isinstance(action.metavar, str) else dest.upper()
+        named = max(action.option_strings, key=len).lstrip("-") if action.option_strings else dest
+        blank = action.metavar if isinstance(action.metavar, str) else named.upper()
         if action.option_strings:
             words.append(max(action.option_strings, key=len))
             if action.nargs != 0:

@@ -187,8 +187,8 @@ def create_modal(
 ) -> Block:
     """`/env create` with no arguments: an input per argument of `env create` (`arguments`,
     from the command table); once a type is chosen, its own parameters (`create_form`)."""
-    kind = catalog.types.get(chosen) if chosen else None
-    own = create_form.parameter_blocks(kind, defaults or {}) if kind is not None else []
+    env_type = catalog.types.get(chosen) if chosen else None
+    own = create_form.parameter_blocks(env_type, defaults or {}) if env_type is not None else []
     choices: dict[str, Sequence[str]] = {
         "env_type": list(catalog.types),
         "release": [r.version for r in releases],
@@ -199,7 +199,7 @@ def create_modal(
         "title": {"type": "plain_text", "text": "Create an environment"},
         "submit": {"type": "plain_text", "text": "Create"},
         "blocks": create_form.argument_blocks(
-            arguments, choices, {"env_type": kind.name} if kind else {}, own
+            arguments, choices, {"env_type": env_type.name} if env_type else {}, own
         ),
     }
 

@@ -29,6 +29,7 @@ class Channel(StrEnum):
     CLI = "cli"
     CHAT = "chat"
     SCHEDULE = "schedule"
+    API = "api"  # a pipeline step (or script) holding an API token
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from environments import parameters, redaction, renderings, windows
+from environments import parameters, pipeline_gate, redaction, renderings, windows
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
-from environments.errors import ProviderError, ShipyardError
+from environments.errors import NotPromoted, ProviderError, ShipyardError
 from environments.model import (
     DeploymentKind,
     DeploymentStatus,
@@ -26,7 +26,7 @@ from environments.model import (
     OperationState,
 )
 from environments.notify import Notifier, SilentNotifier
-from environments.providers.base import ChecksParameters, Provider
+from environments.providers.base import ChecksParameters, DeliveryEngine, Provider
 from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -227,7 +227,21 @@ class Worker:
             )
             rendered = parameters.render(resolved, context)
             given = parameters.values(rendered)
-            result = provider.deploy(env, release, given, progress=lambda m: self._say(op, m))
+            if isinstance(provider, DeliveryEngine):
+                result = provider.deliver(
+                    env,
+                    release,
+                    given,
+                    requested_by=deployment.requested_by,
+                    progress=lambda m: self._say(op, m),
+                    started=lambda url: self._run_started(deployment.id, url),
+                    resume=deployment.run_url,
+                )
+            else:
+                result = provider.deploy(env, release, given, progress=lambda m: self._say(op, m))
+        except NotPromoted as exc:
+            self._not_promoted(op, env, deployment.id, release.version, exc)
+            return
         except ShipyardError as exc:
             self._fail(op, env, exc)
             raise
@@ -281,6 +295,7 @@ class Worker:
                 operation=op.id,
                 release=release.version,
                 endpoint=result.endpoint,
+                run_url=result.outputs.get("run_url"),
             )
         self._say(op, f"{env.name} is ready with {release.version} at {result.endpoint}")
         self.notifier.environment_ready(ready, operation=op.id)
@@ -314,6 +329,19 @@ class Worker:
         with self.db.write() as conn:
             rec.update_environment(conn, env_id, state=state)
             return rec.environment_by_id(conn, env_id)
+
+    def _run_started(self, deployment_id: int, run_url: str) -> None:
+        """The run is part of the deployment from its first second: hooks find this row."""
+        with self.db.write() as conn:
+            rec.set_run_url(conn, deployment_id, run_url)
+
+    def _not_promoted(
+        self, op: Operation, env: Environment, deployment_id: int, release: str, exc: NotPromoted
+    ) -> None:
+        """A rejected or timed-out gate: no failure; the environment keeps serving what it had."""
+        with self.db.write() as conn:
+            pipeline_gate.not_promoted(conn, env.id, deployment_id, op.id, exc, at=self.clock.now())
+        self._say(op, f"{release} not promoted into {env.name}: {exc.reason}")
 
     def _fail(self, op: Operation, env: Environment, exc: ShipyardError) -> None:
         """A failed deploy leaves the old release serving (ready); a failed build is failed."""
