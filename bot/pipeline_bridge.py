@@ -1,38 +1,46 @@
-"""Azure DevOps approval gates answered in Slack under Shipyard's policy; its webhook and poll."""
+"""Azure DevOps approval gates as Shipyard's one approval: the webhook, the poll, the answer.
+
+A run waiting at the approval check of an environment Shipyard manages becomes one Shipyard
+approval request (environments/pipeline_gate.py), posted to Slack like any other and decided
+under the type's policy: N of M approvers, never the requester (the person who asked Shipyard,
+whatever Azure DevOps thinks). Once decided, Shipyard answers the Azure DevOps approval with
+its own identity (the PAT's account, the check's one approver), naming who decided. Approvals
+of pipelines or environments Shipyard does not manage are left alone.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.runtime import Runtime
-from bot.speech import for_chat
-from environments import policy
-from environments.errors import PolicyRefused, ShipyardError
-from environments.model import ApprovalState
-from environments.pipelines_config import pipelines_settings
-from environments.registry import chat as chat_record
+from environments import pipeline_gate
+from environments.config.azure_devops import pipelines_settings
+from environments.errors import ShipyardError
+from environments.model import Approval, ApprovalState, Decision
+from environments.notify import SilentNotifier
 from environments.registry import record as rec
-from pipelines.azure_devops import AzureDevOps, PipelineApproval
-from pipelines.run_records import reconcile_runs
+from environments.registry.pipeline_runs import run_url_of
+from pipelines.azure_devops import AzureDevOps, PipelineApproval, PipelineError, run_id_of_url
+from pipelines.run_records import given, reconcile_runs
 from pipelines.webhooks import WebhookAction, WebhookHandler
 
 log = logging.getLogger(__name__)
-APPROVE = "pipeline.approve"
-REJECT = "pipeline.reject"
+SYSTEM = "azure-devops"
 
 
-class PipelineBridge:
-    """Posts pending Azure DevOps approvals like Shipyard's own; a permitted click PATCHes them."""
+class PipelineBridge(SilentNotifier):
+    """Turns a waiting Azure DevOps gate into a Shipyard approval; answers it once decided.
+
+    It is one of the runtime's notifiers (`register`): a decided request is answered in Azure
+    DevOps at once; the poll answers what that missed (Azure DevOps was down, say).
+    """
 
     def __init__(
         self, runtime: Runtime, client: WebClient, ado: AzureDevOps, webhook: WebhookHandler
@@ -59,18 +67,15 @@ class PipelineBridge:
     # --- wiring ---------------------------------------------------------------------------------
 
     def register(self, app: App) -> None:
-        app.action(APPROVE)(ack=_ack, lazy=[lambda body, client: self.decide(body, client, True)])
-        app.action(REJECT)(ack=_ack, lazy=[lambda body, client: self.decide(body, client, False)])
+        """Decisions reach Azure DevOps: the bridge hears every approval the core settles."""
+        self.rt.notifiers.add(self)
 
     def route(self) -> Route:
         async def receive(request: Request) -> Response:
             body = await request.body()
             result = await run_in_threadpool(self.webhook.handle, dict(request.headers), body)
-            if result.approval is not None and result.action in (
-                WebhookAction.APPROVAL_PENDING,
-                WebhookAction.APPROVAL_COMPLETED,
-            ):
-                await run_in_threadpool(self.show, result.approval)
+            if result.approval is not None and result.action is WebhookAction.APPROVAL_PENDING:
+                await run_in_threadpool(self.gate, result.approval)
             return JSONResponse(
                 {"action": result.action.value, "message": result.message},
                 status_code=result.status,
@@ -79,159 +84,84 @@ class PipelineBridge:
         return Route("/webhooks/azure-devops", receive, methods=["POST"])
 
     def poll(self) -> None:
-        """Catch what the webhook missed: finished runs, and pending approvals not yet posted."""
+        """Catch what the webhook missed: finished runs, waiting gates, decisions not answered."""
         reconcile_runs(self.ado, self.rt.database, self.rt.catalog, clock=self.rt.lifecycle.clock)
         for approval in self.ado.list_approvals():
-            with self.rt.database.read() as conn:
-                posted = chat_record.message(conn, _key(approval.id))
-            if posted is None:
-                self.show(approval)
+            self.gate(approval)
 
-    # --- Slack ----------------------------------------------------------------------------------
+    # --- the gate -------------------------------------------------------------------------------
 
-    def show(self, approval: PipelineApproval) -> None:
-        """Post a pending approval once; later states update that message."""
-        text, blocks = self._message(approval)
+    def managed(self, approval: PipelineApproval) -> bool:
+        """A gate of a pipeline Shipyard starts or watches, into an environment it records."""
+        if approval.pipeline_id not in self.ado.settings.pipelines or not approval.environment:
+            return False
+        if not approval.run_url or not approval.release:
+            return False
         with self.rt.database.read() as conn:
-            posted = chat_record.message(conn, _key(approval.id))
-        try:
-            if posted is not None:
-                self.client.chat_update(channel=posted[0], ts=posted[1], text=text, blocks=blocks)
-                return
-            channel = self._channel(approval)
-            if channel is None or not approval.is_pending:
-                return
-            response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-        except SlackApiError as exc:
-            log.warning(
-                "could not show pipeline approval %s: %s", approval.id, exc.response.get("error")
-            )
-            return
-        with self.rt.database.write() as conn:
-            chat_record.remember_message(
-                conn,
-                _key(approval.id),
-                str(response["channel"]),
-                str(response["ts"]),
-                self.rt.lifecycle.clock.now(),
-            )
+            env = rec.find_environment(conn, approval.environment)
+        return env is not None and self.rt.catalog.type(env.type).approval is not None
 
-    def decide(self, body: dict[str, Any], client: WebClient, approve: bool) -> None:
-        user = body["user"]["id"]
-        person = self.rt.catalog.person_for_slack(user)
-        approval_id = body["actions"][0]["value"]
+    def gate(self, approval: PipelineApproval) -> Approval | None:
+        """The Shipyard request for a waiting gate (opened once; posted by the outbox)."""
+        if not approval.is_pending or not self.managed(approval):
+            log.info("approval %s is not a gate Shipyard manages: left alone", approval.id)
+            return None
+        assert approval.environment and approval.run_url and approval.release
         try:
-            approval = self._permitted(approval_id, person)
-            decided = (
-                self.ado.approve(approval_id, person)
-                if approve
-                else self.ado.reject(approval_id, person, reason="rejected in Slack")
-            )
+            with self.rt.database.write() as conn:
+                opened = pipeline_gate.open_gate(
+                    conn,
+                    self.rt.catalog,
+                    environment=approval.environment,
+                    run_url=approval.run_url,
+                    release=approval.release,
+                    requested_by=given(approval.requested_by) or SYSTEM,
+                    at=self.rt.lifecycle.clock.now(),
+                )
         except ShipyardError as exc:
-            channel = (body.get("channel") or {}).get("id") or user
-            try:
-                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc.one_line()))
-            except SlackApiError:
-                client.chat_postMessage(channel=user, text=for_chat(exc.one_line()))
+            log.warning("cannot open the gate of approval %s: %s", approval.id, exc.one_line())
+            return None
+        if opened is None:
+            return None
+        request, _ = opened
+        if request.state.is_terminal:
+            self.answer(request)  # decided, but Azure DevOps did not hear it (poll)
+        return request
+
+    def approval_changed(self, approval: Approval) -> None:
+        if approval.state.is_terminal:
+            self.answer(approval)
+
+    def answer(self, approval: Approval) -> None:
+        """Tell Azure DevOps what Shipyard decided, on the run's waiting approvals (once)."""
+        with self.rt.database.read() as conn:
+            run_url = run_url_of(conn, approval.deployment_id)
+        run_id = run_id_of_url(run_url or "")
+        if run_id is None or approval.state is ApprovalState.PENDING:
             return
-        self.show(decided if decided.environment else approval)
-
-    def _permitted(self, approval_id: str, person: str) -> PipelineApproval:
-        """Shipyard's policy first: a listed approver of the environment's type, not blocked."""
-        approval = next((a for a in self.ado.list_approvals() if a.id == approval_id), None)
-        if approval is None:
-            raise PolicyRefused(
-                "this pipeline approval is no longer pending", hint="nothing to decide"
+        try:
+            waiting = [
+                a
+                for a in self.ado.list_approvals(describe=True)
+                if a.run_id == run_id and a.environment == approval.environment
+            ]
+            for pending in waiting:
+                self._answer(pending, approval)
+        except PipelineError as exc:
+            log.warning(
+                "could not answer Azure DevOps for request #%s: %s", approval.id, exc.one_line()
             )
-        approvers: tuple[str, ...] = ()
-        if approval.environment:
-            with self.rt.database.read() as conn:
-                env = rec.find_environment(conn, approval.environment)
-            gate = self.rt.catalog.type(env.type).approval if env else None
-            approvers = gate.approvers if gate else ()
-        blocked = {self.rt.catalog.person_for_slack(i.name) for i in approval.blocked} | {
-            i.name for i in approval.blocked
-        }
-        policy.require_approver(
-            self.rt.catalog,
-            person,
-            approvers=approvers,
-            requested_by="",
-            state=ApprovalState.PENDING,
-            decisions=(),
-            blocked=blocked,
-            what=approval.environment or "this pipeline approval",
-        )
-        return approval
 
-    def _channel(self, approval: PipelineApproval) -> str | None:
-        if approval.environment:
-            with self.rt.database.read() as conn:
-                env = rec.find_environment(conn, approval.environment)
-            gate = self.rt.catalog.type(env.type).approval if env else None
-            if gate and gate.channel:
-                return gate.channel
-        return self.rt.catalog.slack.channel
-
-    def _message(self, approval: PipelineApproval) -> tuple[str, list[dict[str, Any]]]:
-        what = f"*{approval.release or '?'}* → *{approval.environment or '?'}*"
-        run = f" (<{approval.run_url}|run {approval.run_id}>)" if approval.run_url else ""
-        decided = [
-            f"{s.status} by {s.acted_by.name if s.acted_by else s.assigned.name}"
-            + (f": {s.comment}" if s.comment else "")
-            for s in approval.steps
-            if s.status not in ("pending", "")
-        ]
-        state = {
-            "pending": "waiting for approval",
-            "approved": "approved",
-            "rejected": "rejected — not promoted",
-            "timedOut": "timed out — not promoted",
-            "canceled": "canceled — not promoted",
-        }.get(approval.status, approval.status)
-        text = f"Pipeline deployment {approval.release} → {approval.environment}: {state}"
-        blocks: list[dict[str, Any]] = [
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"Azure DevOps deployment {what}{run}\n"
-                    f"needs {approval.min_required} approval(s) · *{state}*",
-                },
-            },
-        ]
-        if decided:
-            blocks.append(
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(decided)}]}
-            )
-        if approval.is_pending:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": {"type": "plain_text", "text": "Approve"},
-                            "action_id": APPROVE,
-                            "value": approval.id,
-                            "style": "primary",
-                        },
-                        {
-                            "type": "button",
-                            "text": {"type": "plain_text", "text": "Reject"},
-                            "action_id": REJECT,
-                            "value": approval.id,
-                            "style": "danger",
-                        },
-                    ],
-                }
-            )
-        return text, blocks
-
-
-def _key(approval_id: str) -> str:
-    return f"ado-approval:{approval_id}"[:64]
-
-
-def _ack(ack: Callable[..., None]) -> None:
-    ack()
+    def _answer(self, pending: PipelineApproval, approval: Approval) -> None:
+        approved = [d.person for d in approval.decisions if d.decision is Decision.APPROVE]
+        note = f"Shipyard request #{approval.id}"
+        if approval.state is ApprovalState.APPROVED:
+            self.ado.approve(pending.id, ", ".join(approved), comment=note)
+            return
+        if approval.state is ApprovalState.REJECTED:
+            rejected = next((d for d in approval.decisions if d.decision is Decision.REJECT), None)
+            who = rejected.person if rejected else "Shipyard"
+            reason = rejected.comment if rejected and rejected.comment else "rejected"
+            self.ado.reject(pending.id, who, reason=f"{reason} ({note})")
+            return
+        self.ado.reject(pending.id, "Shipyard", reason=f"{note} {approval.state}: not promoted")

@@ -93,7 +93,7 @@ class Runtime:
             connect = functools.cache(lambda: AzureDevOps.from_environment(catalog))
             for name in piped:
                 providers[f"{name}+azure-pipelines"] = PipelineEngine(
-                    providers[name], connect, timeout=timedelta(hours=2)
+                    providers[name], connect, catalog=catalog, timeout=timedelta(hours=2)
                 )
         worker = Worker(catalog, database, providers, clock=clock, notifier=notifiers)
         return cls(

@@ -112,6 +112,10 @@ class ApprovalMessages(Deliverer):
             )
         if deployment.override_reason:
             lines.append(f"⚠️ {deployment.override_reason}")
+        if deployment.run_url:
+            lines.append(
+                f"Azure DevOps run waiting at the gate: <{deployment.run_url}|open the run>"
+            )
         return lines
 
     def _approval_channel(self, environment: str) -> str | None:

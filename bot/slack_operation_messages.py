@@ -116,7 +116,14 @@ class OperationMessages(Deliverer):
         release = row.payload.get("release", "")
         endpoint = for_slack(str(row.payload.get("endpoint") or ""))
         at = f" at {endpoint}" if endpoint and endpoint != "(local)" else ""
-        text = f"✅ *{name}* is ready with {release}{at}"
+        run_url = row.payload.get("run_url")
+        run = f" (<{run_url}|pipeline run>)" if run_url else ""
+        if row.payload.get("not_promoted"):
+            reason = for_slack(str(row.payload.get("reason", "")))
+            serving = f"; it keeps serving {release}" if release else ""
+            text = f"⚪ *{row.payload['not_promoted']}* not promoted into *{name}*{serving}{run}"
+            return text, [views.section(f"{text}\n{reason}")], f"not promoted: {reason}"
+        text = f"✅ *{name}* is ready with {release}{at}{run}"
         return text, [views.section(text)], f"ready: {release}{at}"
 
     def _operation_message(self, row: Pending) -> tuple[str, str] | None:

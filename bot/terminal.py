@@ -11,15 +11,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from bot import render
+from bot.cli_pipelines import api_configured
 from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
-from bot.table import execute, parse
+from bot.table import command_of, execute, parse
 from environments import redaction
-from environments.errors import ConfigError, ConfigProblem, ShipyardError, clip
+from environments.errors import ConfigError, ConfigProblem, NotPromoted, ShipyardError, clip
 from environments.loadtests.summary import LoadTestSummary
-from environments.model import Approval, Environment, HealthStatus, Operation, OperationState
+from environments.model import (
+    Approval,
+    DeploymentStatus,
+    Environment,
+    HealthStatus,
+    Operation,
+    OperationState,
+)
 from environments.policy import Actor, Channel
 from environments.providers.base import HealthReport
+from environments.registry import record as rec
 
 
 class TerminalNotifier:
@@ -102,6 +111,10 @@ def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {
         args = parse(sys.argv[1:] if argv is None else argv)
         if args.group in processes:
             return processes[args.group](args)
+        remote = command_of(args).remote
+        if remote is not None and api_configured():
+            # A pipeline step on a build agent: Shipyard's API, no configuration, no record.
+            return _print(None, args, remote(args))
         return _run(args)
     except ConfigError as exc:
         return _config_refused(exc, args)
@@ -161,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         runtime.close()
 
 
-def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
+def _print(runtime: Runtime | None, args: argparse.Namespace, outcome: Outcome) -> int:
     if getattr(args, "json", False):
         print(redaction.mask(render.to_json(outcome.data)))
         return outcome.exit_code
@@ -171,6 +184,8 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
     for note in outcome.notes:
         print(f"  note: {redaction.mask(note)}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow
+    if runtime is None:
+        return outcome.exit_code
     if getattr(args, "no_wait", False):
         if pending:
             print("  queued; 'shipyard worker' runs it")
@@ -178,7 +193,11 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
     code = outcome.exit_code
     for op_id in pending:
         op = follow(runtime, op_id)
-        if op.state is OperationState.SUCCEEDED:
+        ended = _not_promoted(runtime, op)
+        if ended is not None:
+            print(f"operation #{op.id} ({op.kind} {op.environment}): {ended}", file=sys.stderr)
+            code = NotPromoted.exit_code if code == 0 else code
+        elif op.state is OperationState.SUCCEEDED:
             print(f"operation #{op.id} ({op.kind} {op.environment}) succeeded")
         else:
             print(
@@ -187,6 +206,19 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
             )
             code = 8
     return code
+
+
+def _not_promoted(runtime: Runtime, op: Operation) -> str | None:
+    """What to say when the operation's deployment ended not promoted (its gate said no)."""
+    if op.state is not OperationState.SUCCEEDED or op.deployment_id is None:
+        return None
+    with runtime.database.read() as conn:
+        deployment = rec.get_deployment(conn, op.deployment_id)
+    if deployment.status not in (DeploymentStatus.REJECTED, DeploymentStatus.EXPIRED):
+        return None
+    return f"{deployment.release} not promoted ({deployment.status})" + (
+        f" — {deployment.run_url}" if deployment.run_url else ""
+    )
 
 
 def _os_user() -> str:

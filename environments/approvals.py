@@ -17,6 +17,7 @@ from environments.model import (
 )
 from environments.registry import operations as ops
 from environments.registry import record as rec
+from environments.registry.pipeline_runs import run_url_of
 
 
 def find(conn: sa.Connection, ref: str) -> Approval:
@@ -46,9 +47,27 @@ def find(conn: sa.Connection, ref: str) -> Approval:
 def settle(
     conn: sa.Connection, approval: Approval, state: ApprovalState, now: datetime
 ) -> int | None:
-    """After the last decision: queue the deployment, or close it as not promoted."""
+    """After the last decision: queue the deployment, or close it as not promoted.
+
+    A pipeline gate's request (its deployment is a run already waiting in Azure DevOps) queues
+    nothing: the run goes on once Shipyard answers the gate, and its follower records the end.
+    """
     deployment = rec.get_deployment(conn, approval.deployment_id)
     env = rec.get_environment(conn, deployment.environment)
+    if run_url_of(conn, deployment.id) is not None:
+        if state is ApprovalState.APPROVED:
+            rec.set_deployment_status(conn, deployment.id, DeploymentStatus.RUNNING)
+        else:
+            rec.set_deployment_status(
+                conn,
+                deployment.id,
+                DeploymentStatus.REJECTED
+                if state is ApprovalState.REJECTED
+                else DeploymentStatus.EXPIRED,
+                at=now,
+                reason="not promoted",
+            )
+        return None
     if state is ApprovalState.APPROVED:
         rec.set_deployment_status(conn, deployment.id, DeploymentStatus.QUEUED)
         kind = (

@@ -12,13 +12,13 @@ from pydantic import Field, PrivateAttr, ValidationError
 
 from environments.ade import Definition, load_definition
 from environments.config.azure import AzureSettings, AzureTypeSettings
+from environments.config.azure_devops import AzureDevOpsSettings, TypePipelineSettings
 from environments.config.fields import Duration, ParameterValue, Strict
 from environments.config.loadtests import LoadTestPlan, Schedule
 from environments.config.rules import ApprovalPolicy, GlobalAction, Limits, TypeAction
 from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError, clip
 from environments.inputs import Input
 from environments.model import check_environment_name
-from environments.pipelines_config import AzureDevOpsSettings
 from environments.secrets import check_not_literal_secret
 from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml
@@ -67,6 +67,8 @@ class EnvironmentType(Strict):
     provider: Literal["local", "azure"] = "local"
     # direct: Shipyard deploys through the provider; azure-pipelines: it runs the team's pipeline.
     engine: Literal["direct", "azure-pipelines"] = "direct"
+    # With engine azure-pipelines: what the run deploys (a release's build, or its tag).
+    azure_devops: TypePipelineSettings = TypePipelineSettings()
     azure: AzureTypeSettings | None = None
     # An Azure Deployment Environments catalog item (folder with environment.yaml), instead of
     # azure.template: its manifest gives the template and the type's user-facing parameters.
@@ -292,11 +294,11 @@ def _read_definitions(catalog: Catalog, source: SourcedYaml) -> list[ConfigProbl
     every problem of every manifest, each naming the manifest and line. The template is checked
     against the manifest with the other files (`environments.validation`)."""
     problems: list[ConfigProblem] = []
-    for name, kind in catalog.types.items():
-        if kind.ade is None:
+    for name, env_type in catalog.types.items():
+        if env_type.ade is None:
             continue
         where = source.where(("types", name, "ade"))
-        if kind.provider != "azure" or kind.azure is not None:
+        if env_type.provider != "azure" or env_type.azure is not None:
             problems.append(
                 ConfigProblem(
                     where,
@@ -306,12 +308,12 @@ def _read_definitions(catalog: Catalog, source: SourcedYaml) -> list[ConfigProbl
             )
             continue
         try:
-            definition = load_definition(resolve_path(catalog, kind.ade))
+            definition = load_definition(resolve_path(catalog, env_type.ade))
         except ConfigError as exc:
             problems.append(ConfigProblem(where, f"type '{name}': {exc.reason}", exc.hint))
             continue
         problems.extend(definition.problems)
-        kind._definition = definition
+        env_type._definition = definition
     return problems
 
 

@@ -6,7 +6,10 @@
     ├── NotFound                   an environment, type, release or approval does not exist
     ├── PolicyRefused              the person may not do this here (policy says no)
     ├── Conflict                   the record's state does not allow it now
-    └── ProviderError              the provider failed for a technical reason (errored, not refused)
+    ├── NotAuthenticated           no usable credential: an unknown, revoked or expired API token
+    ├── Unreachable                Shipyard's API did not answer (a step that talks to serve)
+    ├── ProviderError              the provider failed for a technical reason (errored, not refused)
+    └── NotPromoted                an approval gate was rejected or timed out: an outcome, no fault
 
 Business refusals (everything but ProviderError) change nothing in the record.
 """
@@ -103,10 +106,36 @@ class Conflict(ShipyardError):
     exit_code = 6
 
 
+class NotAuthenticated(ShipyardError):
+    """The API token is unknown, revoked or expired: who is asking is not established."""
+
+    exit_code = 14
+
+
+class Unreachable(ShipyardError):
+    """Shipyard's API could not be reached or answered with a server error."""
+
+    exit_code = 15
+
+
 class ProviderError(ShipyardError):
     """The provider failed for a technical reason."""
 
     exit_code = 7
+
+
+class NotPromoted(ShipyardError):
+    """A pipeline's approval gate was rejected or timed out: the release did not move.
+
+    Not a failure: the environment keeps serving what it had; the deployment is `rejected`
+    (or `expired` when `timed_out`).
+    """
+
+    exit_code = 12
+
+    def __init__(self, reason: str, *, hint: str = "", timed_out: bool = False) -> None:
+        super().__init__(reason, hint=hint)
+        self.timed_out = timed_out
 
 
 def clip(text: str, limit: int = 60) -> str:

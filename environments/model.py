@@ -224,6 +224,8 @@ class Deployment:
     overrides: dict[str, str] = field(default_factory=dict)
     environment_parameters: dict[str, str] | None = None
     override_reason: str | None = None
+    # The Azure DevOps run that carries it out (stored when the run starts).
+    run_url: str | None = None
 
 
 @dataclass(frozen=True)

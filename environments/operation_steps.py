@@ -3,10 +3,10 @@ outbox event; a failure leaves the environment as the record says (serving, or f
 
 from __future__ import annotations
 
-from environments import parameters, redaction, renderings
+from environments import parameters, pipeline_gate, redaction, renderings
 from environments.catalog import Catalog
 from environments.clock import Clock
-from environments.errors import ProviderError, ShipyardError
+from environments.errors import NotPromoted, ProviderError, ShipyardError
 from environments.model import (
     DeploymentStatus,
     Environment,
@@ -15,7 +15,7 @@ from environments.model import (
     OperationKind,
 )
 from environments.notify import Notifier
-from environments.providers.base import Provider
+from environments.providers.base import DeliveryEngine, Provider
 from environments.registry import Database, outbox
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -71,7 +71,21 @@ class Steps:
             )
             rendered = parameters.render(resolved, context)
             given = parameters.values(rendered)
-            result = provider.deploy(env, release, given, progress=lambda m: self._say(op, m))
+            if isinstance(provider, DeliveryEngine):
+                result = provider.deliver(
+                    env,
+                    release,
+                    given,
+                    requested_by=deployment.requested_by,
+                    progress=lambda m: self._say(op, m),
+                    started=lambda url: self._run_started(deployment.id, url),
+                    resume=deployment.run_url,
+                )
+            else:
+                result = provider.deploy(env, release, given, progress=lambda m: self._say(op, m))
+        except NotPromoted as exc:
+            self._not_promoted(op, env, deployment.id, release.version, exc)
+            return
         except ShipyardError as exc:
             self._fail(op, env, exc)
             raise
@@ -125,6 +139,7 @@ class Steps:
                 operation=op.id,
                 release=release.version,
                 endpoint=result.endpoint,
+                run_url=result.outputs.get("run_url"),
             )
         self._say(op, f"{env.name} is ready with {release.version} at {result.endpoint}")
         self.notifier.environment_ready(ready, operation=op.id)
@@ -158,6 +173,19 @@ class Steps:
         with self.db.write() as conn:
             rec.update_environment(conn, env_id, state=state)
             return rec.environment_by_id(conn, env_id)
+
+    def _run_started(self, deployment_id: int, run_url: str) -> None:
+        """The run is part of the deployment from its first second: hooks find this row."""
+        with self.db.write() as conn:
+            rec.set_run_url(conn, deployment_id, run_url)
+
+    def _not_promoted(
+        self, op: Operation, env: Environment, deployment_id: int, release: str, exc: NotPromoted
+    ) -> None:
+        """A rejected or timed-out gate: no failure; the environment keeps serving what it had."""
+        with self.db.write() as conn:
+            pipeline_gate.not_promoted(conn, env.id, deployment_id, op.id, exc, at=self.clock.now())
+        self._say(op, f"{release} not promoted into {env.name}: {exc.reason}")
 
     def _fail(self, op: Operation, env: Environment, exc: ShipyardError) -> None:
         """A failed deploy leaves the old release serving (ready); a failed build is failed."""

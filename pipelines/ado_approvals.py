@@ -1,6 +1,5 @@
 """Pipeline approvals: list, describe, approve and reject the gates a run waits on."""
 
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,10 +38,9 @@ class Approvals(Runs):
         )
 
     def _decide(self, approval_id: str, person: str, status: str, comment: str) -> PipelineApproval:
+        # Azure DevOps records the token's account as the approver (it must be one on the
+        # check); the comment names the people who decided in Shipyard.
         change: dict[str, Any] = {"approvalId": approval_id, "status": status, "comment": comment}
-        identity = self.settings.identities.get(person)
-        if identity:
-            change["assignedApprover"] = {"id": identity}
         with self._translated(f"mark approval {approval_id} {status}"):
             body = self._request("PATCH", "pipelines/approvals", body=[change])
         values = (body or {}).get("value") or []
@@ -66,15 +64,5 @@ class Approvals(Runs):
             run_url=run.web_url,
             environment=environment,
             release=run.parameters.get("release"),
+            requested_by=run.parameters.get("requestedBy"),
         )
-
-    def approvals_by_id(self, ids: Sequence[str]) -> list[PipelineApproval]:
-        if not ids:
-            return []
-        with self._translated("read approvals"):
-            body = self._request(
-                "GET",
-                "pipelines/approvals",
-                {"approvalIds": ",".join(ids), "$expand": "steps", "state": "all"},
-            )
-        return [approval_from_json(a) for a in (body or {}).get("value", [])]

@@ -131,24 +131,31 @@ class CheckSync(Transport):
         return [(name, type_name) for name, type_name in targets.items()]
 
     def _wanted_check(self, catalog: Catalog, type_name: str) -> dict[str, Any]:
+        """Shipyard's gate: its own account is the one approver; people decide in Slack.
+
+        The check passes what Shipyard decided (N of M under the type's policy, never the
+        requester, who Shipyard knows and Azure DevOps does not: runs Shipyard starts are
+        requested by the token's account, so the check cannot block "the requester" itself).
+        """
         kind = catalog.type(type_name)
         assert kind.approval is not None
         people = sorted(catalog.members(kind.approval.approvers))
-        missing = [p for p in people if p not in self.settings.identities]
-        if missing:
+        identity = self.settings.approver_identity.strip()
+        if not identity:
             raise ConfigError(
-                f"type '{type_name}': approvers {', '.join(missing)} have no Azure DevOps identity",
-                hint="map them under azure_devops.identities in shipyard.yaml "
-                "(person: identity id)",
+                f"type '{type_name}' is gated, but Shipyard's Azure DevOps identity is not set",
+                hint="set azure_devops.approver_identity in shipyard.yaml to the identity id of "
+                "the account whose PAT Shipyard uses (it becomes the approver of the check)",
             )
         return {
-            "approvers": [{"id": self.settings.identities[p], "displayName": p} for p in people],
-            "minRequiredApprovers": kind.approval.required,
-            "requesterCannotBeApprover": True,
+            "approvers": [{"id": identity, "displayName": "Shipyard"}],
+            "minRequiredApprovers": 1,
+            "requesterCannotBeApprover": False,
             "executionOrder": "anyOrder",
             "blockedApprovers": [],
-            "instructions": f"{MANAGED} from shipyard.yaml (type '{type_name}'): "
-            f"{kind.approval.required} of {', '.join(people)}; approve here or in Slack.",
+            "instructions": f"{MANAGED} from shipyard.yaml (type '{type_name}'): decided in "
+            f"Slack by {kind.approval.required} of {', '.join(people)}, never the requester; "
+            "Shipyard answers here.",
             "timeout": max(1, int(kind.approval.timeout.total_seconds() // 60)),
         }
 
@@ -268,11 +275,7 @@ def _differences(check: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[st
 def _describe(wanted: Mapping[str, Any] | None) -> str:
     if wanted is None:
         return "no approval"
-    names = ", ".join(a["displayName"] for a in wanted["approvers"])
-    return (
-        f"{wanted['minRequiredApprovers']} of {names}, requester may not approve, "
-        f"timeout {wanted['timeout']} min"
-    )
+    return f"{wanted['instructions']} (timeout {wanted['timeout']} min)"
 
 
 def live_environments(conn: sa.Connection) -> list[tuple[str, str]]:

@@ -112,6 +112,8 @@ class PipelineApproval:
     run_url: str | None = None
     environment: str | None = None
     release: str | None = None
+    # The run's `requestedBy` template parameter: the Shipyard person who asked for it.
+    requested_by: str | None = None
 
     @property
     def is_pending(self) -> bool:
@@ -168,6 +170,12 @@ def _first_line(exc: BaseException) -> str:
     if inner is not None and str(inner).strip():
         text = f"{text} ({str(inner).strip().splitlines()[0]})"
     return text.splitlines()[0]
+
+
+def run_id_of_url(run_url: str) -> int | None:
+    """The run id in a run's web URL (`…/_build/results?buildId=7` → 7)."""
+    found = re.search(r"[?&]buildId=(\d+)", run_url or "")
+    return int(found.group(1)) if found else None
 
 
 def _web_url(api_url: str, run_id: Any) -> str:

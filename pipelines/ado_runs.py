@@ -1,13 +1,14 @@
 """Pipeline runs: start, follow, list; stages, timelines and the log of a failed step."""
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from environments.errors import ConfigError
 from pipelines.ado_model import (
     FailedStep,
+    PipelineApproval,
     PipelineError,
     PipelineRun,
     RunResult,
@@ -15,6 +16,7 @@ from pipelines.ado_model import (
     StageOutcome,
     _text,
     _web_url,
+    approval_from_json,
 )
 from pipelines.ado_transport import Transport
 
@@ -31,9 +33,15 @@ class Runs(Transport):
         pipeline_id: int | None = None,
         parameters: Mapping[str, str] | None = None,
         branch: str | None = None,
+        build: tuple[str, str] | None = None,
     ) -> PipelineRun:
-        """Start the deploy pipeline for one release into one environment."""
+        """Start the deploy pipeline for one release into one environment.
+
+        `branch` is the ref the pipeline's own repository runs at (`refs/tags/<version>`);
+        `build` is (pipeline resource alias, its run's name): the build the run deploys.
+        """
         from azure.devops.v7_1.pipelines.models import (
+            PipelineResourceParameters,
             RepositoryResourceParameters,
             RunPipelineParameters,
             RunResourcesParameters,
@@ -51,14 +59,15 @@ class Runs(Transport):
             "requestedBy": requested_by,
             **(parameters or {}),
         }
-        resources = (
-            RunResourcesParameters(
-                repositories={"self": RepositoryResourceParameters(ref_name=branch)}
-            )
+        resources = RunResourcesParameters(
+            repositories={"self": RepositoryResourceParameters(ref_name=branch)}
             if branch
-            else None
+            else None,
+            pipelines={build[0]: PipelineResourceParameters(version=build[1])} if build else None,
         )
-        body = RunPipelineParameters(template_parameters=template, resources=resources)
+        body = RunPipelineParameters(
+            template_parameters=template, resources=resources if branch or build else None
+        )
         with self._translated(f"start pipeline {pid} for {release} into {environment}"):
             made = self._client("pipelines").run_pipeline(body, self.project, pid)
         return self._run(made, pid)
@@ -67,6 +76,12 @@ class Runs(Transport):
         with self._translated(f"read run {run_id} of pipeline {pipeline_id}"):
             found = self._client("pipelines").get_run(self.project, pipeline_id, run_id)
         return self._run(found, pipeline_id)
+
+    def build_number(self, run_id: int) -> str:
+        """The name (build number) of a run of any pipeline, as pipeline resources name it."""
+        with self._translated(f"read build run {run_id}"):
+            found = self._client("build").get_build(self.project, run_id)
+        return str(found.build_number or run_id)
 
     def list_runs(self, pipeline_id: int) -> list[PipelineRun]:
         """The pipeline's runs, newest first (without template parameters; get_run has them)."""
@@ -119,6 +134,28 @@ class Runs(Transport):
             )
             for r in sorted((r for r in records if r.type == "Stage"), key=lambda r: r.order or 0)
         ]
+
+    def gate_outcome(self, run: PipelineRun, environment: str) -> str | None:
+        """How the approval gate of the run's stage into `environment` ended, if it did not pass:
+        `rejected`, `timedOut` or `canceled` (None: no gate, or it passed)."""
+        stage = next((s for s in self.stages(run) if s.environment == environment), None)
+        if stage is None or not stage.approval_ids:
+            return None
+        for approval in self.approvals_by_id(stage.approval_ids):
+            if approval.status in ("rejected", "timedOut", "canceled"):
+                return approval.status
+        return None
+
+    def approvals_by_id(self, ids: Sequence[str]) -> list[PipelineApproval]:
+        if not ids:
+            return []
+        with self._translated("read approvals"):
+            body = self._request(
+                "GET",
+                "pipelines/approvals",
+                {"approvalIds": ",".join(ids), "$expand": "steps", "state": "all"},
+            )
+        return [approval_from_json(a) for a in (body or {}).get("value", [])]
 
     def failed_step(self, run: PipelineRun, *, tail: int = 40) -> FailedStep | None:
         """The first failed task of a run and the last `tail` lines of its log."""

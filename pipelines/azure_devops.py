@@ -28,6 +28,7 @@ from pipelines.ado_model import (
     approval_from_json,
     environment_of_stage,
     person_of,
+    run_id_of_url,
     stage_of_environment,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "environment_of_stage",
     "live_environments",
     "person_of",
+    "run_id_of_url",
     "stage_of_environment",
 ]
 

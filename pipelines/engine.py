@@ -6,7 +6,9 @@ import functools
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from environments.errors import ProviderError
+from environments import pipeline_gate
+from environments.catalog import Catalog
+from environments.errors import NotPromoted, ProviderError
 from environments.model import Environment, Release
 from environments.providers.base import (
     ChecksParameters,
@@ -15,22 +17,30 @@ from environments.providers.base import (
     Provider,
     ProviderResult,
 )
-from pipelines.azure_devops import AzureDevOps, PipelineRun
+from pipelines.azure_devops import AzureDevOps, PipelineRun, run_id_of_url
 
 
 class PipelineEngine:
     """Provisions, destroys and checks health through the type's provider; deploys by a run.
 
-    The run gets the environment and release as template parameters; Shipyard follows it to
-    the end, explains a failure with the failing step's log, and keeps the run's URL with the
-    deployment (so the service hook that reports the same run adds nothing twice).
+    The run gets the environment, release and requester as template parameters and deploys the
+    release's recorded build (or its tag), never the default branch. A gated type's Azure
+    DevOps environment gets Shipyard's approval check (sync) before the run starts, so the gate
+    is never missing. Shipyard follows the run to the end, explains a failure with the failing
+    step's log, and ends a rejected or timed-out gate as "not promoted".
     """
 
     def __init__(
-        self, inner: Provider, connect: Callable[[], AzureDevOps], *, timeout: timedelta
+        self,
+        inner: Provider,
+        connect: Callable[[], AzureDevOps],
+        *,
+        catalog: Catalog,
+        timeout: timedelta,
     ) -> None:
         self.inner = inner
         self._connect = connect
+        self.catalog = catalog
         self.timeout = timeout
         self.name = f"{inner.name} via azure-pipelines"
 
@@ -57,12 +67,33 @@ class PipelineEngine:
         *,
         progress: Progress,
     ) -> ProviderResult:
-        run = self.ado.start_run(
-            environment=environment.name,
-            release=release.version,
-            requested_by=environment.release_by or environment.owner,
+        return self.deliver(
+            environment,
+            release,
+            parameters,
+            requested_by=environment.owner,
+            progress=progress,
+            started=lambda _url: None,
         )
-        progress(f"pipeline run {run.id} started: {run.web_url}")
+
+    def deliver(
+        self,
+        environment: Environment,
+        release: Release,
+        parameters: Mapping[str, str],
+        *,
+        requested_by: str,
+        progress: Progress,
+        started: Callable[[str], None],
+        resume: str | None = None,
+    ) -> ProviderResult:
+        run = self._resumed(resume) if resume else None
+        if run is None:
+            run = self._start(environment, release, requested_by)
+            progress(f"pipeline run {run.id} started: {run.web_url}")
+        else:
+            progress(f"following pipeline run {run.id} again: {run.web_url}")
+        started(run.web_url)
 
         def changed(now: PipelineRun) -> None:
             progress(
@@ -71,6 +102,14 @@ class PipelineEngine:
 
         done = self.ado.wait_for_run(run, timeout=self.timeout, on_change=changed)
         if str(done.result) != "succeeded":
+            gate = self.ado.gate_outcome(done, environment.name)
+            if gate is not None:
+                raise NotPromoted(
+                    f"{release.version} not promoted into {environment.name}: the approval "
+                    f"gate {'timed out' if gate == 'timedOut' else gate}",
+                    hint=f"see {done.web_url}",
+                    timed_out=gate == "timedOut",
+                )
             step = self.ado.failed_step(done)
             detail = f" in '{step.name}': {' | '.join(step.lines[-3:])}" if step else ""
             raise ProviderError(
@@ -80,6 +119,35 @@ class PipelineEngine:
             endpoint=environment.endpoint,
             outputs={"run_url": done.web_url, "pipeline_run": done.id},
         )
+
+    def _start(self, environment: Environment, release: Release, requested_by: str) -> PipelineRun:
+        kind = self.catalog.type(environment.type)
+        pipeline_gate.require_deliverable(kind, release)
+        if kind.approval is not None:
+            self.ado.sync(self.catalog, [(environment.name, environment.type)])
+        settings = kind.azure_devops
+        build = None
+        if settings.source == "build":
+            # The pipeline resource is asked for by its run's name (the build number).
+            number = release.build_number.strip()
+            if not number and release.build_run is not None:
+                number = self.ado.build_number(release.build_run)
+            build = (settings.build_resource, number)
+        return self.ado.start_run(
+            environment=environment.name,
+            release=release.version,
+            requested_by=requested_by,
+            build=build,
+            branch=f"refs/tags/{release.version}" if settings.source == "tag" else None,
+        )
+
+    def _resumed(self, run_url: str) -> PipelineRun | None:
+        """The run a crashed attempt started (`…/_build/results?buildId=N`), if it can be read."""
+        run_id = run_id_of_url(run_url)
+        pipeline_id = self.ado.settings.pipeline_id
+        if run_id is None or pipeline_id is None:
+            return None
+        return self.ado.get_run(pipeline_id, run_id)
 
     def destroy(self, environment: Environment, *, progress: Progress) -> None:
         self.inner.destroy(environment, progress=progress)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
+from environments.config.azure_devops import AzureDevOpsSettings
 from environments.errors import InvalidInput, NotFound
 from environments.model import DeploymentStatus
 from environments.pipeline_deployments import (
@@ -25,7 +26,6 @@ from environments.pipeline_deployments import (
     Recorded,
     record_deployment,
 )
-from environments.pipelines_config import AzureDevOpsSettings
 from environments.registry import Database
 from environments.registry.chat import first_time
 from environments.registry.pipeline_runs import seen
@@ -112,6 +112,8 @@ def deployments_of_run(
         for approval in source.approvals_by_id(outcome.approval_ids):
             if approval.status == "rejected":
                 status = DeploymentStatus.REJECTED
+            elif approval.status in ("timedOut", "canceled"):
+                status = DeploymentStatus.EXPIRED
             approved += [person_of(s, identities) for s in approval.steps if s.status == "approved"]
         found.append(
             PipelineDeployment(
@@ -120,7 +122,9 @@ def deployments_of_run(
                 status=status,
                 run_url=run.web_url,
                 requested_by=requested_by,
-                approved_by=tuple(approved) if status is not DeploymentStatus.REJECTED else (),
+                approved_by=()
+                if status in (DeploymentStatus.REJECTED, DeploymentStatus.EXPIRED)
+                else tuple(approved),
                 artifact=run.parameters.get("artifact", ""),
                 build_id=str(run.id),
                 finished_at=run.finished,

@@ -237,3 +237,28 @@ def test_approvers_reached_by_dm_need_a_slack_user_id(
     assert "approver 'zed' has no Slack user id" in problem and "dm: false" in problem
     path.write_text(DM_APPROVERS.replace(", zed", ""))
     assert check(path, "config", "check", capsys=capsys)[0] == 0
+
+
+def test_a_pipeline_gated_type_needs_shipyards_identity_and_a_known_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shipyard.yaml"
+    path.write_text(
+        "version: 1\n"
+        "azure_devops: {organization_url: 'https://dev.azure.com/f', project: p, pipeline_id: 3}\n"
+        "types:\n"
+        "  staging:\n"
+        "    engine: azure-pipelines\n"
+        "    azure_devops: {source: branch}\n"
+        "    approval: {required: 1, approvers: [bob]}\n",
+        encoding="utf-8",
+    )
+    code, _, err = check(path, "config", "check", capsys=capsys)
+    path.write_text(path.read_text().replace("source: branch", "source: tag"), encoding="utf-8")
+    again, _, later = check(path, "config", "check", capsys=capsys)
+
+    assert code == 3
+    assert "shipyard.yaml:6: types.staging.azure_devops.source: Input should be 'build' or" in err
+    assert again == 3
+    assert "shipyard.yaml:7: type 'staging' is gated in its pipeline" in later
+    assert "approver_identity" in later

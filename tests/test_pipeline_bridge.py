@@ -1,4 +1,6 @@
-"""An Azure DevOps approval gate answered in Slack: webhook in, Shipyard's policy, PATCH out."""
+"""One approval per promotion: a promotion asked in Slack runs the release's build in Azure
+DevOps, whose gate is answered by Shipyard's one approval request (real Bolt app, signed
+requests, the real SDK against the fake Azure DevOps)."""
 
 from __future__ import annotations
 
@@ -6,29 +8,42 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.pipeline_bridge import APPROVE, PipelineBridge
+from bot import render, views
+from bot.pipeline_bridge import PipelineBridge
 from bot.runtime import Runtime
+from environments.model import (
+    ApprovalState,
+    DeploymentStatus,
+    EnvironmentState,
+)
+from environments.pipeline_deployments import PipelineDeployment, record_deployment
+from environments.registry import record as rec
 from pipelines.azure_devops import AzureDevOps
 from pipelines.webhooks import SECRET_HEADER, WebhookHandler
-from tests.conftest import MovableClock, destroy_everything
-from tests.fakes.azure_devops import FakeAzureDevOps
+from tests.conftest import EXAMPLES, MovableClock, destroy_everything, person
+from tests.fakes.azure_devops import PROJECT, SERVICE, FakeAzureDevOps
 from tests.fakes.slack import FakeSlack
 from tests.slackbot import CONFIG, Bot, running_bot
-from tests.test_pipelines_azure_devops import DEPLOY_PIPELINE, ready, settings_for
+from tests.test_pipelines_azure_devops import ready
 
 SECRET = "hook-secret-for-the-bridge"
+DEPLOY_PIPELINE = 7
+BUILD_RUN = 4242
+BUILD_NUMBER = "20261130.1"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps() as server:
         server.add_pipeline(DEPLOY_PIPELINE, "game-delivery")
+        server.add_pipeline(99, "someone-elses-pipeline")
+        server.add_build(BUILD_RUN, BUILD_NUMBER)
         yield server
 
 
@@ -39,24 +54,56 @@ def slack() -> Iterator[FakeSlack]:
         yield server
 
 
+def config_for(fake: FakeAzureDevOps, folder: Path) -> Path:
+    """The Slack tests' shipyard.yaml, its staging type deployed by the Azure DevOps pipeline."""
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace(
+        "    description: release candidate, shared by the team\n",
+        "    description: release candidate, shared by the team\n    engine: azure-pipelines\n",
+    )
+    text = text.replace("../../examples/", f"{EXAMPLES}/")
+    text += f"""
+azure_devops:
+  organization_url: {fake.org_url}
+  project: {PROJECT}
+  pipeline_id: {DEPLOY_PIPELINE}
+  approver_identity: {SERVICE["id"]}
+  poll_interval: 0.05
+"""
+    path = folder / "shipyard.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def bot(
-    home: Path, tmp_path: Path, clock: MovableClock, slack: FakeSlack, fake: FakeAzureDevOps
-) -> Iterator[tuple[Bot, AzureDevOps]]:
+    home: Path,
+    tmp_path: Path,
+    clock: MovableClock,
+    slack: FakeSlack,
+    fake: FakeAzureDevOps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Bot, PipelineBridge]]:
+    monkeypatch.setenv("AZURE_DEVOPS_PAT", fake.pat)
+    config = config_for(fake, tmp_path)
     made: list[Runtime] = []
-    ado = AzureDevOps(settings_for(fake, max_retries=1), fake.pat)
+    bridges: list[PipelineBridge] = []
 
     def runtime_factory(directory: Any) -> Runtime:
         rt = Runtime.open(
-            str(CONFIG),
+            str(config),
             database_url=f"sqlite:///{tmp_path / 'b.db'}",
             clock=clock,
             directory=directory,
+        )
+        rt.lifecycle.add_release(
+            person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"), build_run=BUILD_RUN
         )
         made.append(rt)
         return rt
 
     def bridge_factory(rt: Runtime, client: Any) -> PipelineBridge:
+        ado = AzureDevOps.from_environment(rt.catalog)
         hook = WebhookHandler(
             secret=SECRET,
             database=rt.database,
@@ -64,10 +111,11 @@ def bot(
             source=ado,
             clock=rt.lifecycle.clock,
         )
-        return PipelineBridge(rt, client, ado, hook)
+        bridges.append(PipelineBridge(rt, client, ado, hook))
+        return bridges[-1]
 
     with running_bot(runtime_factory, slack, bridge_factory) as running:
-        yield running, ado
+        yield running, bridges[0]
     for rt in made:
         destroy_everything(rt)
         rt.close()
@@ -87,42 +135,199 @@ def post_hook(bot: Bot, event: dict[str, Any], secret: str = SECRET) -> int:
         return exc.code
 
 
-def wait(check: Any, timeout: float = 10.0) -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = check()
+        try:
+            found = check()
+        except (AssertionError, LookupError, AttributeError):
+            found = None
         if found:
             return found
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
 
 
-def test_a_pipeline_approval_is_posted_and_answered_in_slack_under_shipyards_policy(
-    bot: tuple[Bot, AzureDevOps], fake: FakeAzureDevOps, slack: FakeSlack
-) -> None:
-    running, ado = bot
-    ready(running.runtime, "staging", "staging")
-    ado.sync(running.runtime.catalog, [("staging", "staging")])
-    ado.start_run(environment="staging", release="1.1.0", requested_by="carol")
-    approval = fake.wait_for_approval()
+def serving_staging(rt: Runtime) -> None:
+    """1.0.0 passed test (the path allows it into staging); staging serves 0.9.0."""
+    ready(rt, "pr-1", "test")
+    ready(rt, "staging", "staging")
+    with rt.database.write() as conn:
+        for env, version in (("pr-1", "1.0.0"), ("staging", "0.9.0")):
+            record_deployment(
+                conn,
+                rt.catalog,
+                PipelineDeployment(env, version, DeploymentStatus.SUCCEEDED, f"https://x/{env}"),
+                at=rt.lifecycle.clock.now(),
+            )
 
-    assert post_hook(running, fake.approval_event(approval["id"]), secret="forged") == 401
-    assert slack.calls("chat.postMessage") == []
+
+def releases_messages(slack: FakeSlack) -> list[Any]:
+    return [c for c in slack.calls("chat.postMessage") if c.params.get("channel") == "C0RELEASES"]
+
+
+def promote_to_the_gate(
+    running: Bot, fake: FakeAzureDevOps, slack: FakeSlack
+) -> tuple[int, dict[str, Any], str, str]:
+    """carol promotes 1.0.0 into staging in Slack; the run waits at the gate; the hook comes.
+    Returns (run id, Azure DevOps approval, Shipyard request id, its message ts)."""
+    serving_staging(running.runtime)
+    assert running.command("carol", "promote staging --release 1.0.0").status == 200
+    approval = fake.wait_for_approval(timeout=15)
     assert post_hook(running, fake.approval_event(approval["id"])) == 200
-    (posted,) = wait(lambda: slack.calls("chat.postMessage"))
-    assert posted.params["channel"] == "C0RELEASES"
-    assert "1.1.0" in posted.params["text"] and "staging" in posted.params["text"]
-    ts = slack.messages("C0RELEASES")[0]["ts"]
+    (posted,) = eventually(lambda: releases_messages(slack))
+    request_id = next(
+        e["value"]
+        for b in posted.params["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.APPROVE
+    )
+    ts = eventually(lambda: slack.messages("C0RELEASES"))[0]["ts"]
+    return approval["_run"], approval, request_id, ts
 
-    running.click("bob", APPROVE, approval["id"], message=("C0RELEASES", ts))
-    refusal = wait(lambda: slack.calls("chat.postEphemeral"))
-    assert "bob is not an approver for staging" in refusal[0].params["text"]
+
+def history(running: Bot, env: str = "staging") -> list[Any]:
+    with running.runtime.database.read() as conn:
+        return rec.history(conn, env)
+
+
+def test_a_promotion_from_slack_runs_the_releases_build_through_one_approval(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, bridge = bot
+    run_id, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+
+    # One run, on the release's recorded build, asked for by carol (not the token's account).
+    (started,) = fake.requests("POST", f"pipelines/{DEPLOY_PIPELINE}/runs$")
+    assert started.body["resources"] == {"pipelines": {"build": {"version": BUILD_NUMBER}}}
+    assert started.body["templateParameters"] == {
+        "environment": "staging",
+        "release": "1.0.0",
+        "requestedBy": "carol",
+    }
+    # No approval before the run: the gate's request is the only one, and it names the run.
+    with running.runtime.database.read() as conn:
+        (request,) = rec.list_approvals(conn, state=None, environment="staging")
+    assert str(request.id) == request_id and request.requested_by == "carol"
+    blocks = json.dumps(releases_messages(slack)[0].params["blocks"])
+    assert fake.web_url(run_id) in blocks
+
+    # The requester is refused although she is an approver; nothing reaches Azure DevOps.
+    running.click("carol", views.APPROVE, request_id, message=("C0RELEASES", ts))
+    refused = eventually(lambda: slack.calls("chat.postEphemeral"))
+    assert "cannot approve your own request" in refused[0].params["text"]
     assert not fake.requests("PATCH")
 
-    running.click("dave", APPROVE, approval["id"], message=("C0RELEASES", ts))
-    patched = wait(lambda: fake.requests("PATCH"))
-    assert "approved in Slack by dave" in json.dumps(patched[0].body)
-    wait(lambda: "approved" in slack.message("C0RELEASES", ts)["text"])
+    running.click("dave", views.APPROVE, request_id, message=("C0RELEASES", ts))
+    (patched,) = eventually(lambda: fake.requests("PATCH", "pipelines/approvals$"))
+    assert patched.body == [
+        {
+            "approvalId": approval["id"],
+            "status": "approved",
+            "comment": f"approved in Slack by dave: Shipyard request #{request_id}",
+        }
+    ]
+    assert fake.approvals[approval["id"]]["steps"][0]["actualApprover"]["id"] == SERVICE["id"]
+    eventually(lambda: history(running)[0].status is DeploymentStatus.SUCCEEDED)
+
+    # Hooks and the poll hear of the same run: the one deployment row, nothing added.
+    assert post_hook(running, fake.stage_state_changed_event(run_id, "staging")) == 200
+    assert post_hook(running, fake.run_state_changed_event(run_id)) == 200
+    bridge.poll()
+    latest, earlier = history(running)
+    assert earlier.release == "0.9.0"
+    assert (latest.release, latest.status, latest.requested_by) == (
+        "1.0.0",
+        DeploymentStatus.SUCCEEDED,
+        "carol",
+    )
+    assert latest.run_url == fake.web_url(run_id) and latest.approved_by == ("dave",)
+    assert json.loads(render.to_json(latest))["run_url"] == fake.web_url(run_id)
+    with running.runtime.database.read() as conn:
+        staging = rec.get_environment(conn, "staging")
+    assert (staging.state, staging.release) == (EnvironmentState.READY, "1.0.0")
+    assert len(releases_messages(slack)) == 1, "one approval message, one approval"
+    ready_text = eventually(
+        lambda: [
+            c for c in slack.calls("chat.postMessage") if "is ready with 1.0.0" in str(c.params)
+        ]
+    )
+    assert fake.web_url(run_id) in json.dumps(ready_text[0].params)
+
+
+def test_a_rejected_gate_ends_not_promoted_and_staging_keeps_serving(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, _ = bot
+    run_id, _, request_id, ts = promote_to_the_gate(running, fake, slack)
+
+    running.click("erin", views.REJECT, request_id, message=("C0RELEASES", ts))
+    (opened,) = eventually(lambda: slack.calls("views.open"))
+    answer = running.submit(
+        "erin",
+        opened.params["view"],
+        {"reason": {"value": {"type": "plain_text_input", "value": "p95 regressed"}}},
+    )
+    assert answer.status == 200
+
+    (patched,) = eventually(lambda: fake.requests("PATCH", "pipelines/approvals$"))
+    assert patched.body[0]["status"] == "rejected"
+    assert "erin" in patched.body[0]["comment"]
+    eventually(lambda: fake.run(run_id).state == "completed")
+    said = eventually(
+        lambda: [c for c in slack.calls() if "not promoted into *staging*" in json.dumps(c.params)]
+    )
+    assert "failed" not in json.dumps(said[-1].params)
+    latest = history(running)[0]
+    assert latest.status is DeploymentStatus.REJECTED and latest.run_url == fake.web_url(run_id)
+    assert len(history(running)) == 2
+    with running.runtime.database.read() as conn:
+        staging = rec.get_environment(conn, "staging")
+    assert (staging.state, staging.release) == (EnvironmentState.READY, "0.9.0")
+
+
+def test_a_timed_out_gate_ends_not_promoted_and_closes_the_request(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, _ = bot
+    _, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+
+    fake.time_out(approval["id"])
+
+    eventually(
+        lambda: [c for c in slack.calls() if "not promoted into *staging*" in json.dumps(c.params)]
+    )
+    assert history(running)[0].status is DeploymentStatus.EXPIRED
+    with running.runtime.database.read() as conn:
+        staging = rec.get_environment(conn, "staging")
+        request = rec.get_approval(conn, int(request_id))
+    assert (staging.state, staging.release) == (EnvironmentState.READY, "0.9.0")
+    assert request.state is ApprovalState.EXPIRED
+    eventually(lambda: "not promoted" in slack.message("C0RELEASES", ts)["text"])
+    assert not fake.requests("PATCH")
+
+
+def test_approvals_shipyard_does_not_manage_are_left_alone(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, bridge = bot
+    serving_staging(running.runtime)
+    ado = AzureDevOps.from_environment(running.runtime.catalog)
+    ado.sync(running.runtime.catalog, [("staging", "staging")])
+    # Someone else's pipeline deploying into the same Azure DevOps environment.
+    ado.start_run(pipeline_id=99, environment="staging", release="1.0.0", requested_by="x")
+    foreign = fake.wait_for_approval()
+
+    assert post_hook(running, fake.approval_event(foreign["id"])) == 200
+    bridge.poll()
+
+    time.sleep(0.3)
+    assert releases_messages(slack) == []
+    assert not [c for c in slack.calls("chat.postMessage") if "None" in json.dumps(c.params)]
+    with running.runtime.database.read() as conn:
+        assert rec.list_approvals(conn, state=None) == []
+    assert fake.approvals[foreign["id"]]["status"] == "pending"
 
 
 def test_without_azure_devops_configured_there_is_no_bridge(

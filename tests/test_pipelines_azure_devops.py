@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from bot.runtime import Runtime
-from environments.errors import ConfigError
+from environments.config.azure_devops import AzureDevOpsSettings, pipelines_settings
+from environments.errors import ConfigError, ShipyardError
 from environments.model import DeploymentKind, DeploymentStatus, EnvironmentState
 from environments.pipeline_deployments import PipelineDeployment, record_deployment, run_url_of
-from environments.pipelines_config import AzureDevOpsSettings, pipelines_settings
 from environments.registry import record as rec
 from pipelines.azure_devops import (
     AzureDevOps,
@@ -47,6 +47,7 @@ def settings_for(fake: FakeAzureDevOps, **changes: object) -> AzureDevOpsSetting
         "project": PROJECT,
         "pipeline_id": DEPLOY_PIPELINE,
         "identities": IDENTITIES,
+        "approver_identity": SERVICE["id"],
         "poll_interval": 0.02,
         "max_retry_after": 2.0,
         "request_timeout": 5.0,
@@ -95,10 +96,14 @@ def test_sync_creates_environments_and_approval_checks_that_match_shipyard_yaml(
     assert staging["resource"]["type"] == "environment"
     assert staging["timeout"] == 24 * 60
     assert staging["settings"]["minRequiredApprovers"] == 1
-    assert production["settings"]["minRequiredApprovers"] == 2
+    assert production["settings"]["minRequiredApprovers"] == 1
+    assert "2 of carol, dave, erin" in production["settings"]["instructions"]
     for check in (staging, production):
-        assert check["settings"]["requesterCannotBeApprover"] is True
-        assert {a["id"] for a in check["settings"]["approvers"]} == set(IDENTITIES.values())
+        # Shipyard's account is the one approver: people decide in Slack, Shipyard answers.
+        assert [a["id"] for a in check["settings"]["approvers"]] == [SERVICE["id"]]
+        # Azure DevOps sees the token's account as every run's requester; Shipyard knows the
+        # real one and refuses them itself.
+        assert check["settings"]["requesterCannotBeApprover"] is False
     # Every call went to the organization URL with the PAT and an api-version.
     auth = base64.b64encode(f":{fake.pat}".encode()).decode()
     assert all(s.headers["authorization"] == f"Basic {auth}" for s in fake.seen)
@@ -118,7 +123,7 @@ def test_sync_corrects_a_changed_check_and_leaves_unmanaged_checks_alone(
     ado.sync(runtime.catalog, [])
     (check,) = approvals_on(fake, "shipyard-staging")
     check["settings"]["minRequiredApprovers"] = 3
-    check["settings"]["requesterCannotBeApprover"] = False
+    check["settings"]["requesterCannotBeApprover"] = True
     staging_id = fake.environment_named("shipyard-staging")["id"]  # type: ignore[index]
     fake.checks[99] = {
         "id": 99,
@@ -133,15 +138,15 @@ def test_sync_corrects_a_changed_check_and_leaves_unmanaged_checks_alone(
     staging = {c.action for c in changes if c.environment == "shipyard-staging"}
     assert staging == {"updated approval check", "left alone", "unchanged"}  # (the lock)
     assert fake.checks[check["id"]]["settings"]["minRequiredApprovers"] == 1
-    assert fake.checks[check["id"]]["settings"]["requesterCannotBeApprover"] is True
+    assert fake.checks[check["id"]]["settings"]["requesterCannotBeApprover"] is False
     assert fake.checks[99]["settings"]["instructions"] == "security review"
 
 
-def test_sync_refuses_approvers_without_an_azure_devops_identity(
+def test_sync_refuses_a_gate_without_shipyards_azure_devops_identity(
     runtime: Runtime, fake: FakeAzureDevOps
 ) -> None:
-    client = AzureDevOps(settings_for(fake, identities={"carol": IDENTITIES["carol"]}), fake.pat)
-    with pytest.raises(ConfigError, match="dave, erin have no Azure DevOps identity"):
+    client = AzureDevOps(settings_for(fake, approver_identity=""), fake.pat)
+    with pytest.raises(ConfigError, match="Shipyard's Azure DevOps identity is not set"):
         client.sync(runtime.catalog, [])
     assert fake.checks == {}
 
@@ -174,6 +179,7 @@ def test_a_promotion_run_is_followed_to_completion_and_recorded_with_its_approve
         fake.web_url(run.id),
     )
     ado.approve(waiting.id, "carol")
+    assert fake.approvals[waiting.id]["steps"][0]["actualApprover"]["id"] == SERVICE["id"]
     seen: list[str] = []
     done = ado.wait_for_run(
         run, timeout=timedelta(seconds=10), on_change=lambda r: seen.append(str(r.state))
@@ -198,7 +204,7 @@ def test_a_promotion_run_is_followed_to_completion_and_recorded_with_its_approve
     assert staging.release == "1.1.0"
 
 
-def test_a_pending_approval_is_patched_approved_with_a_comment_naming_the_approver(
+def test_an_approval_is_answered_as_the_tokens_identity_with_a_comment_naming_the_people(
     runtime: Runtime, fake: FakeAzureDevOps, ado: AzureDevOps
 ) -> None:
     ado.sync(runtime.catalog, [])
@@ -206,29 +212,77 @@ def test_a_pending_approval_is_patched_approved_with_a_comment_naming_the_approv
     fake.wait_for_approval()
 
     (waiting,) = ado.list_approvals()
-    assert waiting.is_pending and waiting.min_required == 2
-    assert {s.assigned.id for s in waiting.steps} == set(IDENTITIES.values())
-    after = ado.approve(waiting.id, "dave", comment="load test looked fine")
+    assert waiting.is_pending and waiting.min_required == 1
+    assert waiting.requested_by == "bob"
+    assert [s.assigned.id for s in waiting.steps] == [SERVICE["id"]]
+    after = ado.approve(waiting.id, "dave, erin", comment="Shipyard request #4")
 
     (patch,) = fake.requests("PATCH", "pipelines/approvals$")
     assert patch.query["api-version"] == ["7.1-preview.1"]
+    # The real body: no way to act for someone else; the token's account decides.
     assert patch.body == [
         {
             "approvalId": waiting.id,
             "status": "approved",
-            "comment": "approved in Slack by dave: load test looked fine",
-            "assignedApprover": {"id": IDENTITIES["dave"]},
+            "comment": "approved in Slack by dave, erin: Shipyard request #4",
         }
     ]
-    assert after.status == "pending"  # 2 of 3 needed
-    step = next(s for s in after.steps if s.assigned.id == IDENTITIES["dave"])
+    assert after.status == "approved"
+    (step,) = after.steps
     assert (step.status, step.acted_by.id if step.acted_by else None) == ("approved", SERVICE["id"])
 
-    rejected = ado.reject(waiting.id, "erin", reason="not during the tournament")
-    assert rejected.status == "rejected"
-    assert fake.approvals[waiting.id]["steps"][2]["comment"] == (
-        "rejected in Slack by erin: not during the tournament"
+
+def test_the_fake_accepts_decisions_only_from_the_checks_approvers_never_the_requester(
+    runtime: Runtime, fake: FakeAzureDevOps, ado: AzureDevOps
+) -> None:
+    ado.sync(runtime.catalog, [])
+    carol_pat = "carols-own-pat"
+    fake.add_token(carol_pat, {"id": IDENTITIES["carol"], "displayName": "carol"})
+    as_carol = AzureDevOps(settings_for(fake), carol_pat)
+    as_carol.start_run(environment="staging", release="1.0.0", requested_by="carol")
+    approval = fake.wait_for_approval()
+
+    # Carol is not an approver on the check: her token cannot decide.
+    with pytest.raises(ShipyardError, match="carol is not an approver"):
+        as_carol.approve(approval["id"], "carol")
+    # A check that lets the requester not approve blocks the run's requester (the token that
+    # started it) even when it is an approver.
+    (check,) = [c for c in fake.checks_on("shipyard-production") if c["type"]["name"] == "Approval"]
+    check["settings"]["requesterCannotBeApprover"] = True
+    ado.start_run(environment="production", release="1.0.0", requested_by="bob")
+    blocked = next(a for a in fake.wait_all_approvals(2) if a["id"] != approval["id"])
+    with pytest.raises(ShipyardError, match="requested this run and cannot approve it"):
+        ado.approve(blocked["id"], "dave")
+    assert fake.approvals[blocked["id"]]["status"] == "pending"
+
+
+def test_a_run_request_carries_the_build_or_the_tag_and_is_refused_like_the_service(
+    fake: FakeAzureDevOps, ado: AzureDevOps
+) -> None:
+    fake.add_build(4242, "20261130.1")
+    run = ado.start_run(
+        environment="pr-9", release="1.1.0", requested_by="bob", build=("build", "20261130.1")
     )
+    tagged = ado.start_run(
+        environment="pr-9", release="1.1.0", requested_by="bob", branch="refs/tags/1.1.0"
+    )
+    default = ado.start_run(environment="pr-9", release="1.1.0", requested_by="bob")
+
+    assert fake.runs[run.id].pipeline_resources == {"build": "20261130.1"}
+    assert fake.runs[run.id].ref_name == "refs/heads/main"
+    assert fake.runs[tagged.id].ref_name == "refs/tags/1.1.0"
+    assert fake.runs[default.id].ref_name == "refs/heads/main"
+    assert fake.runs[run.id].requester["id"] == SERVICE["id"]
+    assert ado.build_number(4242) == "20261130.1"
+    with pytest.raises(ShipyardError, match="Pipeline resource nope is not defined"):
+        ado.start_run(
+            environment="pr-9", release="1.1.0", requested_by="bob", build=("nope", "20261130.1")
+        )
+    # The service resolves a pipeline resource by its run's name: a run id is refused.
+    with pytest.raises(ShipyardError, match="Unable to resolve version '4242'"):
+        ado.start_run(
+            environment="pr-9", release="1.1.0", requested_by="bob", build=("build", "4242")
+        )
 
 
 def test_a_failed_run_gives_the_failing_steps_log(fake: FakeAzureDevOps, ado: AzureDevOps) -> None:

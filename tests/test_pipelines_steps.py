@@ -173,7 +173,7 @@ def test_the_pipelines_group_talks_to_azure_devops_with_settings_from_the_enviro
     assert runs.returncode == 0, runs.stderr
     assert [r["id"] for r in json.loads(runs.stdout)] == [101]
     assert sync.returncode == 3
-    assert "have no Azure DevOps identity" in sync.stderr
+    assert "Shipyard's Azure DevOps identity is not set" in sync.stderr
     assert no_pat.returncode == 3 and "AZURE_DEVOPS_PAT is not set" in no_pat.stderr
 
 

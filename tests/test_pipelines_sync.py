@@ -88,8 +88,9 @@ def test_a_dry_run_on_an_empty_organization_lists_everything_and_writes_nothing(
             "would create exclusive lock",
         ],
     }
-    (production,) = [c for c in changes if c.action == "would create approval check"][1:]
-    assert production.detail.startswith("2 of carol, dave, erin, requester may not approve")
+    # What the check will say comes from the type's approval: production's differs from staging's.
+    staging, production = [c for c in changes if c.action == "would create approval check"]
+    assert staging.detail and production.detail and staging.detail != production.detail
 
 
 def test_a_dry_run_shows_field_level_differences_and_leaves_the_check_as_it_was(
@@ -97,10 +98,11 @@ def test_a_dry_run_shows_field_level_differences_and_leaves_the_check_as_it_was(
 ) -> None:
     ado.sync(runtime.catalog, [])
     (check,) = approvals_on(fake, "shipyard-production")
-    check["settings"]["minRequiredApprovers"] = 1
-    check["settings"]["requesterCannotBeApprover"] = False
+    wanted = {**check["settings"], "timeout": check["timeout"]}
     mallory = {"id": "0c6b3a8e-0000-4000-8000-0000000000ff", "displayName": "mallory"}
-    check["settings"]["approvers"] = [*check["settings"]["approvers"][:2], mallory]
+    check["settings"]["approvers"] = [*check["settings"]["approvers"], mallory]
+    check["settings"]["minRequiredApprovers"] = 9
+    check["settings"]["requesterCannotBeApprover"] = not wanted["requesterCannotBeApprover"]
     check["timeout"] = 5
     (lock,) = locks_on(fake, "shipyard-staging")
     del fake.checks[lock["id"]]
@@ -112,14 +114,15 @@ def test_a_dry_run_shows_field_level_differences_and_leaves_the_check_as_it_was(
     (update,) = [c for c in changes if c.action == "would update approval check"]
     assert update.environment == "shipyard-production"
     assert update.changes == (
-        "approvers: +erin -mallory",
-        "minRequiredApprovers: 1 → 2",
-        "requesterCannotBeApprover: False → True",
-        "timeout: 5 → 1440 min",
+        "approvers: -mallory",
+        f"minRequiredApprovers: 9 → {wanted['minRequiredApprovers']}",
+        f"requesterCannotBeApprover: {not wanted['requesterCannotBeApprover']} → "
+        f"{wanted['requesterCannotBeApprover']}",
+        f"timeout: 5 → {wanted['timeout']} min",
     )
     (create,) = [c for c in changes if c.action == "would create exclusive lock"]
     assert create.environment == "shipyard-staging"
-    assert check["settings"]["minRequiredApprovers"] == 1  # nothing was written
+    assert check["settings"]["minRequiredApprovers"] == 9  # nothing was written
     assert locks_on(fake, "shipyard-staging") == []
 
     done = ado.sync(runtime.catalog, [])
@@ -129,7 +132,10 @@ def test_a_dry_run_shows_field_level_differences_and_leaves_the_check_as_it_was(
         "updated approval check",
         "created exclusive lock",
     }
-    assert fake.checks[check["id"]]["settings"]["minRequiredApprovers"] == 2
+    assert (
+        fake.checks[check["id"]]["settings"]["minRequiredApprovers"]
+        == (wanted["minRequiredApprovers"])
+    )
     assert ado.sync(runtime.catalog, [], dry_run=True)[0].action == "unchanged"
 
 
@@ -145,7 +151,8 @@ def test_the_command_prints_each_difference_and_says_nothing_was_written(
 ) -> None:
     ado.sync(runtime.catalog, [])
     (check,) = approvals_on(fake, "shipyard-staging")
-    check["settings"]["minRequiredApprovers"] = 3
+    wanted = check["settings"]["minRequiredApprovers"]
+    check["settings"]["minRequiredApprovers"] = 9
     monkeypatch.setenv("AZURE_DEVOPS_PAT", fake.pat)
     catalog = runtime.catalog.model_copy(update={"azure_devops": settings_for(fake)})
     context = Context(catalog, runtime.database, runtime.lifecycle)
@@ -155,13 +162,15 @@ def test_the_command_prints_each_difference_and_says_nothing_was_written(
 
     assert [s for s in fake.seen[before:] if s.method in WRITES] == []
     lines = outcome.text.splitlines()
-    at = lines.index(
-        f"shipyard-staging: would update approval check (#{check['id']}: 1 of carol, dave, erin, "
-        "requester may not approve, timeout 1440 min)"
-    )
-    assert lines[at + 1] == "    minRequiredApprovers: 3 → 1"
+    (at,) = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(f"shipyard-staging: would update approval check (#{check['id']}: ")
+    ]
+    assert lines[at + 1] == f"    minRequiredApprovers: 9 → {wanted}"
     assert "shipyard-production: unchanged (exclusive lock #" in outcome.text
     assert lines[-1] == "dry run: nothing was written to Azure DevOps"
+    assert fake.checks[check["id"]]["settings"]["minRequiredApprovers"] == 9
 
 
 def test_the_fake_refuses_a_check_azure_devops_would_refuse(fake: FakeAzureDevOps) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from environments import parameters, policy, renderings, windows
+from environments import parameters, pipeline_gate, policy, renderings, windows
 from environments.catalog import Catalog, EnvironmentType
 from environments.clock import Clock, SystemClock
 from environments.errors import Conflict
@@ -126,7 +126,9 @@ class UseCases:
         renderings.check_declared(self.catalog, kind, resolved)
         if self.preflight is not None:
             self.preflight(env, parameters.values(resolved))
-        gate = kind.approval
+        pipeline_gate.require_deliverable(kind, rec.get_release(conn, release))
+        # A type gated in its pipeline is asked once, when the run reaches the gate.
+        gate = None if pipeline_gate.gated_in_pipeline(kind) else kind.approval
         deployment_id = rec.insert_deployment(
             conn,
             env_id=env_id,

@@ -57,6 +57,28 @@ class Provider(Protocol):
 
 
 @runtime_checkable
+class DeliveryEngine(Protocol):
+    """A provider that deploys by running a pipeline (engine azure-pipelines).
+
+    It is told who asked (the run carries them) and reports the run the moment it starts
+    (`started(run_url)`), so the deployment row knows its run before any hook arrives; `resume`
+    is the run a crashed attempt started, followed instead of starting a second one.
+    """
+
+    def deliver(
+        self,
+        environment: Environment,
+        release: Release,
+        parameters: Mapping[str, str],
+        *,
+        requested_by: str,
+        progress: Progress,
+        started: Callable[[str], None],
+        resume: str | None = None,
+    ) -> ProviderResult: ...
+
+
+@runtime_checkable
 class ChecksParameters(Protocol):
     """A provider that can tell, without side effects, whether it could use these parameters.
 

@@ -6,10 +6,17 @@ route discovery
 organization URL), pipeline runs (POST run with template parameters, GET run, list runs, logs),
 the build timeline of a run (stages, checkpoints, approvals, tasks with logs) and log lines,
 environments, check configurations (settings only with `$expand=settings`, as the service does)
-and the approvals API (GET query, GET one, PATCH a list). Every request needs the PAT as basic
+and the approvals API (GET query, GET one, PATCH a list). Every request needs a known PAT as basic
 auth and an api-version (Accept header or query); 429/5xx answers can be injected, and a request
 that comes before a `Retry-After` the fake gave has passed is recorded as a violation. Importing
 this module points the SDK's on-disk cache (AZURE_DEVOPS_CACHE_DIR) at a temporary folder.
+
+As strict as the service: a PAT *is* one identity (`tokens`), which requests a run it starts
+and acts on every approval it updates; an update is accepted only from an identity among the
+approval's approvers, never from a blocked one (the run's requester when the check says the
+requester may not approve); a run request may name only the pipeline resources its pipeline
+declares and is recorded as sent (branch, pipeline resource versions, template parameters), and
+a run without a branch runs the default branch, as the service does.
 
 A run walks through one stage per environment (`shipyard_deploy_<env>`, hyphens as underscores):
 a stage whose Azure DevOps environment has an approval check waits for the approval (created
@@ -103,6 +110,13 @@ LOCATIONS = (
         1,
     ),
     (
+        "0cd358e1-9217-4d94-8269-1c1ee6f93dcf",
+        "build",
+        "Builds",
+        _P + "build/builds/{buildId}",
+        7,
+    ),
+    (
         "8baac422-4c6e-4de5-8532-db96d92acffa",
         "build",
         "Timeline",
@@ -138,6 +152,7 @@ class Seen:
     headers: dict[str, str]
     at: float
     status: int = 0
+    identity: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -165,6 +180,8 @@ class Run:
     result: str | None = None
     finished: str | None = None
     requester: dict[str, Any] = field(default_factory=lambda: dict(SERVICE))
+    ref_name: str = "refs/heads/main"
+    pipeline_resources: dict[str, str] = field(default_factory=dict)
 
 
 class FakeAzureDevOps:
@@ -177,6 +194,8 @@ class FakeAzureDevOps:
 
     def __init__(self, pat: str = DEFAULT_PAT, *, step_seconds: float = 0.05) -> None:
         self.pat = pat
+        # Each PAT belongs to one identity: the one every request made with it acts as.
+        self.tokens: dict[str, dict[str, Any]] = {pat: dict(SERVICE)}
         self.step_seconds = step_seconds
         self.pipelines: dict[int, dict[str, Any]] = {}
         self.runs: dict[int, Run] = {}
@@ -184,6 +203,8 @@ class FakeAzureDevOps:
         self.checks: dict[int, dict[str, Any]] = {}
         self.approvals: dict[str, dict[str, Any]] = {}
         self.logs: dict[int, list[str]] = {}
+        # Completed runs of the build pipeline: run id → run name (build number).
+        self.builds: dict[int, str] = {}
         self.failing: set[str] = set()
         self.seen: list[Seen] = []
         self.violations: list[Seen] = []
@@ -224,10 +245,40 @@ class FakeAzureDevOps:
     # -- arranging -----------------------------------------------------------------------------
 
     def add_pipeline(
-        self, pipeline_id: int, name: str, *, environments: tuple[str, ...] = ()
+        self,
+        pipeline_id: int,
+        name: str,
+        *,
+        environments: tuple[str, ...] = (),
+        resources: tuple[str, ...] = ("build",),
     ) -> None:
+        """A pipeline; `resources` are the aliases of the pipeline resources its YAML declares."""
         with self._lock:
-            self.pipelines[pipeline_id] = {"name": name, "environments": environments}
+            self.pipelines[pipeline_id] = {
+                "name": name,
+                "environments": environments,
+                "resources": resources,
+            }
+
+    def add_build(self, run_id: int, number: str) -> None:
+        """A completed run of the build pipeline (the resource a deploy run may consume)."""
+        with self._lock:
+            self.builds[run_id] = number
+
+    def add_token(self, pat: str, identity: dict[str, Any]) -> None:
+        """Another PAT, belonging to another identity (a person's own token, say)."""
+        with self._lock:
+            self.tokens[pat] = dict(identity)
+
+    def time_out(self, approval_id: str) -> None:
+        """Let an approval's check time run out (the service marks it timedOut)."""
+        with self._lock:
+            approval = self.approvals[approval_id]
+            approval["status"] = "timedOut"
+            for step in approval["steps"]:
+                if step["status"] == "pending":
+                    step["status"] = "timedOut"
+            approval["lastModifiedOn"] = _now()
 
     def inject(
         self,
@@ -293,6 +344,17 @@ class FakeAzureDevOps:
                 return pending[0]
             time.sleep(0.02)
         raise AssertionError("no approval became pending")
+
+    def wait_all_approvals(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Wait (wall time) until `count` approvals exist, whatever their state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pending_approvals()
+            with self._lock:
+                if len(self.approvals) >= count:
+                    return list(self.approvals.values())
+            time.sleep(0.02)
+        raise AssertionError(f"fewer than {count} approvals")
 
     def finish_run(self, run_id: int, timeout: float = 5.0) -> Run:
         """Wait (wall time) until the run completes on its own."""
@@ -393,9 +455,30 @@ class FakeAzureDevOps:
         self.environments[env["id"]] = env
         return env
 
-    def _create_run(self, pipeline_id: int, body: dict[str, Any]) -> Run:
+    def _run_request_error(self, pipeline_id: int, body: dict[str, Any]) -> str | None:
+        """What the service would refuse in a run request (None: nothing)."""
+        resources = body.get("resources") or {}
+        declared = self.pipelines[pipeline_id]["resources"]
+        for alias, wanted in (resources.get("pipelines") or {}).items():
+            if alias not in declared:
+                return f"Pipeline resource {alias} is not defined in the pipeline."
+            version = str((wanted or {}).get("version") or "")
+            if version not in self.builds.values():
+                # The service resolves the version by run name (build number), not run id.
+                return f"Unable to resolve version '{version}' of pipeline resource {alias}."
+        for alias, wanted in (resources.get("repositories") or {}).items():
+            ref = str((wanted or {}).get("refName") or "")
+            if alias != "self" or (ref and not ref.startswith("refs/")):
+                return f"Repository resource {alias}: {ref or 'no ref'} is not a valid ref."
+        return None
+
+    def _create_run(
+        self, pipeline_id: int, body: dict[str, Any], requester: dict[str, Any] = SERVICE
+    ) -> Run:
         pipeline = self.pipelines[pipeline_id]
         parameters = {k: str(v) for k, v in (body.get("templateParameters") or {}).items()}
+        resources = body.get("resources") or {}
+        ref = ((resources.get("repositories") or {}).get("self") or {}).get("refName")
         targets = pipeline["environments"] or (
             (parameters["environment"],) if parameters.get("environment") else ()
         )
@@ -406,6 +489,12 @@ class FakeAzureDevOps:
             parameters=parameters,
             stages=[Stage(environment=e, name=stage_name(e)) for e in targets],
             created=_now(),
+            requester=dict(requester),
+            ref_name=ref or "refs/heads/main",
+            pipeline_resources={
+                alias: str(wanted["version"])
+                for alias, wanted in (resources.get("pipelines") or {}).items()
+            },
         )
         if run.stages:
             run.stages[0].due = time.monotonic() + self.step_seconds
@@ -497,29 +586,41 @@ class FakeAzureDevOps:
         }
         return approval_id
 
-    def _update_approval(self, change: dict[str, Any]) -> tuple[int, Any]:
+    def _update_approval(self, change: dict[str, Any], actor: dict[str, Any]) -> tuple[int, Any]:
+        """The token's identity decides one step of its own; nobody acts for someone else."""
         approval = self.approvals.get(change.get("approvalId", ""))
         if approval is None:
             return 404, _error(f"approval {change.get('approvalId')} not found")
         if approval["status"] != "pending":
             return 400, _error(f"approval {approval['id']} is already {approval['status']}")
-        wanted = change.get("assignedApprover") or {}
-        actor_id = wanted.get("id") or SERVICE["id"]
-        if any(b.get("id") == actor_id for b in approval["blockedApprovers"]):
-            return 400, _error("the requester of this run cannot approve it")
-        pending = [s for s in approval["steps"] if s["status"] == "pending"]
-        step = next((s for s in pending if s["assignedApprover"].get("id") == actor_id), None)
-        if step is None and not wanted:
-            step = pending[0] if pending else None
-        if step is None:
-            return 400, _error(f"{actor_id} is not an approver of {approval['id']}")
         status = change.get("status")
+        if status not in ("approved", "rejected"):
+            return 400, _error(f"status {status!r} cannot be set on an approval")
+        actor_id = str(actor["id"]).lower()
+        if any(str(b.get("id", "")).lower() == actor_id for b in approval["blockedApprovers"]):
+            return 403, _error(
+                f"{actor['displayName']} requested this run and cannot approve it "
+                "(the check does not let the requester approve)"
+            )
+        step = next(
+            (
+                s
+                for s in approval["steps"]
+                if s["status"] == "pending"
+                and str(s["assignedApprover"].get("id", "")).lower() == actor_id
+            ),
+            None,
+        )
+        if step is None:
+            return 403, _error(
+                f"{actor['displayName']} is not an approver of approval {approval['id']}"
+            )
         step.update(
             {
                 "status": status,
                 "comment": change.get("comment", ""),
-                "actualApprover": dict(SERVICE),
-                "lastModifiedBy": dict(SERVICE),
+                "actualApprover": dict(actor),
+                "lastModifiedBy": dict(actor),
                 "lastModifiedOn": _now(),
             }
         )
@@ -558,10 +659,17 @@ class FakeAzureDevOps:
                             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "game")),
                             "type": "azureReposGit",
                         },
-                        "refName": "refs/heads/main",
+                        "refName": run.ref_name,
                         "version": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
                     }
-                }
+                },
+                "pipelines": {
+                    alias: {
+                        "pipeline": {"id": run.pipeline_id + 1000, "name": alias},
+                        "version": version,
+                    }
+                    for alias, version in run.pipeline_resources.items()
+                },
             },
             "id": run.id,
             "name": f"{run.id}",
@@ -571,6 +679,18 @@ class FakeAzureDevOps:
         if run.finished:
             body["finishedDate"] = run.finished
         return body
+
+    def _build_json(self, build_id: int) -> dict[str, Any]:
+        return {
+            "id": build_id,
+            "buildNumber": self.builds[build_id],
+            "status": "completed",
+            "result": "succeeded",
+            "definition": {"id": 3, "name": "game-build", "type": "build"},
+            "project": {"id": PROJECT_ID, "name": PROJECT},
+            "url": f"{self.org_url}/{PROJECT_ID}/_apis/build/Builds/{build_id}",
+            "_links": {"web": {"href": self.web_url(build_id)}},
+        }
 
     def _timeline_json(self, run: Run) -> dict[str, Any]:
         records: list[dict[str, Any]] = []
@@ -687,18 +807,21 @@ class FakeAzureDevOps:
             not_before = self._retry_not_before.pop(seen.path, None)
             if not_before is not None and seen.at + SLACK < not_before:
                 self.violations.append(seen)
-            if not self._authorized(seen.headers.get("authorization", "")):
+            identity = self._identity(seen.headers.get("authorization", ""))
+            if identity is None:
                 return 401, {"Content-Type": "text/plain"}, "Unauthorized"
+            seen.identity = identity
             return self._route(seen)
 
-    def _authorized(self, header: str) -> bool:
+    def _identity(self, header: str) -> dict[str, Any] | None:
+        """The identity the request's PAT belongs to (None: no known PAT)."""
         if not header.startswith("Basic "):
-            return False
+            return None
         try:
             _, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
-            return False
-        return password == self.pat
+            return None
+        return self.tokens.get(password)
 
     def _route(self, seen: Seen) -> tuple[int, dict[str, str], Any]:
         prefix = f"/{ORGANIZATION}/"
@@ -724,7 +847,7 @@ class FakeAzureDevOps:
         for run in self.runs.values():
             self._progress(run)
         if parts[:1] == ["pipelines"] and len(parts) >= 3 and parts[1].isdigit():
-            return self._pipelines_route(m, int(parts[1]), parts[2:], seen.body)
+            return self._pipelines_route(m, int(parts[1]), parts[2:], seen.body, seen.identity)
         if parts[:2] == ["pipelines", "environments"]:
             if m == "GET" and len(parts) == 2:
                 found = [
@@ -742,7 +865,12 @@ class FakeAzureDevOps:
         if parts[:3] == ["pipelines", "checks", "configurations"]:
             return self._checks_route(m, parts[3:], q, seen.body)
         if parts[:2] == ["pipelines", "approvals"]:
-            return self._approvals_route(m, parts[2:], q, seen.body)
+            return self._approvals_route(m, parts[2:], q, seen.body, seen.identity)
+        if parts[:2] == ["build", "builds"] and len(parts) == 3 and m == "GET":
+            build_id = int(parts[2]) if parts[2].isdigit() else -1
+            if build_id not in self.builds:
+                return 404, {}, _error(f"The requested build {parts[2]} could not be found.")
+            return 200, {}, self._build_json(build_id)
         if parts[:2] == ["build", "builds"] and len(parts) >= 4 and int(parts[2]) in self.runs:
             run = self.runs[int(parts[2])]
             if parts[3].lower() == "timeline" and m == "GET":
@@ -755,12 +883,15 @@ class FakeAzureDevOps:
         return 404, {}, _error(f"no route for {m} {api}")
 
     def _pipelines_route(
-        self, m: str, pipeline_id: int, parts: list[str], body: Any
+        self, m: str, pipeline_id: int, parts: list[str], body: Any, identity: dict[str, Any]
     ) -> tuple[int, dict[str, str], Any]:
         if pipeline_id not in self.pipelines:
             return 404, {}, _error(f"pipeline {pipeline_id} not found")
         if parts == ["runs"] and m == "POST":
-            return 200, {}, self._run_json(self._create_run(pipeline_id, body or {}))
+            refused = self._run_request_error(pipeline_id, body or {})
+            if refused is not None:
+                return 400, {}, _error(refused)
+            return 200, {}, self._run_json(self._create_run(pipeline_id, body or {}, identity))
         if parts == ["runs"] and m == "GET":
             runs = [r for r in self.runs.values() if r.pipeline_id == pipeline_id]
             listed = [self._run_json(r) for r in sorted(runs, key=lambda r: -r.id)]
@@ -836,7 +967,7 @@ class FakeAzureDevOps:
         return body
 
     def _approvals_route(
-        self, m: str, parts: list[str], q: dict[str, str], body: Any
+        self, m: str, parts: list[str], q: dict[str, str], body: Any, identity: dict[str, Any]
     ) -> tuple[int, dict[str, str], Any]:
         steps = "steps" in q.get("$expand", "")
         if m == "GET" and not parts:
@@ -856,7 +987,7 @@ class FakeAzureDevOps:
             return 200, {}, self._approval_json(self.approvals[parts[0]], steps=steps)
         if m == "PATCH" and not parts and isinstance(body, list):
             for change in body:
-                status, error = self._update_approval(change)
+                status, error = self._update_approval(change, identity)
                 if status != 200:
                     return status, {}, error
             changed = [self.approvals[c["approvalId"]] for c in body]

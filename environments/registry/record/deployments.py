@@ -83,6 +83,7 @@ def _deployments(conn: sa.Connection, rows: Iterable[sa.Row[Any]]) -> list[Deplo
             overrides=dict(row.overrides or {}),
             environment_parameters=row.environment_parameters,
             override_reason=row.override_reason,
+            run_url=row.run_url or None,
         )
         for row in rows
     ]

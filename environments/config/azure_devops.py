@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +22,21 @@ OVERRIDES = {
 }
 PAT_VARIABLE = "AZURE_DEVOPS_PAT"
 WEBHOOK_SECRET_VARIABLE = "AZURE_DEVOPS_WEBHOOK_SECRET"
+
+
+class TypePipelineSettings(BaseModel):
+    """A type's `azure_devops:` section: what the run Shipyard starts for a release deploys.
+
+    `source: build` (the default) deploys the build run recorded with the release
+    (`resources.pipelines.<build_resource>.version`); `source: tag` runs the pipeline on the
+    release's tag (`refs/tags/<version>`). Never the default branch.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["build", "tag"] = "build"
+    # The alias of the pipeline resource (the build pipeline) in the deploy pipeline's YAML.
+    build_resource: str = Field(default="build", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class AzureDevOpsSettings(BaseModel):
@@ -41,6 +57,9 @@ class AzureDevOpsSettings(BaseModel):
     watch: tuple[int, ...] = ()
     environment_prefix: str = "shipyard-"
     identities: dict[str, str] = {}
+    # The Azure DevOps identity id of the account whose PAT Shipyard uses: the one approver of
+    # the approval checks `pipelines sync` writes (people decide in Slack, Shipyard answers).
+    approver_identity: str = ""
     # Seconds one HTTP request may take to connect / to answer.
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     # Retries of one request on 429/5xx, honouring Retry-After up to max_retry_after seconds.
