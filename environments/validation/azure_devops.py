@@ -16,8 +16,8 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from environments.config.azure_devops import OVERRIDES, AzureDevOpsSettings, pipelines_settings
 from environments.errors import ConfigError, clip
-from environments.pipelines_config import OVERRIDES, AzureDevOpsSettings, pipelines_settings
 from environments.validation.common import Problems
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
