@@ -13,8 +13,8 @@ import pytest
 
 from bot.runtime import Runtime
 from environments.catalog import Catalog
+from environments.config.azure_devops import AzureDevOpsSettings
 from environments.lifecycle import Lifecycle
-from environments.pipelines_config import AzureDevOpsSettings
 from environments.registry import Database
 from pipelines import cli as pipelines_cli
 from pipelines.azure_devops import AzureDevOps
