@@ -116,16 +116,16 @@ def drift_text(drift: Drift, provider: AzureProvider) -> str:
 def what_if_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     """`env create … --what-if`: the same checks as a create, then what it would change."""
     check_environment_name(args.name)
-    kind = rt.catalog.type(args.env_type)
-    policy.require(rt.catalog, actor, "create", kind)
-    lifetime = policy.lifetime(kind, parse_duration(args.ttl) if args.ttl is not None else None)
+    env_type = rt.catalog.type(args.env_type)
+    policy.require(rt.catalog, actor, "create", env_type)
+    lifetime = policy.lifetime(env_type, parse_duration(args.ttl) if args.ttl is not None else None)
     overrides = parameters.parse_assignments(args.overrides)
     parameters.check(overrides, "--set")
     inputs.require(
-        kind.inputs,
+        env_type.inputs,
         overrides,
-        type_name=kind.name,
-        preset=[*rt.catalog.parameters, *kind.parameters],
+        type_name=env_type.name,
+        preset=[*rt.catalog.parameters, *env_type.parameters],
         creating=True,
     )
     with rt.database.read() as conn:
@@ -146,7 +146,7 @@ def what_if_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
         endpoint=None,
         overrides=overrides,
     )
-    return _what_if(rt, kind, env, release, {}, creating=True)
+    return _what_if(rt, env_type, env, release, {}, creating=True)
 
 
 def what_if_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
@@ -156,10 +156,10 @@ def what_if_deploy(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outco
     with rt.database.read() as conn:
         env = rec.get_environment(conn, args.name)
         release = rec.get_release(conn, args.release)
-    kind = rt.catalog.type(env.type)
-    policy.require(rt.catalog, actor, "deploy", kind)
-    inputs.require(kind.inputs, one_off, type_name=kind.name, creating=False)
-    return _what_if(rt, kind, env, release, one_off, creating=False)
+    env_type = rt.catalog.type(env.type)
+    policy.require(rt.catalog, actor, "deploy", env_type)
+    inputs.require(env_type.inputs, one_off, type_name=env_type.name, creating=False)
+    return _what_if(rt, env_type, env, release, one_off, creating=False)
 
 
 def _is_azure(provider: object) -> TypeGuard[AzureProvider]:
@@ -176,15 +176,15 @@ def _not_live(conn: Any, name: str) -> None:
 
 def _what_if(
     rt: Runtime,
-    kind: EnvironmentType,
+    env_type: EnvironmentType,
     env: Environment,
     release: Release,
     one_off: dict[str, str],
     *,
     creating: bool,
 ) -> Outcome:
-    given = _parameters(rt, kind, env, release, one_off)
-    provider = rt.worker.providers[kind.provider]
+    given = _parameters(rt, env_type, env, release, one_off)
+    provider = rt.worker.providers[env_type.provider]
     if _is_azure(provider):
         result = provider.what_if(env, release.version, given)
         if creating:
@@ -202,7 +202,7 @@ def _what_if(
 
 def _parameters(
     rt: Runtime,
-    kind: EnvironmentType,
+    env_type: EnvironmentType,
     env: Environment,
     release: Release,
     one_off: dict[str, str],
@@ -210,10 +210,10 @@ def _parameters(
     """The parameters the worker would hand the provider (see Worker._deploy)."""
     resolved = parameters.resolve(
         rt.catalog,
-        kind,
+        env_type,
         env.overrides,
         one_off,
-        file_layer=renderings.file_layer(rt.catalog, kind),
+        file_layer=renderings.file_layer(rt.catalog, env_type),
     )
     context = parameters.Context(env.name, env.type, env.owner, env.outputs, release.version)
     return parameters.values(parameters.render(resolved, context))
@@ -297,19 +297,21 @@ def _short(value: Any) -> str:
 def azure_check_lines(rt: Runtime) -> list[str]:
     """`config check`'s lines for azure types: each template checked against its parameters."""
     return [
-        line for name, kind in rt.catalog.types.items() for line in _azure_check(rt, name, kind)
+        line
+        for name, env_type in rt.catalog.types.items()
+        for line in _azure_check(rt, name, env_type)
     ]
 
 
-def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
-    if kind.provider != "azure":
+def _azure_check(rt: Runtime, name: str, env_type: EnvironmentType) -> list[str]:
+    if env_type.provider != "azure":
         return []
     source = arm_source(rt.catalog, name)
     template = source.template
     try:
         supplied = parameters.values(
             parameters.resolve(
-                rt.catalog, kind, {}, file_layer=renderings.file_layer(rt.catalog, kind)
+                rt.catalog, env_type, {}, file_layer=renderings.file_layer(rt.catalog, env_type)
             )
         )
     except ShipyardError as exc:
@@ -333,11 +335,11 @@ def _azure_check(rt: Runtime, name: str, kind: EnvironmentType) -> list[str]:
         )
     needed = [p.key for p in problems if p.missing]
     needed += [
-        i.id for i in kind.inputs if i.required and i.default is None and i.id not in supplied
+        i.id for i in env_type.inputs if i.required and i.default is None and i.id not in supplied
     ]
     origin = (
-        f" (ADE {kind.definition.headline()}, runner {kind.definition.runner})"
-        if kind.definition
+        f" (ADE {env_type.definition.headline()}, runner {env_type.definition.runner})"
+        if env_type.definition
         else ""
     )
     return [

@@ -37,9 +37,9 @@ def _set_args(p: argparse.ArgumentParser, chat: bool) -> None:
 
 def effective(rt: Runtime, env: Environment) -> dict[str, Parameter]:
     """The parameters the running release got (or would get now), templates filled in."""
-    kind = rt.catalog.type(env.type)
+    env_type = rt.catalog.type(env.type)
     resolved = parameters.resolve(
-        rt.catalog, kind, env.overrides, file_layer=renderings.file_layer(rt.catalog, kind)
+        rt.catalog, env_type, env.overrides, file_layer=renderings.file_layer(rt.catalog, env_type)
     )
     context = parameters.Context(env.name, env.type, env.owner, env.outputs, env.release)
     return parameters.render(resolved, context)
@@ -53,10 +53,10 @@ def _environment(rt: Runtime, name: str) -> Environment:
 def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     env = _environment(rt, args.name)
     shown = effective(rt, env)
-    kind = rt.catalog.type(env.type)
+    env_type = rt.catalog.type(env.type)
     if args.format == "sf-xml":
-        result = renderings.sf_xml(rt.catalog, kind, env.name, shown)
-        defaults = renderings.manifest_defaults(rt.catalog, kind)
+        result = renderings.sf_xml(rt.catalog, env_type, env.name, shown)
+        defaults = renderings.manifest_defaults(rt.catalog, env_type)
         notes = [
             f"{key}: not set, the ApplicationManifest's default applies ({defaults[key].value!r})"
             for key in result.defaulted
@@ -71,11 +71,13 @@ def params_show(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     known = {key.lower() for key in shown}
     below = {
         k: p
-        for k, p in renderings.arm_file_layer(rt.catalog, kind).items()
+        for k, p in renderings.arm_file_layer(rt.catalog, env_type).items()
         if k.lower() not in known
     }
     unset = {
-        k: p for k, p in renderings.manifest_defaults(rt.catalog, kind).items() if k not in shown
+        k: p
+        for k, p in renderings.manifest_defaults(rt.catalog, env_type).items()
+        if k not in shown
     }
     shown = dict(sorted({**shown, **below, **unset}.items()))
     rows = [

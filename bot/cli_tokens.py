@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from bot import render
 from bot.command import CLI, Command, Outcome
@@ -46,7 +47,7 @@ def tokens_create(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcom
     return Outcome(
         text=(
             f"token {token.prefix} ({token.scope}"
-            + (f", type {token.env_type}" if token.env_type else "")
+            + (f", type {token.environment_type}" if token.environment_type else "")
             + f", expires {expires}):\n{plain}\n"
             "  it is shown this once; keep it in a secret variable (SHIPYARD_TOKEN)"
         ),
@@ -61,7 +62,7 @@ def tokens_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         [
             t.prefix,
             t.scope,
-            t.env_type or "-",
+            t.environment_type or "-",
             t.created_by,
             render.when(t.created_at),
             render.when(t.expires_at) if t.expires_at else "never",
@@ -72,7 +73,9 @@ def tokens_list(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         for t in found
     ]
     headers = ["token", "scope", "type", "by", "created", "expires", "state", "last used", "for"]
-    return Outcome(text=render.table(headers, rows), data=found)
+    # `env_type` is the key this JSON had before the vocabulary said environment_type; kept.
+    data = [{**dataclasses.asdict(t), "env_type": t.environment_type} for t in found]
+    return Outcome(text=render.table(headers, rows), data=data)
 
 
 def tokens_revoke(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:

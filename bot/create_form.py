@@ -15,21 +15,21 @@ PREFIX = "param:"
 CHECKED = "true"
 
 
-def known_defaults(kind: EnvironmentType) -> dict[str, Any]:
+def known_defaults(env_type: EnvironmentType) -> dict[str, Any]:
     """Each input's default: the manifest's, else a literal default of the template when the
     template is at hand without compiling (so a checkbox starts as ARM would decide)."""
     from environments.errors import ShipyardError
     from environments.providers import ade_templates
 
-    found = {i.id: i.default for i in kind.inputs if i.default is not None}
-    if kind.definition is None:
+    found = {i.id: i.default for i in env_type.inputs if i.default is not None}
+    if env_type.definition is None:
         return found
     try:
-        template = ade_templates.template_of(kind.definition, compile_bicep=False)
+        template = ade_templates.template_of(env_type.definition, compile_bicep=False)
     except ShipyardError:
         return found
     declared = {k.lower(): v for k, v in (template.parameters if template else {}).items()}
-    for item in kind.inputs:
+    for item in env_type.inputs:
         default = declared.get(item.id.lower(), {}).get("defaultValue")
         literal = not (isinstance(default, str) and (default.startswith("[") or not default))
         if item.id not in found and default is not None and literal:
@@ -72,17 +72,17 @@ def _element(item: Input, default: Any) -> Block:
     return element
 
 
-def parameter_blocks(kind: EnvironmentType, defaults: Mapping[str, Any]) -> list[Block]:
+def parameter_blocks(env_type: EnvironmentType, defaults: Mapping[str, Any]) -> list[Block]:
     """What the type is, then an input per parameter a person may set: a select for `allowed`,
     a checkbox for booleans, number inputs for numbers, the description as hint; required ones
     are not optional (Slack marks the others "optional"). Read-only ones are only shown."""
     blocks: list[Block] = []
-    if kind.summary:
-        about = kind.summary
-        if kind.definition and kind.definition.description:
-            about += f"\n{kind.definition.description}"
+    if env_type.summary:
+        about = env_type.summary
+        if env_type.definition and env_type.definition.description:
+            about += f"\n{env_type.definition.description}"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": about[:3000]}]})
-    for item in kind.inputs:
+    for item in env_type.inputs:
         if item.read_only:
             continue
         block: Block = {
@@ -97,7 +97,7 @@ def parameter_blocks(kind: EnvironmentType, defaults: Mapping[str, Any]) -> list
         if item.description:
             block["hint"] = _text(item.description, 2000)
         blocks.append(block)
-    fixed = [f"{i.label}: {i.default_text}" for i in kind.inputs if i.read_only]
+    fixed = [f"{i.label}: {i.default_text}" for i in env_type.inputs if i.read_only]
     if fixed:
         text = "Fixed by the type: " + "; ".join(fixed)
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]})
@@ -116,13 +116,13 @@ def element_value(element: Mapping[str, Any]) -> str | None:
 
 
 def read_parameters(
-    kind: EnvironmentType, values: Mapping[str, Any], defaults: Mapping[str, Any]
+    env_type: EnvironmentType, values: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The values the person gave (those differing from the default) and an error per field:
     a required one left empty, or a value the parameter does not take."""
     given: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for item in kind.inputs:
+    for item in env_type.inputs:
         if item.read_only:
             continue
         block = f"{PREFIX}{item.id}"
@@ -146,11 +146,11 @@ def read_parameters(
 def types_help(catalog: Catalog) -> str:
     """A line per type: what it is, and the parameters `--set` takes for it."""
     lines = ["*Types* (`--type NAME`):"]
-    for name, kind in catalog.types.items():
-        line = f"• `{name}`" + (f" — {kind.summary}" if kind.summary else "")
+    for name, env_type in catalog.types.items():
+        line = f"• `{name}`" + (f" — {env_type.summary}" if env_type.summary else "")
         settable = [
             i.id + ("" if i.default is not None or not i.required else " (required)")
-            for i in kind.inputs
+            for i in env_type.inputs
             if not i.read_only
         ]
         if settable:

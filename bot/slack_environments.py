@@ -29,8 +29,8 @@ class EnvironmentFlow(HomeFlow):
     def _create_modal(self, channel: str, chosen: str | None = None) -> dict[str, Any]:
         with self.rt.database.read() as conn:
             releases = rec.list_releases(conn)
-        kind = self.rt.catalog.types.get(chosen) if chosen else None
-        defaults = create_form.known_defaults(kind) if kind is not None else {}
+        env_type = self.rt.catalog.types.get(chosen) if chosen else None
+        defaults = create_form.known_defaults(env_type) if env_type is not None else {}
         modal = views.create_modal(self.rt.catalog, releases, chosen=chosen, defaults=defaults)
         modal["private_metadata"] = channel
         return modal
@@ -70,9 +70,11 @@ class EnvironmentFlow(HomeFlow):
             overrides = parameters.parse_assignments(field("overrides").splitlines())
         except ShipyardError as exc:
             errors["overrides"] = for_chat(exc.one_line())[:150]
-        kind = self.rt.catalog.types.get(field("type"))
-        if kind is not None and kind.inputs:
-            own, wrong = create_form.read_parameters(kind, values, create_form.known_defaults(kind))
+        env_type = self.rt.catalog.types.get(field("type"))
+        if env_type is not None and env_type.inputs:
+            own, wrong = create_form.read_parameters(
+                env_type, values, create_form.known_defaults(env_type)
+            )
             errors.update(wrong)
             overrides.update(own)
         if errors:

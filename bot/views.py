@@ -185,17 +185,17 @@ def create_modal(
 ) -> Block:
     """`/env create` with no arguments: name, type, release, TTL, overrides; once a type is
     chosen, its own parameters (`create_form`) between the type and the release."""
-    kind = catalog.types.get(chosen) if chosen else None
+    env_type = catalog.types.get(chosen) if chosen else None
     type_select: Block = {
         "type": "static_select",
         "action_id": create_form.TYPE_ACTION,
         "options": _options(list(catalog.types)),
     }
-    if kind is not None:
-        type_select["initial_option"] = _options([kind.name])[0]
+    if env_type is not None:
+        type_select["initial_option"] = _options([env_type.name])[0]
     type_block = _input("type", "Type", type_select)
     type_block["dispatch_action"] = True  # choosing a type brings its parameters into the form
-    own = create_form.parameter_blocks(kind, defaults or {}) if kind is not None else []
+    own = create_form.parameter_blocks(env_type, defaults or {}) if env_type is not None else []
     modal = {
         "type": "modal",
         "callback_id": CREATE_VIEW,

@@ -294,11 +294,11 @@ def _read_definitions(catalog: Catalog, source: SourcedYaml) -> list[ConfigProbl
     every problem of every manifest, each naming the manifest and line. The template is checked
     against the manifest with the other files (`environments.validation`)."""
     problems: list[ConfigProblem] = []
-    for name, kind in catalog.types.items():
-        if kind.ade is None:
+    for name, env_type in catalog.types.items():
+        if env_type.ade is None:
             continue
         where = source.where(("types", name, "ade"))
-        if kind.provider != "azure" or kind.azure is not None:
+        if env_type.provider != "azure" or env_type.azure is not None:
             problems.append(
                 ConfigProblem(
                     where,
@@ -308,12 +308,12 @@ def _read_definitions(catalog: Catalog, source: SourcedYaml) -> list[ConfigProbl
             )
             continue
         try:
-            definition = load_definition(resolve_path(catalog, kind.ade))
+            definition = load_definition(resolve_path(catalog, env_type.ade))
         except ConfigError as exc:
             problems.append(ConfigProblem(where, f"type '{name}': {exc.reason}", exc.hint))
             continue
         problems.extend(definition.problems)
-        kind._definition = definition
+        env_type._definition = definition
     return problems
 
 

@@ -17,9 +17,11 @@ import pytest
 import sqlalchemy as sa
 from starlette.applications import Starlette
 
+from bot import render
 from bot.api import openapi
 from bot.runtime import Runtime
 from bot.serve import dashboard_routes
+from bot.table import execute, parse
 from environments.errors import InvalidInput, PolicyRefused
 from environments.policy import Actor, Channel
 from environments.tokens import Tokens
@@ -100,6 +102,14 @@ def test_only_admins_from_the_command_line_manage_tokens(api: Api) -> None:
         api.tokens.create(Actor("dave", Channel.CHAT), scope="read")
     with pytest.raises(InvalidInput, match="no scope 'admin'"):
         api.tokens.create(Actor("dave"), scope="admin")
+
+
+def test_tokens_list_json_names_the_environment_type_in_both_keys(api: Api) -> None:
+    """`environment_type` is the vocabulary's word; `env_type`, the key before it, is kept."""
+    api.token("pipeline", env_type="test")
+    args = parse(["tokens", "list", "--json"])
+    listed = json.loads(render.to_json(execute(api.runtime, Actor("dave"), args).data))
+    assert [(t["environment_type"], t["env_type"]) for t in listed] == [("test", "test")]
 
 
 def test_environments_are_filtered_sorted_and_paged(api: Api) -> None:

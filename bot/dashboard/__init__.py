@@ -130,8 +130,8 @@ class Dashboard:
 
     def environment(self, request: Request) -> dict[str, Any]:
         detail = self.reader.environment(request.path_params["name"])
-        kind = self.reader.runtime.catalog.types.get(detail.environment.type)
-        return {"detail": detail, "about": kind.summary if kind else ""}
+        env_type = self.reader.runtime.catalog.types.get(detail.environment.type)
+        return {"detail": detail, "about": env_type.summary if env_type else ""}
 
     def matrix(self, request: Request) -> dict[str, Any]:
         return {"matrix": self.reader.matrix()}

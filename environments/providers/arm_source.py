@@ -26,10 +26,10 @@ class ArmSource:
 def arm_source(catalog: Catalog, type_name: str) -> ArmSource:
     """The type's ARM source; a problem (missing file, Bicep that cannot be compiled, manifest
     and template disagreeing) is a ConfigError saying what to do."""
-    kind: EnvironmentType = catalog.type(type_name)
-    if kind.definition is not None:
-        return ArmSource(ade_templates.checked_template(kind.definition), {})
-    settings = kind.azure
+    env_type: EnvironmentType = catalog.type(type_name)
+    if env_type.definition is not None:
+        return ArmSource(ade_templates.checked_template(env_type.definition), {})
+    settings = env_type.azure
     if settings is None:
         raise ConfigError(
             f"{catalog.source}: type '{type_name}' uses provider azure but has no 'azure:' section",

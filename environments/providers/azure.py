@@ -103,8 +103,8 @@ class AzureProvider:
         self.render(environment, parameters)
 
     def _layered(self, environment: Environment) -> dict[str, str]:
-        kind = self.catalog.type(environment.type)
-        return layered.values(layered.resolve(self.catalog, kind, environment.overrides))
+        env_type = self.catalog.type(environment.type)
+        return layered.values(layered.resolve(self.catalog, env_type, environment.overrides))
 
     # --- the Provider protocol ------------------------------------------------------------
 
@@ -216,12 +216,12 @@ class AzureProvider:
             return HealthReport(
                 HealthStatus.DEGRADED, f"ARM deployment in {group} is {deployment_state}"
             )
-        kind = self.catalog.types[environment.type].azure
-        if kind is None or not kind.health_url:
+        settings = self.catalog.types[environment.type].azure
+        if settings is None or not settings.health_url:
             return HealthReport(HealthStatus.HEALTHY, f"resource group {group} Succeeded")
         if not environment.endpoint:
             return HealthReport(HealthStatus.UNKNOWN, "no endpoint recorded to probe")
-        return endpoint_health(kind.health_url.format(endpoint=environment.endpoint), timeout)
+        return endpoint_health(settings.health_url.format(endpoint=environment.endpoint), timeout)
 
     # --- what-if and drift ----------------------------------------------------------------
 

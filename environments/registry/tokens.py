@@ -18,7 +18,7 @@ class ApiToken:
     id: int
     prefix: str
     scope: str
-    env_type: str | None
+    environment_type: str | None
     description: str
     created_by: str
     created_at: datetime
@@ -35,7 +35,7 @@ def _token(row: sa.Row[Any]) -> ApiToken:
         id=row.id,
         prefix=row.prefix,
         scope=row.scope,
-        env_type=row.env_type,
+        environment_type=row.env_type,
         description=row.description,
         created_by=row.created_by,
         created_at=row.created_at,
