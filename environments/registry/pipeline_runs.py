@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,7 +27,7 @@ def deployment_of_run(
     A run is known by its URL; the same run written another way (project name instead of id,
     an older host) is still the same `buildId` in the same environment.
     """
-    row = conn.execute(
+    row: Any = conn.execute(
         sa.select(deployments.c.id, deployments.c.status)
         .where(deployments.c.environment_id == env_id, deployments.c.run_url == run_url)
         .order_by(deployments.c.id.desc())
