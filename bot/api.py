@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bot import render
+from bot import api_pipeline, render
+from bot.api_common import PREFIX, Problem, bearer, problem
 from bot.runtime import Runtime
 from environments.errors import InvalidInput, NotFound, ShipyardError
 from environments.model import Approval, Deployment, MatrixRow
@@ -23,7 +24,6 @@ from environments.registry.health import HealthCheck, health_history
 from environments.registry.overview import EnvironmentFilter, EnvironmentRow, TrendPoint
 from environments.tokens import Tokens
 
-PREFIX = "/api/v1"
 Endpoint = Callable[[Request], Awaitable[Response]]
 # Who asked: a session's person (the dashboard) or a token's prefix (a script); set by `guard`.
 Principal = Callable[[Request], str | None]
@@ -71,13 +71,7 @@ class Trends:
     plans: dict[str, list[TrendPoint]]
 
 
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    error: str
-    hint: str
-
-
-ADAPTERS = {
+ADAPTERS: dict[type, TypeAdapter[Any]] = {
     cls: TypeAdapter(cls)
     for cls in (EnvironmentList, EnvironmentDetail, Matrix, Approvals, Trends, Problem)
 }
@@ -85,10 +79,6 @@ ADAPTERS = {
 
 def as_json(value: Any) -> Any:
     return ADAPTERS[type(value)].dump_python(value, mode="json")
-
-
-def problem(status: int, reason: str, hint: str) -> JSONResponse:
-    return JSONResponse(as_json(Problem(reason, hint)), status_code=status)
 
 
 def parse_filter(query: dict[str, str]) -> EnvironmentFilter:
@@ -189,10 +179,10 @@ def api_routes(reader: RecordReader, session_person: Principal) -> list[Route]:
 
     def guard(handler: Callable[[Request], Any]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            header = request.headers.get("authorization", "")
+            presented = bearer(request.headers.get("authorization", ""))
             who: str | None = None
-            if header.lower().startswith("bearer "):
-                token = await run_in_threadpool(tokens.verify, header[7:].strip(), scope="read")
+            if presented is not None:
+                token = await run_in_threadpool(tokens.verify, presented, scope="read")
                 who = f"token {token.prefix}" if token else None
             else:
                 who = session_person(request)
@@ -244,7 +234,8 @@ def openapi() -> dict[str, Any]:
     """OpenAPI 3.1: the schemas are generated from the same types the responses are dumped from."""
     schemas: dict[str, Any] = {}
     refs: dict[type, dict[str, str]] = {}
-    for cls, adapter in ADAPTERS.items():
+    adapters: dict[type, TypeAdapter[Any]] = {**ADAPTERS, **api_pipeline.ADAPTERS}
+    for cls, adapter in adapters.items():
         schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[cls.__name__] = schema
@@ -282,6 +273,7 @@ def openapi() -> dict[str, Any]:
         },
         "security": [{"token": []}],
         "paths": {
+            **api_pipeline.paths(lambda cls: refs[cls], _problem(refs)),
             f"{PREFIX}/environments": {
                 "get": {
                     "summary": "live environments, filtered, sorted and paged",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.command import CLI, CLI_PIPELINE, Command
 from pipelines import cli as pipelines_cli
+from pipelines.shipyard_api import configured as api_configured
 
 GROUP_HELP = {
     "pipelines": "Azure DevOps: sync, runs, approvals, reconcile",
@@ -24,7 +25,10 @@ def _command(step: pipelines_cli.Step) -> Command:
         read_only=step.action is None,
         json=step.json,
         description=step.description,
+        remote=step.remote,
     )
 
+
+__all__ = ["COMMANDS", "GROUP_HELP", "api_configured"]
 
 COMMANDS = tuple(_command(step) for step in pipelines_cli.STEPS)

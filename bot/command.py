@@ -73,6 +73,9 @@ class Command:
     description: str = ""
     # The command reads options of the process (--as/--config) itself (e.g. `loadtest report`).
     common_options: bool = True
+    # Runs against Shipyard's API instead of the record when SHIPYARD_URL is set (pipeline
+    # steps on a build agent: no configuration, no database, a token).
+    remote: Callable[[argparse.Namespace], Outcome] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

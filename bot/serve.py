@@ -46,13 +46,15 @@ def background_worker(
 
 
 def dashboard_routes(runtime: Runtime, api_url: str, public_url: str) -> list[BaseRoute]:
-    """The dashboard at / and the API at /api/v1, with Sign in with Slack."""
+    """The dashboard at / and the API at /api/v1 (with the steps' routes), Sign in with Slack."""
     from bot.api import RecordReader
+    from bot.api_pipeline import pipeline_routes
     from bot.dashboard import Dashboard
     from bot.dashboard.auth import SignIn, SignInSettings
 
     settings = SignInSettings.from_environment(runtime.catalog, api_url, public_url)
-    return Dashboard(RecordReader(runtime), SignIn(settings, runtime.catalog)).routes()
+    dashboard = Dashboard(RecordReader(runtime), SignIn(settings, runtime.catalog))
+    return [*pipeline_routes(runtime), *dashboard.routes()]
 
 
 def health(runtime: Runtime, notifier: SlackNotifier) -> dict[str, object]:

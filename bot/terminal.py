@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from bot import render
+from bot.cli_pipelines import api_configured
 from bot.command import Outcome, cli_text
 from bot.runtime import Runtime
-from bot.table import execute, parse
+from bot.table import command_of, execute, parse
 from environments import redaction
 from environments.errors import ConfigError, ConfigProblem, NotPromoted, ShipyardError, clip
 from environments.loadtests.summary import LoadTestSummary
@@ -110,6 +111,10 @@ def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {
         args = parse(sys.argv[1:] if argv is None else argv)
         if args.group in processes:
             return processes[args.group](args)
+        remote = command_of(args).remote
+        if remote is not None and api_configured():
+            # A pipeline step on a build agent: Shipyard's API, no configuration, no record.
+            return _print(None, args, remote(args))
         return _run(args)
     except ConfigError as exc:
         return _config_refused(exc, args)
@@ -169,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         runtime.close()
 
 
-def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
+def _print(runtime: Runtime | None, args: argparse.Namespace, outcome: Outcome) -> int:
     if getattr(args, "json", False):
         print(redaction.mask(render.to_json(outcome.data)))
         return outcome.exit_code
@@ -179,6 +184,8 @@ def _print(runtime: Runtime, args: argparse.Namespace, outcome: Outcome) -> int:
     for note in outcome.notes:
         print(f"  note: {redaction.mask(note)}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow
+    if runtime is None:
+        return outcome.exit_code
     if getattr(args, "no_wait", False):
         if pending:
             print("  queued; 'shipyard worker' runs it")

@@ -6,6 +6,8 @@
     ├── NotFound                   an environment, type, release or approval does not exist
     ├── PolicyRefused              the person may not do this here (policy says no)
     ├── Conflict                   the record's state does not allow it now
+    ├── NotAuthenticated           no usable credential: an unknown, revoked or expired API token
+    ├── Unreachable                Shipyard's API did not answer (a step that talks to serve)
     ├── ProviderError              the provider failed for a technical reason (errored, not refused)
     └── NotPromoted                an approval gate was rejected or timed out: an outcome, no fault
 
@@ -102,6 +104,18 @@ class Conflict(ShipyardError):
     """The current state of the record does not allow this now."""
 
     exit_code = 6
+
+
+class NotAuthenticated(ShipyardError):
+    """The API token is unknown, revoked or expired: who is asking is not established."""
+
+    exit_code = 14
+
+
+class Unreachable(ShipyardError):
+    """Shipyard's API could not be reached or answered with a server error."""
+
+    exit_code = 15
 
 
 class ProviderError(ShipyardError):

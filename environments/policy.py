@@ -28,6 +28,7 @@ class Channel(StrEnum):
     CLI = "cli"
     CHAT = "chat"
     SCHEDULE = "schedule"
+    API = "api"  # a pipeline step (or script) holding an API token
 
 
 @dataclass(frozen=True)

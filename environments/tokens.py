@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from environments.catalog import Catalog
 from environments.clock import Clock
-from environments.errors import InvalidInput, NotFound, PolicyRefused
+from environments.errors import InvalidInput, NotAuthenticated, NotFound, PolicyRefused
 from environments.policy import Actor, Channel
 from environments.registry import Database
 from environments.registry import operations as ops
@@ -117,23 +117,58 @@ class Tokens:
             return rec.list_tokens(conn)
 
     def verify(self, presented: str, *, scope: str) -> ApiToken | None:
-        """The token if it is known, unrevoked, unexpired and allows `scope`; else None.
+        """The token if it is known, unrevoked, unexpired and allows `scope`; else None."""
+        try:
+            return self.authenticate(presented, scope=scope)
+        except (NotAuthenticated, PolicyRefused):
+            return None
 
-        A pipeline token may also read; a read token may not act as a pipeline step.
+    def authenticate(self, presented: str, *, scope: str) -> ApiToken:
+        """The token if it is known, unrevoked, unexpired and allows `scope`.
+
+        NotAuthenticated says why it is not usable at all; PolicyRefused that its scope does not
+        cover this. A pipeline token may also read; a read token may not act as a pipeline step.
         """
-        if not presented.startswith(TOKEN_PREFIX):
-            return None
+        token = None
+        if presented.startswith(TOKEN_PREFIX):
+            with self.db.read() as conn:
+                token = rec.find_by_hash(conn, digest(presented))
+        if token is None:
+            raise NotAuthenticated(
+                "the API token is not one Shipyard issued",
+                hint="send 'Authorization: Bearer TOKEN' (a token from 'shipyard tokens create')",
+            )
         now = self.clock.now()
-        with self.db.read() as conn:
-            token = rec.find_by_hash(conn, digest(presented))
-        if token is None or not token.usable(now):
-            return None
+        if token.revoked_at is not None:
+            raise NotAuthenticated(
+                f"API token {token.prefix} was revoked",
+                hint="ask an admin for a new token ('shipyard tokens create')",
+            )
+        if token.expires_at is not None and token.expires_at <= now:
+            raise NotAuthenticated(
+                f"API token {token.prefix} has expired",
+                hint="ask an admin for a new token ('shipyard tokens create --expires …')",
+            )
         if scope == "pipeline" and token.scope != "pipeline":
-            return None
+            raise PolicyRefused(
+                f"API token {token.prefix} is a {token.scope} token; pipeline steps need a "
+                "pipeline token",
+                hint="ask an admin for one: 'shipyard tokens create --scope pipeline --type TYPE'",
+            )
         if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
             with self.db.write() as conn:
                 rec.update_token(conn, token.id, last_used_at=now)
         return token
+
+
+def require_type(token: ApiToken, env_type: str) -> None:
+    """A token made with --type acts on environments of that type only."""
+    if token.environment_type is not None and token.environment_type != env_type:
+        raise PolicyRefused(
+            f"API token {token.prefix} acts on {token.environment_type} environments, "
+            f"not {env_type}",
+            hint=f"use a token made with '--type {env_type}' in this pipeline's variable group",
+        )
 
 
 def expiry_at(token: ApiToken, now: datetime) -> str:

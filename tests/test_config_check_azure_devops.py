@@ -28,6 +28,8 @@ azure_devops:
   identities:
     carol: 3b3db741-9d03-4e32-a7c0-6c3dfc2013c1
     dave: 7f2a1c3e-9d03-4e32-a7c0-6c3dfc2013c2
+  approver_identity: 5e1f0c2a-1111-4aaa-8bbb-5417a2d0c0de
+  variable_group: shipyard
 """
 )
 
@@ -86,6 +88,7 @@ BAD = [
     ("pipeline_id: 0", 10, "azure_devops.pipeline_id 0 is not a pipeline id"),
     ("watch: [13, 13]", 11, "azure_devops.watch lists pipeline 13 again"),
     ("watch: [12]", 11, "azure_devops.watch lists pipeline 12 again"),
+    ("variable_group: ' shipyard'", 16, "' shipyard' is not a variable group's name"),
 ]
 
 
@@ -147,3 +150,37 @@ def test_a_value_from_the_environment_is_named_by_its_variable(
     assert code == 3
     (one,) = said
     assert "AZURE_DEVOPS_ORG_URL 'https://dev.azure.com/fabrikam/Game' names more" in one
+
+
+def test_shipyards_identity_is_an_identity_and_nobodys_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipyard = "5e1f0c2a-1111-4aaa-8bbb-5417a2d0c0de"
+    code, said = check(tmp_path, GOOD.replace(shipyard, "shipyard@fabrikam.com"), capsys)
+    assert code == 3
+    (one,) = said
+    assert one.startswith("shipyard: shipyard.yaml:15: azure_devops.approver_identity ")
+    assert "is not an Azure DevOps identity id" in one
+
+    carols = "3b3db741-9d03-4e32-a7c0-6c3dfc2013c1"
+    code, said = check(tmp_path, GOOD.replace(shipyard, carols.upper()), capsys)
+    assert code == 3
+    (one,) = said
+    assert "approver_identity is carol's identity: carol could answer every gate" in one
+
+
+def test_a_types_pipeline_settings_go_with_the_pipeline_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = GOOD.replace(
+        "    engine: azure-pipelines\n",
+        "    engine: azure-pipelines\n    azure_devops: {source: tag}\n",
+    )
+    assert check(tmp_path, text, capsys) == (0, [])
+    code, said = check(tmp_path, text.replace("engine: azure-pipelines", "engine: direct"), capsys)
+    assert code == 3
+    (one,) = said
+    assert one.startswith(
+        "shipyard: shipyard.yaml:6: type 'staging' has an azure_devops: section but deploys "
+        "with engine direct"
+    )

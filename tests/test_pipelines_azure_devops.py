@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from bot.runtime import Runtime
+from environments.config.azure_devops import AzureDevOpsSettings, pipelines_settings
 from environments.errors import ConfigError, ShipyardError
 from environments.model import DeploymentKind, DeploymentStatus, EnvironmentState
 from environments.pipeline_deployments import PipelineDeployment, record_deployment, run_url_of
-from environments.pipelines_config import AzureDevOpsSettings, pipelines_settings
 from environments.registry import record as rec
 from pipelines.azure_devops import (
     AzureDevOps,

@@ -228,16 +228,17 @@ def test_the_upgrade_and_the_wait_end_before_their_jobs_time_out() -> None:
 
 def test_the_example_publishes_the_publish_profile_with_the_package() -> None:
     example = load(ROOT / "examples/azure-pipelines.yml")
-    build = steps_of({"stages": [example["stages"][0]]})
-    (copy,) = [s for s in build if s.get("task") == "CopyFiles@2"]
-    (publish,) = [s for s in build if "publish" in s]
+    package, register = example["stages"][0]["jobs"]
+    (copy,) = [s for s in package["steps"] if s.get("task") == "CopyFiles@2"]
+    (publish,) = [s for s in package["steps"] if "publish" in s]
     assert copy["inputs"]["TargetFolder"] == publish["publish"]
     profile = parameter(load(STAGE), "publishProfilePath")["default"]
     assert Path(copy["inputs"]["Contents"]).parent == Path(profile).parent
     assert publish["artifact"] == parameter(load(STAGE), "artifact")["default"]
-    assert build.index(publish) < [s.get("template", "") for s in build].index(
-        "pipelines/templates/steps/register-release.yml@shipyard"
-    )
+    # The release is registered once its artifact is published, with the artifact's name.
+    assert register["dependsOn"] == package["job"]
+    (registered,) = [s for s in register["steps"] if "register-release" in s["template"]]
+    assert registered["parameters"]["artifact"] == publish["artifact"]
 
 
 def test_shipyard_is_installed_once_per_job_pinned_and_cached() -> None:

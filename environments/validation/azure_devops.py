@@ -4,8 +4,9 @@ The section as Shipyard will use it (AZURE_DEVOPS_* variables applied on top, an
 message when they supplied the value): the organization URL's shape (scheme, no credentials,
 the organization and nothing more on Azure DevOps Services), the project's name, the pipeline
 ids, the identities (Shipyard people mapped to Azure DevOps identity ids, one person each),
-and, for types that use it, the settings the engine needs and approval timeouts that an Azure
-DevOps check accepts.
+Shipyard's own identity (the gates' one approver: an identity, nobody's), the variable group's
+name, and, for types that use it, the settings the engine needs, a type's `azure_devops:` only
+with that engine, and approval timeouts that an Azure DevOps check accepts.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from environments.config.azure_devops import OVERRIDES, AzureDevOpsSettings, pipelines_settings
 from environments.errors import ConfigError, clip
-from environments.pipelines_config import OVERRIDES, AzureDevOpsSettings, pipelines_settings
 from environments.validation.common import Problems
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -39,6 +40,8 @@ def check_azure_devops(p: Problems) -> None:
     _project(p, settings)
     _pipelines(p, settings)
     _identities(p, settings)
+    _approver(p, settings)
+    _variable_group(p, settings)
     _engines(p, settings)
 
 
@@ -163,6 +166,41 @@ def _identities(p: Problems, settings: AzureDevOpsSettings) -> None:
             )
 
 
+def _approver(p: Problems, settings: AzureDevOpsSettings) -> None:
+    """Shipyard's own account answers every gate: it must be an identity, and nobody's own, or
+    that person could approve in Azure DevOps what Shipyard's rules would refuse them."""
+    identity = settings.approver_identity.strip()
+    if not identity:
+        return
+    loc = ("azure_devops", "approver_identity")
+    if not GUID.fullmatch(identity):
+        p.add(
+            loc,
+            f"azure_devops.approver_identity '{clip(identity)}' is not an Azure DevOps identity id",
+            "use the identity id (a GUID) of the account whose PAT Shipyard uses",
+        )
+        return
+    for person, mapped in settings.identities.items():
+        if mapped.lower() == identity.lower():
+            p.add(
+                loc,
+                f"azure_devops.approver_identity is {clip(person)}'s identity: {clip(person)} "
+                "could answer every gate in Azure DevOps, past Shipyard's rules",
+                "give Shipyard an account of its own (a service account) and use its PAT",
+            )
+
+
+def _variable_group(p: Problems, settings: AzureDevOpsSettings) -> None:
+    group = settings.variable_group
+    if not group.strip() or group != group.strip() or re.search(r"[\x00-\x1f]", group):
+        p.add(
+            ("azure_devops", "variable_group"),
+            f"azure_devops.variable_group '{clip(group)}' is not a variable group's name",
+            "name the Library variable group the templates read (their variableGroup, "
+            "default shipyard)",
+        )
+
+
 def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
     missing = [
         field
@@ -190,6 +228,12 @@ def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
                 "approver_identity",
                 "set azure_devops.approver_identity to the identity id of the account whose "
                 "PAT Shipyard uses",
+            )
+        if kind.engine == "direct" and ("types", name, "azure_devops") in p.source.lines:
+            p.add(
+                ("types", name, "azure_devops"),
+                f"type '{name}' has an azure_devops: section but deploys with engine direct",
+                "set engine: azure-pipelines, or remove the azure_devops: section",
             )
         # `pipelines sync` turns every gated type's approval into an Azure DevOps check.
         approval = kind.approval
