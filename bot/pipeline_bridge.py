@@ -21,10 +21,10 @@ from starlette.routing import Route
 
 from bot.runtime import Runtime
 from environments import pipeline_gate
+from environments.config.azure_devops import pipelines_settings
 from environments.errors import ShipyardError
 from environments.model import Approval, ApprovalState, Decision
 from environments.notify import SilentNotifier
-from environments.pipelines_config import pipelines_settings
 from environments.registry import record as rec
 from environments.registry.pipeline_runs import run_url_of
 from pipelines.azure_devops import AzureDevOps, PipelineApproval, PipelineError, run_id_of_url

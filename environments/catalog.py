@@ -12,13 +12,13 @@ from pydantic import Field, PrivateAttr, ValidationError
 
 from environments.ade import Definition, load_definition
 from environments.config.azure import AzureSettings, AzureTypeSettings
+from environments.config.azure_devops import AzureDevOpsSettings, TypePipelineSettings
 from environments.config.fields import Duration, ParameterValue, Strict
 from environments.config.loadtests import LoadTestPlan, Schedule
 from environments.config.rules import ApprovalPolicy, GlobalAction, Limits, TypeAction
 from environments.errors import ConfigError, ConfigProblem, NotFound, ShipyardError, clip
 from environments.inputs import Input
 from environments.model import check_environment_name
-from environments.pipelines_config import AzureDevOpsSettings, TypePipelineSettings
 from environments.secrets import check_not_literal_secret
 from environments.windows import Windows
 from environments.yamlsource import SourcedYaml, load_yaml

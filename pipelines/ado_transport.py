@@ -9,8 +9,8 @@ from urllib.parse import quote
 from urllib3.util.retry import Retry
 
 from environments.catalog import Catalog
+from environments.config.azure_devops import PAT_VARIABLE, AzureDevOpsSettings, pipelines_settings
 from environments.errors import ConfigError
-from environments.pipelines_config import PAT_VARIABLE, AzureDevOpsSettings, pipelines_settings
 from environments.registry import shipyard_home
 from pipelines.ado_model import (
     API_VERSION,

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
+from environments.config.azure_devops import AzureDevOpsSettings
 from environments.errors import InvalidInput, NotFound
 from environments.model import DeploymentStatus
 from environments.pipeline_deployments import (
@@ -25,7 +26,6 @@ from environments.pipeline_deployments import (
     Recorded,
     record_deployment,
 )
-from environments.pipelines_config import AzureDevOpsSettings
 from environments.registry import Database
 from environments.registry.chat import first_time
 from environments.registry.pipeline_runs import seen

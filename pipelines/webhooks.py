@@ -21,12 +21,12 @@ from typing import Any
 
 from environments.catalog import Catalog
 from environments.clock import Clock, SystemClock
+from environments.config.azure_devops import WEBHOOK_SECRET_VARIABLE
 from environments.errors import clip
 from environments.pipeline_deployments import (
     PipelineDeployment,
     Recorded,
 )
-from environments.pipelines_config import WEBHOOK_SECRET_VARIABLE
 from environments.registry import Database
 from environments.registry.chat import first_time
 from environments.registry.pipeline_runs import seen
