@@ -308,6 +308,26 @@ def test_a_timed_out_gate_ends_not_promoted_and_closes_the_request(
     assert not fake.requests("PATCH")
 
 
+def test_a_decision_azure_devops_missed_is_answered_by_the_poll(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, bridge = bot
+    run_id, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+    fake.inject("PATCH", "pipelines/approvals$", 500, times=1)
+
+    running.click("dave", views.APPROVE, request_id, message=("C0RELEASES", ts))
+    eventually(lambda: fake.requests("PATCH", "pipelines/approvals$"))
+    time.sleep(0.3)
+    assert fake.approvals[approval["id"]]["status"] == "pending"
+
+    bridge.poll()
+
+    assert fake.approvals[approval["id"]]["status"] == "approved"
+    eventually(lambda: history(running)[0].status is DeploymentStatus.SUCCEEDED)
+    assert history(running)[0].run_url == fake.web_url(run_id)
+    assert len(releases_messages(slack)) == 1
+
+
 def test_approvals_shipyard_does_not_manage_are_left_alone(
     bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
 ) -> None:
