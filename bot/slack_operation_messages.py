@@ -92,7 +92,10 @@ class OperationMessages(Deliverer):
             ts=where[1],
             text=title,
             blocks=views.progress_message(
-                title, [*steps, last], done=row.event is not Event.FAILED
+                title,
+                [*steps, last],
+                done=row.event is not Event.FAILED,
+                neutral=bool(row.payload.get("not_promoted")),
             ),
         )
         posted = self._post_once(row, where[0], thread_ts=where[1], text=text, blocks=blocks)
