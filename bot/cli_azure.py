@@ -207,7 +207,7 @@ def _parameters(
     release: Release,
     one_off: dict[str, str],
 ) -> dict[str, str]:
-    """The parameters the worker would hand the provider (see Worker._deploy)."""
+    """The parameters the worker would hand the provider (see operation_steps.Steps.deploy)."""
     resolved = parameters.resolve(
         rt.catalog,
         env_type,

@@ -106,9 +106,12 @@ def approval_message(
     return text, blocks
 
 
-def progress_message(title: str, steps: Sequence[str], *, done: bool | None) -> list[Block]:
-    """One message that grows step by step: ⏳ while running, ✅ or ❌ at the end."""
-    mark = "⏳" if done is None else ("✅" if done else "❌")
+def progress_message(
+    title: str, steps: Sequence[str], *, done: bool | None, neutral: bool = False
+) -> list[Block]:
+    """One message that grows step by step: ⏳ while running, ✅ or ❌ at the end (⚪ when it
+    ended without a fault and without a change: not promoted)."""
+    mark = "⏳" if done is None else ("⚪" if neutral else ("✅" if done else "❌"))
     shown = list(steps[-8:])
     return [_section(f"{mark} {title}"), _context("\n".join(f"• {s}" for s in shown) or "…")]
 

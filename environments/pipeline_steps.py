@@ -10,6 +10,7 @@ both answer alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from environments import parameters, renderings
 from environments.catalog import Catalog
@@ -28,6 +29,7 @@ from environments.release_builds import BuildRelease, Registered, register_relea
 
 __all__ = [
     "FORMATS",
+    "STEP_STATUSES",
     "DeploymentReport",
     "EnvironmentStatus",
     "PipelineSteps",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 FORMATS = tuple(f for f in renderings.FORMATS if f != "table")
+# How a pipeline job can end, as the record-deployment step reports it.
+StepStatus = Literal["succeeded", "failed", "cancelled"]
+STEP_STATUSES: tuple[str, ...] = StepStatus.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class DeploymentReport:
     """What a pipeline says it deployed (the body a step sends; the environment is named apart)."""
 
     release: str
-    status: DeploymentStatus
+    status: StepStatus
     run_url: str
     requested_by: str = ""
     approved_by: tuple[str, ...] = ()
@@ -77,7 +82,7 @@ class DeploymentReport:
         return PipelineDeployment(
             environment=environment,
             release=self.release,
-            status=self.status,
+            status=DeploymentStatus(self.status),
             run_url=self.run_url,
             requested_by=self.requested_by or SYSTEM,
             approved_by=self.approved_by,

@@ -171,10 +171,10 @@ class Tokens:
 
 def require_type(token: ApiToken, env_type: str) -> None:
     """A token made with --type acts on environments of that type only."""
-    if token.environment_type is not None and token.environment_type != env_type:
+    own = token.environment_type
+    if own is not None and own != env_type:
         raise PolicyRefused(
-            f"API token {token.prefix} acts on {token.environment_type} environments, "
-            f"not {env_type}",
+            f"API token {token.prefix} acts on {own} environments, not {env_type}",
             hint=f"use a token made with '--type {env_type}' in this pipeline's variable group",
         )
 

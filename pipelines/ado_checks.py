@@ -26,6 +26,8 @@ from pipelines.ado_transport import Transport
 
 # How long a run waits for the lock on an environment another run holds.
 LOCK_TIMEOUT_MINUTES = 24 * 60
+# What the templates' steps read from the variable group (the token as a secret).
+GROUP_VARIABLES = ("SHIPYARD_URL", "SHIPYARD_TOKEN")
 
 
 class CheckSync(Transport):
@@ -106,7 +108,32 @@ class CheckSync(Transport):
                 changes.append(step.change(dry_run))
                 if not dry_run and env_id is not None and step.write is not None:
                     self._write(step, name, env_id)
+        changes.append(self.variable_group_state())
         return changes
+
+    def variable_group_state(self) -> SyncChange:
+        """Whether the variable group the templates read holds SHIPYARD_URL and a secret
+        SHIPYARD_TOKEN. Only read: the token is the team's to put there, never Shipyard's."""
+        name = self.settings.variable_group
+        client = self._client("environments")
+        with self._translated(f"read variable group {name}"):
+            found = [
+                g for g in client.get_variable_groups(self.project, group_name=name) or []
+                if g.name == name
+            ]  # fmt: skip
+        what = f"variable group {name}"
+        todo = "Pipelines → Library: SHIPYARD_URL, and SHIPYARD_TOKEN as a secret (from "
+        todo += "'shipyard tokens create --scope pipeline')"
+        if not found:
+            return SyncChange(what, "missing", f"the steps cannot reach Shipyard; {todo}")
+        variables = found[0].variables or {}
+        wrong = [f"{v} is missing" for v in GROUP_VARIABLES if v not in variables]
+        token = variables.get("SHIPYARD_TOKEN")
+        if token is not None and not token.is_secret:
+            wrong.append("SHIPYARD_TOKEN is not secret")
+        if wrong:
+            return SyncChange(what, "incomplete", f"{'; '.join(wrong)}; {todo}")
+        return SyncChange(what, "unchanged", "SHIPYARD_URL, SHIPYARD_TOKEN (secret)")
 
     def _write(self, step: _Step, name: str, env_id: int) -> None:
         assert step.write is not None

@@ -122,7 +122,8 @@ class PipelineApproval:
 
 @dataclass(frozen=True)
 class SyncChange:
-    """What `sync` did (or, with --dry-run, would do) to one Azure DevOps environment or check.
+    """What `sync` did (or, with --dry-run, would do) to one Azure DevOps environment or check,
+    or what it found in the templates' variable group (which it only reads).
 
     `changes` are the field-level differences an update writes ("minRequiredApprovers: 3 → 1").
     """

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 from environments.errors import InvalidInput, ShipyardError
-from environments.model import DeploymentStatus, EnvironmentState, parse_duration
+from environments.model import EnvironmentState, parse_duration
 from environments.outcome import Outcome
 from environments.pipeline_deployments import SYSTEM, Recorded
 from environments.pipeline_steps import (
     FORMATS,
+    STEP_STATUSES,
     DeploymentReport,
     EnvironmentStatus,
     ReleaseReport,
@@ -43,7 +44,6 @@ __all__ = [
 
 EXIT_FAILED = 8
 EXIT_TIMED_OUT = 124
-STEP_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 class StepRecord(Protocol):
@@ -150,7 +150,7 @@ def record_deployment(record: StepRecord, args: argparse.Namespace) -> Outcome:
     )
     report = DeploymentReport(
         release=args.release,
-        status=DeploymentStatus(args.status),
+        status=args.status,
         run_url=args.run_url,
         requested_by=requester(args),
         approved_by=approvers,

@@ -213,6 +213,32 @@ def test_binary_and_huge_files_are_refused_without_reading_them_as_yaml(
     assert code == 3 and "10.0 MB" in err and len(err) < 300
 
 
+DM_APPROVERS = """\
+version: 1
+people: {carol: U0CAROL}
+types:
+  test:
+    ttl: {default: 8h, max: 72h}
+  staging:
+    approval: {required: 1, approvers: [carol, zed, S0RELMGR, U0ERIN], dm: true}
+promotion: [test, staging]
+"""
+
+
+def test_approvers_reached_by_dm_need_a_slack_user_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shipyard.yaml"
+    path.write_text(DM_APPROVERS)
+    code, _, err = check(path, "config", "check", capsys=capsys)
+    assert code == 3
+    (problem,) = err.splitlines()  # one problem: S0RELMGR is a user group, U0ERIN an id
+    assert problem.startswith(f"shipyard: {path}:7: "), err
+    assert "approver 'zed' has no Slack user id" in problem and "dm: false" in problem
+    path.write_text(DM_APPROVERS.replace(", zed", ""))
+    assert check(path, "config", "check", capsys=capsys)[0] == 0
+
+
 def test_a_pipeline_gated_type_needs_shipyards_identity_and_a_known_source(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

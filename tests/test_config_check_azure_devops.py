@@ -29,6 +29,7 @@ azure_devops:
     carol: 3b3db741-9d03-4e32-a7c0-6c3dfc2013c1
     dave: 7f2a1c3e-9d03-4e32-a7c0-6c3dfc2013c2
   approver_identity: 5e1f0c2a-1111-4aaa-8bbb-5417a2d0c0de
+  variable_group: shipyard
 """
 )
 
@@ -87,6 +88,7 @@ BAD = [
     ("pipeline_id: 0", 10, "azure_devops.pipeline_id 0 is not a pipeline id"),
     ("watch: [13, 13]", 11, "azure_devops.watch lists pipeline 13 again"),
     ("watch: [12]", 11, "azure_devops.watch lists pipeline 12 again"),
+    ("variable_group: ' shipyard'", 16, "' shipyard' is not a variable group's name"),
 ]
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot import views
 from bot.app import web_client
+from bot.directory import SlackDirectory
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
 from environments.model import DeploymentStatus
@@ -91,7 +93,9 @@ DELIVER_ONCE = """
 import sys
 from datetime import timedelta
 from pathlib import Path
+from bot import views
 from bot.app import web_client
+from bot.directory import SlackDirectory
 from bot.slack_notifier import SlackNotifier
 from environments.catalog import load_catalog
 from environments.clock import SystemClock
@@ -246,6 +250,80 @@ def test_a_crash_between_a_response_url_post_and_its_mark_answers_once(
     assert len(slack.calls("response_url")) == 1, "its intent was recorded: not posted again"
     assert not [c for c in slack.calls("chat.postMessage") if "is ready" in c.params["text"]]
     assert undelivered(rt) == []
+
+
+def dm_config(tmp_path: Path) -> Path:
+    """The Slack tests' configuration with staging's approvers reached by direct message."""
+    text = CONFIG.read_text().replace("channel: C0RELEASES}", "channel: C0RELEASES, dm: true}")
+    path = tmp_path / "shipyard-dm.yaml"
+    path.write_text(text.replace("file: ../../examples/", f"file: {EXAMPLES}/"))
+    return path
+
+
+def test_approvers_configured_for_dm_are_each_sent_the_request_once(
+    home: Path, tmp_path: Path, database_url: str, clock: MovableClock, slack: FakeSlack
+) -> None:
+    client = web_client(DEFAULT_TOKEN, slack.base_url)
+    rt = Runtime.open(
+        str(dm_config(tmp_path)),
+        database_url=database_url,
+        clock=clock,
+        directory=SlackDirectory(client),
+    )
+    try:
+        rt.lifecycle.add_release(person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"))
+        ready_test_env(rt)
+        notifier = deliverer(rt, slack)
+        notifier.deliver_pending()
+        slack.rate_limit("conversations.open", times=1, retry_after=1)
+        rt.lifecycle.promote(CAROL, "staging")
+        notifier.deliver_pending()
+        assert undelivered(rt) == []
+        assert len(slack.messages("C0RELEASES")) == 1, "the approval channel, as before"
+        # release-managers: carol (who asked: not her) and the user group S0RELMGR.
+        dms = [
+            c
+            for c in slack.calls("chat.postMessage")
+            if c.status == 200 and c.params["channel"].startswith("D")
+        ]
+        assert sorted(c.params["channel"] for c in dms) == ["DU0DAVE", "DU0ERIN"]
+        assert all("staging" in c.params["text"] for c in dms)
+        assert all(views.APPROVE in json.dumps(c.params["blocks"]) for c in dms)
+        assert [c for c in slack.calls("conversations.open") if c.limited], "a 429 came first"
+        assert notifier.deliver_pending() == 0, "nothing is sent twice"
+    finally:
+        destroy_everything(rt)
+        rt.close()
+
+
+def test_a_direct_message_to_an_approver_needs_the_scope_slack_requires(
+    home: Path, tmp_path: Path, database_url: str, clock: MovableClock, slack: FakeSlack
+) -> None:
+    slack.scopes = (slack.scopes or set()) - {"im:write"}
+    client = web_client(DEFAULT_TOKEN, slack.base_url)
+    rt = Runtime.open(
+        str(dm_config(tmp_path)),
+        database_url=database_url,
+        clock=clock,
+        directory=SlackDirectory(client),
+    )
+    try:
+        rt.lifecycle.add_release(person("ci"), "1.0.0", str(EXAMPLES / "game/releases/1.0.0"))
+        ready_test_env(rt)
+        rt.lifecycle.promote(CAROL, "staging")
+        deliverer(rt, slack).deliver_pending()
+        with rt.database.read() as conn:
+            dms = conn.execute(
+                sa.select(outbox_table.c.delivered_to, outbox_table.c.error).where(
+                    outbox_table.c.event == "approval_dm"
+                )
+            ).all()
+        # Slack refuses conversations.open without im:write: said once per approver, not retried.
+        assert [tuple(row) for row in dms] == [("refused", "missing_scope")] * 2
+        assert not [c for c in slack.calls("chat.postMessage") if c.params["channel"][0] == "D"]
+    finally:
+        destroy_everything(rt)
+        rt.close()
 
 
 def test_a_deployment_a_pipeline_reports_is_told_once_with_the_run_to_open(

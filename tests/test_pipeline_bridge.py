@@ -279,6 +279,12 @@ def test_a_rejected_gate_ends_not_promoted_and_staging_keeps_serving(
         lambda: [c for c in slack.calls() if "not promoted into *staging*" in json.dumps(c.params)]
     )
     assert "failed" not in json.dumps(said[-1].params)
+    updates = json.dumps(
+        [c.params for c in slack.calls("chat.update") if c.params["channel"] == "C0DEPLOYS"],
+        ensure_ascii=False,
+    )
+    assert "⚪ deploy 1.0.0 into staging" in updates, "not promoted is no failure"
+    assert "❌" not in updates, updates
     latest = history(running)[0]
     assert latest.status is DeploymentStatus.REJECTED and latest.run_url == fake.web_url(run_id)
     assert len(history(running)) == 2
@@ -306,6 +312,26 @@ def test_a_timed_out_gate_ends_not_promoted_and_closes_the_request(
     assert request.state is ApprovalState.EXPIRED
     eventually(lambda: "not promoted" in slack.message("C0RELEASES", ts)["text"])
     assert not fake.requests("PATCH")
+
+
+def test_a_decision_azure_devops_missed_is_answered_by_the_poll(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, bridge = bot
+    run_id, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+    fake.inject("PATCH", "pipelines/approvals$", 500, times=1)
+
+    running.click("dave", views.APPROVE, request_id, message=("C0RELEASES", ts))
+    eventually(lambda: fake.requests("PATCH", "pipelines/approvals$"))
+    time.sleep(0.3)
+    assert fake.approvals[approval["id"]]["status"] == "pending"
+
+    bridge.poll()
+
+    assert fake.approvals[approval["id"]]["status"] == "approved"
+    eventually(lambda: history(running)[0].status is DeploymentStatus.SUCCEEDED)
+    assert history(running)[0].run_url == fake.web_url(run_id)
+    assert len(releases_messages(slack)) == 1
 
 
 def test_approvals_shipyard_does_not_manage_are_left_alone(

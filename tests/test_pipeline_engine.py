@@ -168,6 +168,7 @@ def test_a_tag_type_runs_the_releases_tag(rt: Runtime, fake: FakeAzureDevOps) ->
 
     (started,) = fake.requests("POST", "pipelines/7/runs")
     assert started.body["resources"] == {"repositories": {"self": {"refName": "refs/tags/1.1.0"}}}
+    assert started.body["templateParameters"]["release"] == "1.1.0"
     (run,) = fake.runs.values()
     assert run.ref_name == "refs/tags/1.1.0"
 

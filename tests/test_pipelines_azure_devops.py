@@ -367,3 +367,33 @@ def test_stage_names_carry_the_environment() -> None:
     assert stage_of_environment("pr-1234") == "shipyard_deploy_pr_1234"
     assert environment_of_stage("shipyard_deploy_pr_1234") == "pr-1234"
     assert environment_of_stage("build") is None
+
+
+def test_one_run_written_two_ways_is_one_deployment(runtime: Runtime) -> None:
+    ready(runtime, "pr-8", "test")
+    by_id = "https://dev.azure.com/fabrikam/d6b3e0ea/_build/results?buildId=77"
+    by_name = "https://dev.azure.com/fabrikam/Shipyard/_build/results?buildId=77"
+    other = "https://dev.azure.com/fabrikam/Shipyard/_build/results?buildId=770"
+    now = runtime.lifecycle.clock.now()
+    with runtime.database.write() as conn:
+        first = record_deployment(
+            conn,
+            runtime.catalog,
+            PipelineDeployment("pr-8", "1.1.0", DeploymentStatus.RUNNING, by_id),
+            at=now,
+        )
+        again = record_deployment(
+            conn,
+            runtime.catalog,
+            PipelineDeployment("pr-8", "1.1.0", DeploymentStatus.SUCCEEDED, by_name),
+            at=now,
+        )
+        another = record_deployment(
+            conn,
+            runtime.catalog,
+            PipelineDeployment("pr-8", "1.1.0", DeploymentStatus.SUCCEEDED, other),
+            at=now,
+        )
+    assert again.deployment_id == first.deployment_id and not again.new
+    assert again.status is DeploymentStatus.SUCCEEDED
+    assert another.new and another.deployment_id != first.deployment_id

@@ -13,6 +13,7 @@ import pytest
 
 from bot.runtime import Runtime
 from environments.catalog import Catalog
+from environments.config.azure_devops import AzureDevOpsSettings
 from environments.lifecycle import Lifecycle
 from environments.registry import Database
 from pipelines import cli as pipelines_cli
@@ -87,6 +88,7 @@ def test_a_dry_run_on_an_empty_organization_lists_everything_and_writes_nothing(
             "would create approval check",
             "would create exclusive lock",
         ],
+        "variable group shipyard": ["unchanged"],
     }
     # What the check will say comes from the type's approval: production's differs from staging's.
     staging, production = [c for c in changes if c.action == "would create approval check"]
@@ -184,3 +186,42 @@ def test_the_fake_refuses_a_check_azure_devops_would_refuse(fake: FakeAzureDevOp
         {"type": lock, "resource": resource},
     ):
         assert fake._check_refused(wrong)
+
+
+@pytest.mark.parametrize(
+    ("variables", "action", "said"),
+    [
+        (None, "missing", "the steps cannot reach Shipyard; Pipelines → Library"),
+        ({"SHIPYARD_URL": ("https://s", False)}, "incomplete", "SHIPYARD_TOKEN is missing;"),
+        (
+            {"SHIPYARD_URL": ("https://s", False), "SHIPYARD_TOKEN": ("t0k3n", False)},
+            "incomplete",
+            "SHIPYARD_TOKEN is not secret;",
+        ),
+    ],
+)
+def test_sync_says_what_the_templates_variable_group_lacks_and_never_writes_it(
+    fake: FakeAzureDevOps,
+    ado: AzureDevOps,
+    variables: dict[str, tuple[str, bool]] | None,
+    action: str,
+    said: str,
+) -> None:
+    fake.variable_groups.clear()
+    if variables is not None:
+        fake.add_variable_group("shipyard", variables)
+    catalog = Catalog.model_validate({"version": 1, "types": {"test": {}}})  # nothing gated
+
+    for dry_run in (True, False):
+        (change,) = ado.sync(catalog, [], dry_run=dry_run)
+        assert (change.environment, change.action) == ("variable group shipyard", action)
+        assert said in change.detail
+        assert "t0k3n" not in change.detail
+    assert [s.path for s in fake.seen if s.method in WRITES] == []
+
+
+def test_the_variable_group_sync_looks_at_is_the_one_the_templates_read() -> None:
+    from tests.test_pipelines_templates import STAGE, load, parameter
+
+    default = parameter(load(STAGE), "variableGroup")["default"]
+    assert AzureDevOpsSettings().variable_group == default

@@ -19,6 +19,7 @@ from tests.conftest import EXAMPLES, ROOT, MovableClock
 from tests.fakes.slack import FakeSlack
 from tests.replicas import Serve
 from tests.slackbot import Bot
+from tests.test_outbox import dm_config
 
 
 @pytest.fixture
@@ -115,3 +116,18 @@ def test_a_command_a_dead_replica_acknowledged_is_carried_out_by_serve_once(
         lambda: [m for m in slack.messages("C0DEPLOYS") if "is ready with 1.0.0" in m["text"]]
     )
     assert len(replies) == 1
+
+
+def test_a_promotion_asked_on_the_cli_reaches_each_approver_by_dm_through_serve(
+    served: Serve, slack: FakeSlack, tmp_path: Path
+) -> None:
+    served.env["SHIPYARD_CONFIG"] = str(dm_config(tmp_path))
+    served.start()
+    served.cli("release", "add", "1.0.0", "--artifact", str(EXAMPLES / "game/releases/1.0.0"))
+    served.cli("--as", "alice", "env", "create", "pr-1", "--type", "test", "--release", "1.0.0")
+    served.cli("--as", "carol", "env", "promote", "staging")
+    eventually(lambda: slack.messages("C0RELEASES"))
+    for dm in ("DU0DAVE", "DU0ERIN"):
+        (message,) = eventually(lambda dm=dm: slack.messages(dm))
+        assert "staging" in message["text"]
+    assert slack.messages("DU0CAROL") == [], "not the person who asked"

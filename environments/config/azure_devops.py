@@ -60,6 +60,9 @@ class AzureDevOpsSettings(BaseModel):
     # The Azure DevOps identity id of the account whose PAT Shipyard uses: the one approver of
     # the approval checks `pipelines sync` writes (people decide in Slack, Shipyard answers).
     approver_identity: str = ""
+    # The variable group the pipeline templates read SHIPYARD_URL and SHIPYARD_TOKEN (secret)
+    # from (their `variableGroup` parameter); `pipelines sync` checks it is there.
+    variable_group: str = "shipyard"
     # Seconds one HTTP request may take to connect / to answer.
     request_timeout: float = Field(default=30.0, gt=0, le=600)
     # Retries of one request on 429/5xx, honouring Retry-After up to max_retry_after seconds.

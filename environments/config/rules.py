@@ -42,6 +42,7 @@ class ApprovalPolicy(Strict):
     approvers: tuple[str, ...] = Field(min_length=1)
     timeout: Duration = timedelta(hours=24)
     channel: str | None = None
+    dm: bool = False  # also a direct message to each approver (with the buttons)
 
 
 class LoadTestLimits(Strict):

@@ -21,6 +21,7 @@ from environments.registry.schema import outbox, reply_routes
 
 class Event(StrEnum):
     APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_DM = "approval_dm"  # one approver's direct message (written by the deliverer)
     APPROVAL_DECIDED = "approval_decided"
     APPROVAL_EXPIRED = "approval_expired"
     PROGRESS = "progress"

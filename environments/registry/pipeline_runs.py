@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import sqlalchemy as sa
 
 from environments.model import DeploymentStatus
@@ -19,14 +22,39 @@ def run_url_of(conn: sa.Connection, deployment_id: int) -> str | None:
 def deployment_of_run(
     conn: sa.Connection, env_id: int, run_url: str
 ) -> tuple[int, DeploymentStatus] | None:
-    """The newest deployment into this environment that this run made (id, status)."""
-    row = conn.execute(
+    """The newest deployment into this environment that this run made (id, status).
+
+    A run is known by its URL; the same run written another way (project name instead of id,
+    an older host) is still the same `buildId` in the same environment.
+    """
+    row: Any = conn.execute(
         sa.select(deployments.c.id, deployments.c.status)
         .where(deployments.c.environment_id == env_id, deployments.c.run_url == run_url)
         .order_by(deployments.c.id.desc())
         .limit(1)
     ).first()
+    if row is None and (run := _run_id(run_url)) is not None:
+        row = next(
+            (
+                r
+                for r in conn.execute(
+                    sa.select(deployments.c.id, deployments.c.status, deployments.c.run_url)
+                    .where(
+                        deployments.c.environment_id == env_id,
+                        deployments.c.run_url.like(f"%buildId={run}%"),
+                    )
+                    .order_by(deployments.c.id.desc())
+                )
+                if _run_id(r.run_url) == run
+            ),
+            None,
+        )
     return (int(row.id), DeploymentStatus(row.status)) if row else None
+
+
+def _run_id(run_url: str | None) -> str | None:
+    found = re.search(r"[?&]buildId=(\d+)(?:&|$)", run_url or "")
+    return found.group(1) if found else None
 
 
 def has_approval(conn: sa.Connection, deployment_id: int) -> bool:

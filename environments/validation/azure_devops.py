@@ -4,9 +4,9 @@ The section as Shipyard will use it (AZURE_DEVOPS_* variables applied on top, an
 message when they supplied the value): the organization URL's shape (scheme, no credentials,
 the organization and nothing more on Azure DevOps Services), the project's name, the pipeline
 ids, the identities (Shipyard people mapped to Azure DevOps identity ids, one person each),
-Shipyard's own identity (the gates' one approver: an identity, nobody's), and, for types that
-use it, the settings the engine needs, a type's `azure_devops:` only with that engine, and
-approval timeouts that an Azure DevOps check accepts.
+Shipyard's own identity (the gates' one approver: an identity, nobody's), the variable group's
+name, and, for types that use it, the settings the engine needs, a type's `azure_devops:` only
+with that engine, and approval timeouts that an Azure DevOps check accepts.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def check_azure_devops(p: Problems) -> None:
     _pipelines(p, settings)
     _identities(p, settings)
     _approver(p, settings)
+    _variable_group(p, settings)
     _engines(p, settings)
 
 
@@ -187,6 +188,17 @@ def _approver(p: Problems, settings: AzureDevOpsSettings) -> None:
                 "could answer every gate in Azure DevOps, past Shipyard's rules",
                 "give Shipyard an account of its own (a service account) and use its PAT",
             )
+
+
+def _variable_group(p: Problems, settings: AzureDevOpsSettings) -> None:
+    group = settings.variable_group
+    if not group.strip() or group != group.strip() or re.search(r"[\x00-\x1f]", group):
+        p.add(
+            ("azure_devops", "variable_group"),
+            f"azure_devops.variable_group '{clip(group)}' is not a variable group's name",
+            "name the Library variable group the templates read (their variableGroup, "
+            "default shipyard)",
+        )
 
 
 def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:

@@ -9,6 +9,7 @@ from environments.errors import clip
 from environments.validation.common import Problems
 from environments.yamlsource import Loc
 
+SLACK_GROUP = re.compile(r"S[A-Z0-9]{2,}")
 CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,}|#?[a-z0-9][a-z0-9._-]{0,79}")
 
 
@@ -33,6 +34,23 @@ def check_people(p: Problems) -> None:
     for name, kind in c.types.items():
         if kind.approval:
             check_channel(p, ("types", name, "approval", "channel"), kind.approval.channel)
+        if kind.approval and kind.approval.dm:
+            check_reachable(p, name, kind.approval.approvers)
+
+
+def check_reachable(p: Problems, type_name: str, approvers: tuple[str, ...]) -> None:
+    """`approval: {dm: true}` needs a Slack user id for each approver (a Slack user group's
+    members have theirs)."""
+    c = p.catalog
+    for entry in approvers:
+        for member in c.roles.get(entry, (entry,)):
+            if c.slack_id(member) is None and not SLACK_GROUP.fullmatch(member):
+                p.add(
+                    ("types", type_name, "approval", "dm"),
+                    f"types.{clip(type_name)}.approval.dm: approver '{clip(member)}' has no "
+                    "Slack user id to send the request to",
+                    f"map it under people: ({clip(member)}: U012AB3CD), or set dm: false",
+                )
 
 
 def check_channel(p: Problems, loc: Loc, channel: str | None) -> None:

@@ -103,6 +103,13 @@ LOCATIONS = (
         1,
     ),
     (
+        "f5b09dd5-9d54-45a1-8b5a-1c8287d634cc",
+        "distributedtask",
+        "variablegroups",
+        _P + "distributedtask/variablegroups/{groupId}",
+        2,
+    ),
+    (
         "86c8381e-5aee-4cde-8ae4-25c0c7f5eaea",
         "PipelinesChecks",
         "configurations",
@@ -201,6 +208,7 @@ class FakeAzureDevOps:
         self.runs: dict[int, Run] = {}
         self.environments: dict[int, dict[str, Any]] = {}
         self.checks: dict[int, dict[str, Any]] = {}
+        self.variable_groups: dict[int, dict[str, Any]] = {}
         self.approvals: dict[str, dict[str, Any]] = {}
         self.logs: dict[int, list[str]] = {}
         # Completed runs of the build pipeline: run id → run name (build number).
@@ -210,10 +218,15 @@ class FakeAzureDevOps:
         self.violations: list[Seen] = []
         self._injected: list[Injected] = []
         self._retry_not_before: dict[str, float] = {}
-        self._ids = {"run": 100, "env": 0, "check": 0, "log": 0}
+        self._ids = {"run": 100, "env": 0, "check": 0, "log": 0, "group": 0}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # The project as the README sets it up: the templates' variable group is in the Library.
+        self.add_variable_group(
+            "shipyard",
+            {"SHIPYARD_URL": ("https://shipyard.example", False), "SHIPYARD_TOKEN": ("x", True)},
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -292,6 +305,18 @@ class FakeAzureDevOps:
         """Answer the next `times` requests whose path matches `pattern` with `status`."""
         with self._lock:
             self._injected.append(Injected(method.upper(), pattern, status, times, retry_after))
+
+    def add_variable_group(self, name: str, variables: dict[str, tuple[str, bool]]) -> None:
+        """A variable group of the project's Library: name → (value, is it secret)."""
+        with self._lock:
+            self._ids["group"] += 1
+            self.variable_groups[self._ids["group"]] = {
+                "id": self._ids["group"],
+                "name": name,
+                "type": "Vsts",
+                "variables": {k: {"value": v, "isSecret": secret} for k, (v, secret) in
+                              variables.items()},
+            }  # fmt: skip
 
     def add_environment(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -862,6 +887,17 @@ class FakeAzureDevOps:
                 return 200, {}, self._add_environment(seen.body)
             if m == "GET" and len(parts) == 3 and int(parts[2]) in self.environments:
                 return 200, {}, self.environments[int(parts[2])]
+        if parts[:2] == ["distributedtask", "variablegroups"] and m == "GET" and len(parts) == 2:
+            # Secret values never leave Azure DevOps: the variable is listed, its value is null.
+            groups = [
+                {**g, "variables": {
+                    k: {**v, "value": None} if v["isSecret"] else v
+                    for k, v in g["variables"].items()
+                }}
+                for g in self.variable_groups.values()
+                if "groupName" not in q or g["name"].lower() == q["groupName"].lower()
+            ]  # fmt: skip
+            return 200, {}, _collection(groups)
         if parts[:3] == ["pipelines", "checks", "configurations"]:
             return self._checks_route(m, parts[3:], q, seen.body)
         if parts[:2] == ["pipelines", "approvals"]:
