@@ -138,7 +138,7 @@ class PipelineEngine:
             release=release.version,
             requested_by=requested_by,
             build=build,
-            branch=f"refs/tags/{release.version}" if settings.source == "tag" else None,
+            branch=_tag_of(release) if settings.source == "tag" else None,
         )
 
     def _resumed(self, run_url: str) -> PipelineRun | None:
@@ -157,3 +157,9 @@ class PipelineEngine:
 
     def probe(self, environment: Environment, *, timeout: float) -> HealthReport:
         return self.inner.probe(environment, timeout=timeout)
+
+
+def _tag_of(release: Release) -> str:
+    """The tag a release was built from (its recorded ref when that is a tag), never a branch."""
+    ref = release.source_ref.strip()
+    return ref if ref.startswith("refs/tags/") else f"refs/tags/{release.version}"

@@ -279,6 +279,12 @@ def test_a_rejected_gate_ends_not_promoted_and_staging_keeps_serving(
         lambda: [c for c in slack.calls() if "not promoted into *staging*" in json.dumps(c.params)]
     )
     assert "failed" not in json.dumps(said[-1].params)
+    updates = json.dumps(
+        [c.params for c in slack.calls("chat.update") if c.params["channel"] == "C0DEPLOYS"],
+        ensure_ascii=False,
+    )
+    assert "⚪ deploy 1.0.0 into staging" in updates, "not promoted is no failure"
+    assert "❌" not in updates, updates
     latest = history(running)[0]
     assert latest.status is DeploymentStatus.REJECTED and latest.run_url == fake.web_url(run_id)
     assert len(history(running)) == 2

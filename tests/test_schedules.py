@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import scheduler
 from bot.runtime import Runtime
@@ -192,6 +194,18 @@ def test_the_scheduler_starts_beside_busy_writers_without_touching_the_schema(
     sa.event.listen(rt.database.engine, "before_cursor_execute", executed)
     writer.start()
     try:
+        if rt.database.is_sqlite:
+            # The crash itself, with APScheduler's own store: CREATE TABLE at start, beside the
+            # busy writer (serve's worker), answered "database is locked".
+            crashed = []
+            for n in range(5):
+                store = SQLAlchemyJobStore(engine=rt.database.engine, tablename=f"plain_{n}")
+                try:
+                    store.start(BackgroundScheduler(), "default")
+                except sa.exc.OperationalError as exc:
+                    crashed.append(str(exc))
+            assert crashed and all("database is locked" in e for e in crashed)
+            statements.clear()
         for _ in range(5):
             scheduler.Schedules(rt).open(run=False).close()
     finally:
