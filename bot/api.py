@@ -16,6 +16,7 @@ from starlette.routing import Route
 from bot import api_pipeline, render
 from bot.api_common import PREFIX, Problem, bearer, problem
 from bot.runtime import Runtime
+from bot.speech import on_cli
 from environments.errors import InvalidInput, NotFound, ShipyardError
 from environments.model import Approval, Deployment, MatrixRow
 from environments.registry import overview
@@ -195,9 +196,9 @@ def api_routes(reader: RecordReader, session_person: Principal) -> list[Route]:
             try:
                 result = await run_in_threadpool(handler, request)
             except NotFound as exc:
-                return problem(404, exc.reason, exc.hint)
+                return problem(404, exc.reason, exc.advice(on_cli))
             except ShipyardError as exc:
-                return problem(400, exc.reason, exc.hint)
+                return problem(400, exc.reason, exc.advice(on_cli))
             return result if isinstance(result, Response) else JSONResponse(as_json(result))
 
         return endpoint

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from bot.api_common import PREFIX, bearer, problem
 from bot.runtime import Runtime
+from bot.speech import on_cli
 from environments import policy
 from environments.errors import (
     Conflict,
@@ -129,7 +130,7 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
                 return await run_in_threadpool(handler, request, body)
             except ShipyardError as exc:
                 status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-                return problem(status, exc.reason, exc.hint)
+                return problem(status, exc.reason, exc.advice(on_cli))
 
         return answer
 

@@ -316,7 +316,7 @@ def _azure_check(rt: Runtime, name: str, env_type: EnvironmentType) -> list[str]
         )
     except ShipyardError as exc:
         raise ConfigError(
-            f"{rt.catalog.source}: type '{name}': {exc.reason}", hint=exc.hint
+            f"{rt.catalog.source}: type '{name}': {exc.reason}", hint=exc.hint, hints=exc.hints
         ) from None
     _, problems = arm_parameters.check_parameters(
         template,

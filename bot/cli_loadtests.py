@@ -1,16 +1,19 @@
-"""`loadtest report|history|compare`: result files, recorded runs and their comparison."""
+"""`env loadtest ENV` runs a load test; `loadtest report|history|compare`: result files,
+recorded runs and their comparison."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
-from bot import render
-from bot.command import CLI, Command, Outcome
+from bot import cli_env, render
+from bot.command import CLI, EVERYWHERE, Command, Outcome
 from bot.loadtest_report import REPORT_HELP, add_report_arguments, report
 from bot.runtime import Runtime
-from environments.errors import ShipyardError
-from environments.policy import Actor
+from environments.errors import InvalidInput, ShipyardError
+from environments.model import parse_duration
+from environments.policy import Actor, Channel
 
 if TYPE_CHECKING:  # the load-test modules pull in numpy and polars: only the command loads them
     pass
@@ -102,7 +105,51 @@ def loadtest_compare(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Out
     return Outcome(text=f"{title}\n{table}", data=comparisons)
 
 
+def _to_stderr(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def env_loadtest(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
+    if args.users is not None and not 1 <= args.users <= 10_000:
+        raise InvalidInput(f"--users {args.users} is out of range", hint="use 1 to 10000")
+    # Live figures: the surface may pass where they go (Slack: a message it updates); on the
+    # command line they go to standard error, every few seconds.
+    progress = getattr(args, "progress", None)
+    if progress is None and actor.channel is Channel.CLI:
+        progress = _to_stderr
+    summary = rt.loadtesting.run(
+        actor,
+        args.name,
+        plan=args.plan,
+        users=args.users,
+        duration=parse_duration(args.duration) if args.duration else None,
+        progress=progress,
+    )
+    # A failed or regressed run exits non-zero, so a pipeline step can stop on it.
+    return Outcome(
+        text=summary.text(), data=summary, exit_code=9 if summary.outcome.blocks_promotion else 0
+    )
+
+
+def _env_loadtest_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name")
+    p.add_argument("--plan", help="a plan under loadtests: in shipyard.yaml (default: the type's)")
+    p.add_argument("--users", type=int, help="simulated users (default: the plan's)")
+    p.add_argument("--duration", help="how long, e.g. 30s or 2m (default: the plan's)")
+
+
 COMMANDS = (
+    Command(
+        "env",
+        "loadtest",
+        "load-test an environment and judge the release against its baseline",
+        env_loadtest,
+        arguments=_env_loadtest_args,
+        action="loadtest",
+        target=cli_env.type_of_environment,
+        surfaces=EVERYWHERE,
+        slow=True,
+    ),
     # `report` is not in chat: the result file lives where the CLI runs.
     Command(
         "loadtest",

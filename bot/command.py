@@ -87,14 +87,3 @@ class Command:
 
     def offered_on(self, surface: Surface) -> bool:
         return surface in self.surfaces
-
-
-def cli_text(hint: Hint, prog: str = "shipyard") -> str:
-    """A hint as a command line."""
-    return " ".join([prog, hint.group, *([hint.verb] if hint.verb else []), *hint.arguments])
-
-
-def chat_text(hint: Hint) -> str:
-    """A hint as `/env …` (env verbs go without their group in chat)."""
-    words = [hint.verb] if hint.group == "env" else [hint.group, hint.verb]
-    return " ".join(["/env", *[w for w in words if w], *hint.arguments])

@@ -1,9 +1,12 @@
-"""The create form's part that a type shapes: one input per parameter the type offers (from its
-ADE manifest), read back into `--set`-style values with errors per field; and the types in help."""
+"""The create form: one input per argument `env create` declares in the command table (chat's
+grammar), and the part a type shapes: one input per parameter the type offers (from its ADE
+manifest), read back into `--set`-style values with errors per field."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from environments.catalog import Catalog, EnvironmentType
@@ -11,8 +14,68 @@ from environments.inputs import Input, as_text, value_problem
 
 Block = dict[str, Any]
 TYPE_ACTION = "environment.create.type"
+TYPE_ARGUMENT = "env_type"
 PREFIX = "param:"
 CHECKED = "true"
+
+
+def block_id(action: argparse.Action) -> str:
+    """An argument's input in the form, named as a person types it: `name`, `type`, `set`."""
+    if not action.option_strings:
+        return action.dest
+    return max(action.option_strings, key=len).lstrip("-")
+
+
+def argument_blocks(
+    arguments: Sequence[argparse.Action],
+    choices: Mapping[str, Sequence[str]],
+    chosen: Mapping[str, str],
+    own: Sequence[Block],
+) -> list[Block]:
+    """An input per argument of the command, in its order: a select where the record or the
+    catalog knows the values (`choices`, by argument name), a multi-line input for a repeatable
+    one (one value a line), text otherwise, the argument's help as label; required ones are not
+    optional. A flag (`--what-if`) changes how the command answers, not what it creates: the
+    form leaves it out. `own` (the chosen type's parameters) follows the type's select."""
+    blocks: list[Block] = []
+    for action in arguments:
+        if action.dest in ("help", "person", "config", "json", "no_wait") or action.nargs == 0:
+            continue
+        name = block_id(action)
+        helped = action.help or ""
+        label = name.upper() if len(name) <= 3 and name != "set" else name.capitalize()
+        element: Block
+        if action.dest in choices:
+            options = [{"text": _text(v, 75), "value": v[:150]} for v in choices[action.dest][:100]]
+            element = {"type": "static_select", "action_id": "value", "options": options}
+            picked = [o for o in options if o["value"] == chosen.get(action.dest)]
+            if picked:
+                element["initial_option"] = picked[0]
+        else:
+            repeated = isinstance(action, argparse._AppendAction)
+            element = {"type": "plain_text_input", "action_id": "value", "multiline": repeated}
+            if repeated:
+                helped += f"; {action.metavar or 'a value'}, one per line"
+            example = re.search(r"e\.g\. ([^\s,)]+)", helped)
+            if example:
+                element["placeholder"] = _text(example.group(1), 150)
+        block: Block = {
+            "type": "input",
+            "block_id": name,
+            "label": _text(label, 2000),
+            "element": element,
+            "optional": bool(action.option_strings) and not action.required,
+        }
+        if helped:
+            block["hint"] = _text(helped[:1].upper() + helped[1:], 2000)
+        if action.dest == TYPE_ARGUMENT:
+            # Choosing a type brings its parameters into the form (block_actions → views.update).
+            element["action_id"] = TYPE_ACTION
+            block["dispatch_action"] = True
+        blocks.append(block)
+        if action.dest == TYPE_ARGUMENT:
+            blocks.extend(own)
+    return blocks
 
 
 def known_defaults(env_type: EnvironmentType) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bot.command import cli_text
 from bot.runtime import Runtime
+from bot.speech import for_cli, on_cli
 from bot.table import execute, parse
 from bot.terminal import TerminalNotifier, follow
 from environments.errors import ShipyardError
@@ -39,7 +39,7 @@ class Transcript:
         try:
             outcome = execute(self.runtime, actor, args)
         except ShipyardError as exc:
-            print(f"shipyard: {exc.one_line()}", flush=True)
+            print(f"shipyard: {for_cli(exc)}", flush=True)
             if not expect_refusal:
                 raise
             return None
@@ -47,7 +47,7 @@ class Transcript:
             raise RuntimeError(f"expected '{line}' to be refused")
         print(outcome.text, flush=True)
         for hint in outcome.hints:
-            print(f"  {hint.label} with: {cli_text(hint)}", flush=True)
+            print(f"  {on_cli(hint)}", flush=True)
         if outcome.operation is not None:
             op = follow(self.runtime, outcome.operation)
             if op.state is not OperationState.SUCCEEDED:

@@ -70,6 +70,7 @@ def build_parser(
     prog: str = "shipyard",
     *,
     chat: bool = False,
+    group_epilog: Mapping[str, str] | None = None,
 ) -> Parser:
     """The grammar of these commands; chat=True for `/env …` (env verbs without their group,
     no --as, --config, --json or -h)."""
@@ -112,6 +113,8 @@ def build_parser(
                     help=group_help.get(command.group, command.group),
                     prog=prog if chat and command.group == "env" else None,
                     add_help=not chat,
+                    epilog=(group_epilog or {}).get(command.group),
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
                 )
                 verbs = group.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
                 verbs.required = True

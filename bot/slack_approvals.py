@@ -71,7 +71,7 @@ class ApprovalFlow(FaceBase):
                 decisions=approval.decisions,
             )
         except ShipyardError as exc:
-            ack() if body is not None else ack(text=for_chat(exc.one_line()))
+            ack() if body is not None else ack(text=for_chat(exc))
             if body is not None:
                 self._explain(client, body, exc)
             return
@@ -87,6 +87,6 @@ class ApprovalFlow(FaceBase):
                 self.actor(body["user"]["id"]), view["private_metadata"], reason=reason
             )
         except ShipyardError as exc:
-            ack(response_action="errors", errors={"reason": for_chat(exc.one_line())[:150]})
+            ack(response_action="errors", errors={"reason": for_chat(exc)[:150]})
             return
         ack()

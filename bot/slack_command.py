@@ -12,7 +12,7 @@ from bot import create_form
 from bot.slack_approvals import ApprovalFlow
 from bot.slack_environments import EnvironmentFlow
 from bot.slack_progress import LiveMessage
-from bot.speech import for_chat
+from bot.speech import for_chat, in_chat
 from bot.table import chat_help, command_of, execute, parse_text
 from environments.errors import InvalidInput, ShipyardError
 from environments.policy import Actor
@@ -49,7 +49,7 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
         try:
             args = parse_text(text)
         except InvalidInput as exc:
-            ack(text=for_chat(f"{exc.reason}\n{exc.hint}"))
+            ack(text=f"{exc.reason}\n{exc.advice(in_chat)}")
             return None
         if args.verb == "destroy":
             ack(blocks=self._destroy_confirmation(args.name), text=f"Destroy {args.name}?")
@@ -77,7 +77,7 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
         try:
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
-            respond(text=f"{for_chat(exc.one_line())}", response_type="ephemeral")
+            respond(text=f"{for_chat(exc)}", response_type="ephemeral")
             return
         if command.read_only:
             respond(text=f"```{outcome.text}```", response_type="ephemeral")
@@ -90,8 +90,8 @@ class CommandFlow(ApprovalFlow, EnvironmentFlow):
             outcome = execute(self.rt, actor, args)
         except ShipyardError as exc:
             if isinstance(live, LiveMessage) and live.ts is not None:
-                live.close(f"stopped: {exc.one_line()}")
-            respond(text=for_chat(exc.one_line()), response_type="ephemeral")
+                live.close(f"stopped: {for_chat(exc)}")
+            respond(text=for_chat(exc), response_type="ephemeral")
             return
         if isinstance(live, LiveMessage) and live.ts is not None:
             live.close("done: the verdict follows in this thread")

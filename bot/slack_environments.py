@@ -11,9 +11,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import create_form, render, views
-from bot.command import Outcome
+from bot.command import Outcome, Surface
 from bot.slack_home import HomeFlow
 from bot.speech import for_chat
+from bot.table import parser
 from environments import parameters
 from environments.errors import NotFound, PolicyRefused, ShipyardError
 from environments.model import check_environment_name, parse_duration
@@ -31,7 +32,11 @@ class EnvironmentFlow(HomeFlow):
             releases = rec.list_releases(conn)
         env_type = self.rt.catalog.types.get(chosen) if chosen else None
         defaults = create_form.known_defaults(env_type) if env_type is not None else {}
-        modal = views.create_modal(self.rt.catalog, releases, chosen=chosen, defaults=defaults)
+        # The form is `env create` as chat's grammar declares it in the command table.
+        arguments = parser(Surface.SLACK).verbs[("env", "create")]._actions
+        modal = views.create_modal(
+            self.rt.catalog, releases, arguments, chosen=chosen, defaults=defaults
+        )
         modal["private_metadata"] = channel
         return modal
 
@@ -59,17 +64,17 @@ class EnvironmentFlow(HomeFlow):
         try:
             check_environment_name(field("name"))
         except ShipyardError as exc:
-            errors["name"] = for_chat(exc.one_line())[:150]
+            errors["name"] = for_chat(exc)[:150]
         ttl = None
         try:
             ttl = parse_duration(field("ttl")) if field("ttl") else None
         except ShipyardError as exc:
-            errors["ttl"] = for_chat(exc.one_line())[:150]
+            errors["ttl"] = for_chat(exc)[:150]
         overrides: dict[str, str] = {}
         try:
-            overrides = parameters.parse_assignments(field("overrides").splitlines())
+            overrides = parameters.parse_assignments(field("set").splitlines())
         except ShipyardError as exc:
-            errors["overrides"] = for_chat(exc.one_line())[:150]
+            errors["set"] = for_chat(exc)[:150]
         env_type = self.rt.catalog.types.get(field("type"))
         if env_type is not None and env_type.inputs:
             own, wrong = create_form.read_parameters(
@@ -104,7 +109,7 @@ class EnvironmentFlow(HomeFlow):
                 )
             )
             self._created.put(view["id"], None)
-            ack(response_action="errors", errors={block: for_chat(exc.one_line())[:150]})
+            ack(response_action="errors", errors={block: for_chat(exc)[:150]})
             return
         self._created.put(view["id"], requested)
         ack()
@@ -144,9 +149,7 @@ class EnvironmentFlow(HomeFlow):
         try:
             op_id = self.rt.lifecycle.destroy(self.actor(body["user"]["id"]), name)
         except ShipyardError as exc:
-            respond(
-                text=for_chat(exc.one_line()), response_type="ephemeral", replace_original=False
-            )
+            respond(text=for_chat(exc), response_type="ephemeral", replace_original=False)
             return
         respond(delete_original=True)
         channel = body.get("channel", {}).get("id") or body["user"]["id"]

@@ -12,10 +12,10 @@ from typing import Any, Generic, TypeVar
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.command import Outcome, chat_text
+from bot.command import Outcome
 from bot.runtime import Runtime
 from bot.slack_notifier import SlackNotifier
-from bot.speech import for_chat
+from bot.speech import for_chat, in_chat
 from environments.errors import ShipyardError
 from environments.lifecycle import Requested
 from environments.policy import Actor, Channel
@@ -75,7 +75,7 @@ class FaceBase:
         """Say where the request waits; or have the operation's progress and outcome come back
         here (serve's outbox delivery posts them, whoever runs the operation)."""
         if outcome.operation is None:
-            hints = [f"{hint.label} with `{chat_text(hint)}`" for hint in outcome.hints]
+            hints = [in_chat(hint) for hint in outcome.hints]
             respond(text="\n".join([outcome.text, *hints]), response_type="ephemeral")
             return
         user = body.get("user_id") or (body.get("user") or {}).get("id", "")
@@ -100,11 +100,11 @@ class FaceBase:
         user = body["user"]["id"]
         if channel:
             try:
-                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc.one_line()))
+                client.chat_postEphemeral(channel=channel, user=user, text=for_chat(exc))
                 return
             except SlackApiError:
                 pass
-        self._post(client, channel=user, text=for_chat(exc.one_line()))
+        self._post(client, channel=user, text=for_chat(exc))
 
     def _post(self, client: WebClient, **arguments: Any) -> tuple[str, str] | None:
         try:

@@ -13,7 +13,9 @@ from slack_sdk.webhook import WebhookClient
 from bot import views
 from bot.slack_delivery import Deliverer, Later, NotYet
 from bot.slack_text import for_slack
+from bot.speech import in_chat
 from environments.model import OperationKind
+from environments.outcome import Hint
 from environments.registry import chat as chat_record
 from environments.registry import operations as ops
 from environments.registry import outbox
@@ -110,7 +112,9 @@ class OperationMessages(Deliverer):
         name = row.environment or "?"
         if row.event is Event.FAILED:
             reason = for_slack(str(row.payload.get("reason", "")))
-            hint = for_slack(str(row.payload.get("hint", "")))
+            next_steps = [Hint.of(h) for h in row.payload.get("hints") or ()]
+            words = for_slack(str(row.payload.get("hint", "")))
+            hint = ", or ".join([*([words] if words else []), *map(in_chat, next_steps)])
             text, blocks = views.failure(name, reason, hint)
             return text, blocks, f"failed: {reason}"
         if row.event is Event.DESTROYED:

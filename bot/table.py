@@ -14,16 +14,19 @@ import re
 from collections.abc import Sequence
 
 from bot import (
+    cli_approvals,
     cli_azure,
     cli_catalog,
+    cli_env,
     cli_loadtests,
     cli_params,
     cli_pipelines,
+    cli_queries,
+    cli_releases,
     cli_schedules,
     cli_tokens,
-    commands,
 )
-from bot.command import CLI, Command, Outcome, Surface
+from bot.command import CLI, Command, Hint, Outcome, Surface
 from bot.grammar import Parser, build_parser, chat_words, one_line_usage
 from bot.grammar import parse as parse_with
 from bot.runtime import Runtime
@@ -103,7 +106,10 @@ PROCESSES = (
 )
 
 TABLE: tuple[Command, ...] = (
-    *commands.COMMANDS,
+    *cli_env.COMMANDS,
+    *cli_approvals.COMMANDS,
+    *cli_queries.COMMANDS,
+    *cli_releases.COMMANDS,
     cli_tokens.HEALTH,
     *PROCESSES,
     *cli_params.COMMANDS,
@@ -145,8 +151,20 @@ def parser(surface: Surface = Surface.CLI, prog: str = "") -> Parser:
     # change it, so one parser serves every request.
     chat = surface is Surface.SLACK
     return build_parser(
-        offered(surface), GROUP_HELP, prog or ("/env" if chat else "shipyard"), chat=chat
+        offered(surface),
+        GROUP_HELP,
+        prog or ("/env" if chat else "shipyard"),
+        chat=chat,
+        group_epilog={} if chat else {"pipeline": pipeline_help()},
     )
+
+
+def pipeline_help() -> str:
+    """What a pipeline step may call (`shipyard pipeline --help` ends with it): exactly the
+    commands offered on the pipeline surface."""
+    lines = ["commands a pipeline step may call:"]
+    lines += [f"  shipyard {c.name:<28} {c.help}" for c in offered(Surface.PIPELINE)]
+    return "\n".join(lines)
 
 
 def parse(argv: Sequence[str], prog: str = "shipyard") -> argparse.Namespace:
@@ -170,7 +188,7 @@ def execute(runtime: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome
     command = command_of(args)
     if command.handler is None:
         raise InvalidInput(
-            f"'{command.name}' starts a process", hint=f"run 'shipyard {command.name}'"
+            f"'{command.name}' starts a process", hints=Hint("start it", command.name)
         )
     authorize(runtime, actor, command, args)
     return command.handler(runtime, actor, args)

@@ -12,8 +12,9 @@ from typing import TextIO
 
 from bot import render
 from bot.cli_pipelines import api_configured
-from bot.command import Outcome, cli_text
+from bot.command import Outcome
 from bot.runtime import Runtime
+from bot.speech import for_cli, on_cli
 from bot.table import command_of, execute, parse
 from environments import redaction
 from environments.errors import ConfigError, ConfigProblem, NotPromoted, ShipyardError, clip
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None, processes: Mapping[str, Process] = {
     except ConfigError as exc:
         return _config_refused(exc, args)
     except ShipyardError as exc:
-        print(f"shipyard: {redaction.mask(exc.one_line())}", file=sys.stderr)
+        print(f"shipyard: {redaction.mask(for_cli(exc))}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         raise  # bot.cli ends quietly on a closed pipe
@@ -146,7 +147,7 @@ def _config_refused(exc: ConfigError, args: argparse.Namespace | None) -> int:
     """Every configuration problem on a line of its own; `config check --json` as JSON."""
     checking = args is not None and (args.group, getattr(args, "verb", None)) == ("config", "check")
     if checking and getattr(args, "json", False):
-        problems = exc.problems or (ConfigProblem("", exc.reason, exc.hint),)
+        problems = exc.problems or (ConfigProblem("", exc.reason, exc.advice(on_cli)),)
         listed = [
             {"file": p.file, "line": p.line, "message": p.message, "hint": p.hint} for p in problems
         ]
@@ -158,7 +159,7 @@ def _config_refused(exc: ConfigError, args: argparse.Namespace | None) -> int:
         for problem in exc.problems:
             print(f"  {redaction.mask(str(problem))}", file=sys.stderr)
         return exc.exit_code
-    print(f"shipyard: {redaction.mask(exc.one_line())}", file=sys.stderr)
+    print(f"shipyard: {redaction.mask(for_cli(exc))}", file=sys.stderr)
     return exc.exit_code
 
 
@@ -180,7 +181,7 @@ def _print(runtime: Runtime | None, args: argparse.Namespace, outcome: Outcome) 
         return outcome.exit_code
     print(redaction.mask(outcome.text), flush=True)
     for hint in outcome.hints:
-        print(f"  {hint.label} with: {cli_text(hint)}")
+        print(f"  {on_cli(hint)}")
     for note in outcome.notes:
         print(f"  note: {redaction.mask(note)}", file=sys.stderr)
     pending = ([outcome.operation] if outcome.operation else []) + outcome.follow

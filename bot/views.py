@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -182,68 +183,28 @@ def _input(block_id: str, label: str, element: Block, *, optional: bool = False)
 def create_modal(
     catalog: Catalog,
     releases: Sequence[Release],
+    arguments: Sequence[argparse.Action],
     *,
     chosen: str | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> Block:
-    """`/env create` with no arguments: name, type, release, TTL, overrides; once a type is
-    chosen, its own parameters (`create_form`) between the type and the release."""
+    """`/env create` with no arguments: an input per argument of `env create` (`arguments`,
+    from the command table); once a type is chosen, its own parameters (`create_form`)."""
     env_type = catalog.types.get(chosen) if chosen else None
-    type_select: Block = {
-        "type": "static_select",
-        "action_id": create_form.TYPE_ACTION,
-        "options": _options(list(catalog.types)),
-    }
-    if env_type is not None:
-        type_select["initial_option"] = _options([env_type.name])[0]
-    type_block = _input("type", "Type", type_select)
-    type_block["dispatch_action"] = True  # choosing a type brings its parameters into the form
     own = create_form.parameter_blocks(env_type, defaults or {}) if env_type is not None else []
-    modal = {
+    choices: dict[str, Sequence[str]] = {
+        "env_type": list(catalog.types),
+        "release": [r.version for r in releases],
+    }
+    return {
         "type": "modal",
         "callback_id": CREATE_VIEW,
         "title": {"type": "plain_text", "text": "Create an environment"},
         "submit": {"type": "plain_text", "text": "Create"},
-        "blocks": [
-            _input(
-                "name",
-                "Name",
-                {
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "placeholder": {"type": "plain_text", "text": "pr-1234"},
-                },
-            ),
-            type_block,
-            *own,
-            _input(
-                "release",
-                "Release",
-                {
-                    "type": "static_select",
-                    "action_id": "value",
-                    "options": _options([r.version for r in releases]),
-                },
-            ),
-            _input(
-                "ttl",
-                "TTL",
-                {
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "placeholder": {"type": "plain_text", "text": "8h"},
-                },
-                optional=True,
-            ),
-            _input(
-                "overrides",
-                "Parameter overrides (KEY=VALUE, one per line)",
-                {"type": "plain_text_input", "action_id": "value", "multiline": True},
-                optional=True,
-            ),
-        ],
+        "blocks": create_form.argument_blocks(
+            arguments, choices, {"env_type": env_type.name} if env_type else {}, own
+        ),
     }
-    return modal
 
 
 def reject_modal(approval: Approval) -> Block:

@@ -15,6 +15,7 @@ from environments.model import (
     EnvironmentState,
     OperationKind,
 )
+from environments.outcome import Hint
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry.pipeline_runs import run_url_of
@@ -27,7 +28,7 @@ def find(conn: sa.Connection, ref: str) -> Approval:
         if len(ref) > 18:  # beyond any id the record's integer columns can hold
             raise NotFound(
                 f"there is no approval #{clip(ref, 24)}",
-                hint="see waiting requests with 'shipyard env approvals'",
+                hints=Hint("see waiting requests", "env approvals"),
             )
         return rec.get_approval(conn, int(ref))
     waiting = rec.list_approvals(conn, environment=ref)
@@ -36,7 +37,7 @@ def find(conn: sa.Connection, ref: str) -> Approval:
     if not waiting:
         raise NotFound(
             f"nothing is waiting for approval on '{clip(ref)}'",
-            hint="see waiting requests with 'shipyard env approvals'",
+            hints=Hint("see waiting requests", "env approvals"),
         )
     raise InvalidInput(
         f"{len(waiting)} requests wait on {ref}",

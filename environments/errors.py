@@ -16,21 +16,38 @@ Business refusals (everything but ProviderError) change nothing in the record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from environments.outcome import Hint
+
+
+def _label(hint: Hint) -> str:
+    return hint.label
 
 
 class ShipyardError(Exception):
-    """A refusal or failure with a one-line reason and a hint about what to do instead."""
+    """A refusal or failure with a one-line reason and what to do instead.
+
+    `hint` says it in words; `hints` are next steps as commands (`Hint`), which each surface
+    says in its own language (`advice(say)`): the core never writes a command line.
+    """
 
     exit_code = 1
 
-    def __init__(self, reason: str, *, hint: str = "") -> None:
+    def __init__(self, reason: str, *, hint: str = "", hints: Hint | Sequence[Hint] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
+        self.hints: tuple[Hint, ...] = (hints,) if isinstance(hints, Hint) else tuple(hints)
 
-    def one_line(self) -> str:
-        return f"{self.reason} — {self.hint}" if self.hint else self.reason
+    def advice(self, say: Callable[[Hint], str] = _label) -> str:
+        """What to do instead: the words, then each next step as `say` renders it."""
+        return ", or ".join([*([self.hint] if self.hint else []), *map(say, self.hints)])
+
+    def one_line(self, say: Callable[[Hint], str] = _label) -> str:
+        advice = self.advice(say)
+        return f"{self.reason} — {advice}" if advice else self.reason
 
 
 @dataclass(frozen=True)
@@ -64,9 +81,14 @@ class ConfigError(ShipyardError):
     exit_code = 3
 
     def __init__(
-        self, reason: str, *, hint: str = "", problems: tuple[ConfigProblem, ...] = ()
+        self,
+        reason: str,
+        *,
+        hint: str = "",
+        hints: Hint | Sequence[Hint] = (),
+        problems: tuple[ConfigProblem, ...] = (),
     ) -> None:
-        super().__init__(reason, hint=hint)
+        super().__init__(reason, hint=hint, hints=hints)
         self.problems = problems
 
     @classmethod
@@ -77,7 +99,7 @@ class ConfigError(ShipyardError):
             return cls(f"{where}{only.message}", hint=only.hint, problems=tuple(problems))
         return cls(
             f"{source}: {len(problems)} problems: " + "; ".join(map(str, problems)),
-            hint="fix them and run 'shipyard config check' again",
+            hints=Hint("fix them, then check again", "config check"),
             problems=tuple(problems),
         )
 

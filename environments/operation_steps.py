@@ -220,9 +220,11 @@ class Steps:
                 operation=op.id,
                 reason=exc.reason,
                 hint=exc.hint,
+                # Next steps as commands: each surface that delivers this says them its own way.
+                hints=[hint.as_dict() for hint in exc.hints],
             )
         self.notifier.failed(
-            env.name, redaction.mask(exc.reason), redaction.mask(exc.hint), operation=op.id
+            env.name, redaction.mask(exc.reason), redaction.mask(exc.advice()), operation=op.id
         )
 
     def _say(self, op: Operation, message: str) -> None:

@@ -23,6 +23,7 @@ from environments.model import (
     EnvironmentState,
     Release,
 )
+from environments.outcome import Hint
 from environments.registry import operations as ops
 from environments.registry import outbox
 from environments.registry import pipeline_runs as runs
@@ -44,9 +45,13 @@ def require_deliverable(kind: EnvironmentType, release: Release) -> None:
     if release.build_run is None and not release.build_number.strip():
         raise Conflict(
             f"release {release.version} has no recorded build run to deploy",
-            hint=f"record the build that made it ('shipyard pipeline register-release --version "
-            f"{release.version}' in the build stage), or set azure_devops: {{source: tag}} on "
-            f"type '{kind.name}' to deploy refs/tags/{release.version}",
+            hint=f"set azure_devops: {{source: tag}} on type '{kind.name}' to deploy "
+            f"refs/tags/{release.version}",
+            hints=Hint(
+                "record the build that made it, in the build stage",
+                "pipeline register-release",
+                {"version": release.version},
+            ),
         )
 
 

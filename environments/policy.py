@@ -20,6 +20,7 @@ from environments.catalog import Catalog, EnvironmentType
 from environments.config.rules import ACTIONS, GLOBAL_ACTIONS
 from environments.errors import Conflict, InvalidInput, PolicyRefused
 from environments.model import ApprovalDecision, ApprovalState, Decision, format_duration
+from environments.outcome import Hint
 
 
 class Channel(StrEnum):
@@ -169,7 +170,7 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
     if target_type not in catalog.promotion:
         raise InvalidInput(
             f"{target_type} is not on the promotion path ({' → '.join(catalog.promotion)})",
-            hint="deploy into it with 'shipyard env deploy' instead",
+            hints=Hint("deploy into it instead", "env deploy"),
         )
     previous = catalog.previous_on_path(target_type)
     if previous != source_type:
@@ -177,11 +178,8 @@ def promotion_target_type(catalog: Catalog, source_type: str, target_type: str) 
         raise InvalidInput(
             f"promotion must follow the path {path}: {target_type} takes releases from "
             f"{previous or 'nothing (it is the first step)'}, not from {source_type}",
-            hint=(
-                f"promote into {target_type} a release that passed {previous}"
-                if previous
-                else f"deploy into {target_type} with 'shipyard env deploy' instead"
-            ),
+            hint=f"promote into {target_type} a release that passed {previous}" if previous else "",
+            hints=() if previous else Hint(f"deploy into {target_type} instead", "env deploy"),
         )
 
 

@@ -71,7 +71,7 @@ class EnvRef:
         if value is None:
             raise ProviderError(
                 f"parameter {key} refers to ${self.variable}, which is not set",
-                hint=f"export {self.variable} where Shipyard runs (the worker or `shipyard serve`)",
+                hint=f"export {self.variable} where Shipyard runs (its worker and its server)",
             )
         redaction.remember(value)
         return value

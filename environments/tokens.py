@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from environments.catalog import Catalog
 from environments.clock import Clock
 from environments.errors import InvalidInput, NotAuthenticated, NotFound, PolicyRefused
+from environments.outcome import Hint
 from environments.policy import Actor, Channel
 from environments.registry import Database
 from environments.registry import operations as ops
@@ -38,7 +39,7 @@ class Tokens:
         if actor.channel is not Channel.CLI:
             raise PolicyRefused(
                 "API tokens are managed from the command line only",
-                hint="run 'shipyard tokens …' where Shipyard's record is reachable",
+                hint="manage tokens where Shipyard's record is reachable",
             )
         if self.catalog.admins and actor.person not in self.catalog.admins:
             raise PolicyRefused(
@@ -96,7 +97,9 @@ class Tokens:
         with self.db.write() as conn:
             token = rec.find_by_prefix(conn, prefix)
             if token is None:
-                raise NotFound(f"there is no token '{prefix}'", hint="see 'shipyard tokens list'")
+                raise NotFound(
+                    f"there is no token '{prefix}'", hints=Hint("see the tokens", "tokens list")
+                )
             if token.revoked_at is None:
                 rec.update_token(conn, token.id, revoked_at=now)
                 ops.audit(
@@ -136,24 +139,29 @@ class Tokens:
         if token is None:
             raise NotAuthenticated(
                 "the API token is not one Shipyard issued",
-                hint="send 'Authorization: Bearer TOKEN' (a token from 'shipyard tokens create')",
+                hint="send 'Authorization: Bearer TOKEN'",
+                hints=Hint("get a token", "tokens create"),
             )
         now = self.clock.now()
         if token.revoked_at is not None:
             raise NotAuthenticated(
                 f"API token {token.prefix} was revoked",
-                hint="ask an admin for a new token ('shipyard tokens create')",
+                hints=Hint("ask an admin for a new token", "tokens create"),
             )
         if token.expires_at is not None and token.expires_at <= now:
             raise NotAuthenticated(
                 f"API token {token.prefix} has expired",
-                hint="ask an admin for a new token ('shipyard tokens create --expires …')",
+                hints=Hint("ask an admin for a new token", "tokens create", {"expires": None}),
             )
         if scope == "pipeline" and token.scope != "pipeline":
             raise PolicyRefused(
                 f"API token {token.prefix} is a {token.scope} token; pipeline steps need a "
                 "pipeline token",
-                hint="ask an admin for one: 'shipyard tokens create --scope pipeline --type TYPE'",
+                hints=Hint(
+                    "ask an admin for one",
+                    "tokens create",
+                    {"scope": "pipeline", "env_type": None},
+                ),
             )
         if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
             with self.db.write() as conn:

@@ -114,7 +114,7 @@ def submission(name: str, fn_name: str | None, runtime: str, https: bool) -> dic
         },
         "release": {"value": {"type": "static_select", "selected_option": {"value": "1.0.0"}}},
         "ttl": {"value": {"type": "plain_text_input", "value": None}},
-        "overrides": {"value": {"type": "plain_text_input", "value": None}},
+        "set": {"value": {"type": "plain_text_input", "value": None}},
     }
 
 

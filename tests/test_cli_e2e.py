@@ -170,6 +170,20 @@ def test_bad_input_gets_one_line_and_changes_nothing(
     assert cli.record() == before
 
 
+def test_refusals_on_the_command_line_name_its_commands(cli: Cli) -> None:
+    said = {
+        ("env", "approve", "7"): "see waiting requests with 'shipyard env approvals'",
+        ("env", "show", "nowhere"): "see the environments with 'shipyard env list', or "
+        "create it with 'shipyard env create'",
+        ("env", "create", "pr-1", "--type", "test", "--release", "7.0.0"): "add it with "
+        "'shipyard release add VERSION --artifact ARTIFACT', or see the releases with "
+        "'shipyard release list'",
+    }
+    for argv, expected in said.items():
+        done = cli("--as", "alice", *argv, ok=False)
+        assert expected in done.stderr, done.stderr
+
+
 def test_a_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "shipyard.yaml"
     bad.write_text("version: 1\ntypes:\n  test:\n    ttl: {default: 8x, max: 72h}\n")

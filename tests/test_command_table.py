@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.command import Command, Hint, Surface, chat_text, cli_text
-from bot.speech import for_chat
+from bot import create_form, views
+from bot.command import Command, Surface
 from bot.table import BY_KEY, TABLE, chat_help, offered, parse, parse_text, parser
+from environments.catalog import load_catalog
 from environments.errors import InvalidInput
+from environments.model import Person, Release
+from tests.slackbot import CONFIG
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "pipelines" / "templates"
 
@@ -114,7 +120,7 @@ def test_pipeline_templates_call_only_pipeline_commands() -> None:
     for template in TEMPLATES.rglob("*.yml"):
         for line in template.read_text(encoding="utf-8").splitlines():
             code = line.split("#", 1)[0]
-            for match in re.finditer(r"\bshipyard ((?:[a-z-]+ ?){1,2})", code):
+            for match in re.finditer(r"\bshipyard ((?:[a-z][a-z-]* ?){1,2})", code):
                 words = shlex.split(match.group(1))
                 if words[0].startswith("-"):
                     continue  # `shipyard --version`: an option of the program, no command
@@ -128,29 +134,42 @@ def test_pipeline_templates_call_only_pipeline_commands() -> None:
         assert BY_KEY[key].offered_on(Surface.PIPELINE), key
 
 
-@pytest.mark.parametrize(
-    ("core", "chat"),
-    [
-        ("see 'shipyard env list'", "see `/env list`"),
-        ("see 'shipyard params show pr-1'", "see `/env params show pr-1`"),
-        ("deploy with 'shipyard env deploy' instead", "deploy with `/env deploy` instead"),
-        (
-            "add it with 'shipyard release add 1.0 --artifact PATH'",
-            "add it with `shipyard release add 1.0 --artifact PATH` (on the command line)",
-        ),
-        (
-            "run 'shipyard config check' again",
-            "run `shipyard config check` (on the command line) again",
-        ),
-        ("see 'shipyard loadtest history'", "see `/env loadtest history`"),
-    ],
-)
-def test_chat_says_commands_as_chat_spells_them(core: str, chat: str) -> None:
-    assert for_chat(core) == chat
+def _form(arguments: list[argparse.Action]) -> dict[str, Any]:
+    catalog = load_catalog(CONFIG)
+    release = Release("1.0.0", "/releases/1.0.0", "", "", Person("ci"), datetime.now(UTC))
+    return views.create_modal(catalog, [release], arguments, chosen="test")
 
 
-def test_hints_are_rendered_per_surface() -> None:
-    hint = Hint("approve", "env", "approve", ("12",))
-    assert cli_text(hint) == "shipyard env approve 12"
-    assert chat_text(hint) == "/env approve 12"
-    assert chat_text(Hint("see", "params", "show", ("pr-1",))) == "/env params show pr-1"
+def test_the_create_form_is_env_create_as_the_table_declares_it() -> None:
+    arguments = parser(Surface.SLACK).verbs[("env", "create")]._actions
+    modal = _form(arguments)
+    inputs = [b["block_id"] for b in modal["blocks"] if b["type"] == "input"]
+    declared = [create_form.block_id(a) for a in arguments if a.dest != "help" and a.nargs != 0]
+    assert inputs == declared == ["name", "type", "release", "ttl", "set"]
+    by_id = {b["block_id"]: b for b in modal["blocks"] if b["type"] == "input"}
+    assert [b["optional"] for b in by_id.values()] == [False, False, False, True, True]
+    assert by_id["type"]["dispatch_action"] is True
+    assert by_id["type"]["element"]["initial_option"]["value"] == "test"
+    assert [o["value"] for o in by_id["release"]["element"]["options"]] == ["1.0.0"]
+    assert by_id["set"]["element"]["multiline"] is True
+
+
+def test_an_argument_added_to_env_create_reaches_the_form() -> None:
+    grammar = argparse.ArgumentParser()
+    grammar.add_argument("name")
+    grammar.add_argument("--owner", required=True, help="who answers for it, e.g. carol")
+    grammar.add_argument("--what-if", action="store_true")
+    modal = _form(grammar._actions)
+    (owner,) = [b for b in modal["blocks"] if b.get("block_id") == "owner"]
+    assert owner["optional"] is False
+    assert owner["element"]["placeholder"]["text"] == "carol"
+    assert "what-if" not in json.dumps(modal)
+
+
+def test_pipeline_help_lists_exactly_what_pipeline_steps_may_call() -> None:
+    text = parse_group_help("pipeline")
+    listed = set(re.findall(r"^  shipyard ([a-z-]+(?: [a-z-]+)?)  ", text, flags=re.M))
+    assert listed == {c.name for c in TABLE if c.offered_on(Surface.PIPELINE)}
+    # the pipeline group's own steps are among them, and its help lists them as verbs too
+    steps = set(re.findall(r"^    ([a-z-]+)", text, flags=re.M))
+    assert {f"pipeline {s}" for s in steps} <= listed

@@ -379,5 +379,5 @@ def test_bad_input_is_refused_with_a_reason_and_changes_nothing(
     before = snapshot(runtime)
     with pytest.raises(error, match=message) as raised:
         action(runtime)
-    assert raised.value.hint, "every refusal says what to do instead"
+    assert raised.value.advice(), "every refusal says what to do instead"
     assert snapshot(runtime) == before

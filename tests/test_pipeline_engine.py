@@ -178,7 +178,8 @@ def test_a_release_without_a_recorded_build_is_refused_before_anything_runs(
 ) -> None:
     with pytest.raises(Conflict, match=r"release 1\.1\.0 has no recorded build run") as refused:
         rt.lifecycle.create(person("alice"), "uat-3", env_type="uat", release="1.1.0")
-    assert "register-release" in refused.value.hint and "source: tag" in refused.value.hint
+    assert [h.command for h in refused.value.hints] == ["pipeline register-release"]
+    assert "source: tag" in refused.value.hint
     with rt.database.read() as conn:
         assert rec.find_environment(conn, "uat-3") is None
     assert fake.requests("POST") == []

@@ -328,9 +328,7 @@ def test_create_without_arguments_opens_a_form_that_checks_its_fields(
             "type": {"value": {"type": "static_select", "selected_option": {"value": "test"}}},
             "release": {"value": {"type": "static_select", "selected_option": {"value": "1.0.0"}}},
             "ttl": {"value": {"type": "plain_text_input", "value": ttl}},
-            "overrides": {
-                "value": {"type": "plain_text_input", "value": "GAME_MOTD=from the form"}
-            },
+            "set": {"value": {"type": "plain_text_input", "value": "GAME_MOTD=from the form"}},
         }
 
     bad = bot.submit("alice", view, values("Bad_Name", "9d")).json()
@@ -514,3 +512,25 @@ def test_chat_help_lists_only_what_chat_accepts(bot: Bot) -> None:
     body = bot.command("alice", "help").body
     assert "/env loadtest history" in body
     assert "loadtest report" not in body and "[-h]" not in body and "--json" not in body
+
+
+def test_refusals_in_chat_name_chat_commands_never_the_command_line(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    said = {
+        "show nowhere": "see the environments with `/env list`",
+        "approve 7": "see waiting requests with `/env approvals`",
+        "loadtest compare 998 999": "see the runs with `/env loadtest history`",
+        "create pr-5 --type test --release 7.0.0": "add it (from the command line",
+    }
+    for text, expected in said.items():
+        bot.command("alice", text)
+        eventually(
+            lambda expected=expected: [
+                c for c in slack.calls("response_url") if expected in c.params.get("text", "")
+            ]
+        )
+    bot.command("alice", "frobnicate")
+    everything = json.dumps([c.params for c in slack.calls()])
+    for syntax in ("shipyard ", "[-h]", "--json", "--no-wait", "--config"):
+        assert syntax not in everything, syntax

@@ -13,6 +13,7 @@ from environments.model import (
     Release,
     check_version,
 )
+from environments.outcome import Hint
 from environments.policy import Actor
 from environments.registry import operations as ops
 from environments.registry import record as rec
@@ -139,7 +140,7 @@ class Deploying(UseCases):
             if missing:
                 raise InvalidInput(
                     f"{name} does not set {', '.join(missing)} itself",
-                    hint="see its own parameters with 'shipyard params show " + name + "'",
+                    hints=Hint("see its own parameters", "params show", {"name": name}),
                 )
             wanted = {k: v for k, v in env.overrides.items() if k not in unset} | changes
             if wanted == env.overrides:

@@ -22,6 +22,7 @@ from environments.model import (
     OperationKind,
 )
 from environments.notify import Notifier, SilentNotifier
+from environments.outcome import Hint
 from environments.policy import Actor
 from environments.registry import Database, outbox
 from environments.registry import operations as ops
@@ -191,5 +192,6 @@ class UseCases:
                 raise Conflict(
                     f"{release} is already on its way into {env.name} "
                     f"(deployment #{waiting.id}, {waiting.status})",
-                    hint="wait for it, or see 'shipyard env show " + env.name + "'",
+                    hint="wait for it",
+                    hints=Hint("see where it is", "env show", {"name": env.name}),
                 )

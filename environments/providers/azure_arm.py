@@ -225,7 +225,7 @@ def calling(what: str, settings: AzureSettings) -> Iterator[None]:
 def still_running(what: str, settings: AzureSettings) -> ProviderError:
     return ProviderError(
         f"{what} is still running after {settings.operation_timeout:.0f}s",
-        hint="it goes on in Azure; run the same command again (or shipyard worker) to wait again",
+        hint="it goes on in Azure; ask again (or let the worker resume it) to wait again",
     )
 
 

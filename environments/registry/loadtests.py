@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from environments.errors import NotFound
+from environments.outcome import Hint
 from environments.registry.schema import loadtest_runs, loadtest_samples, releases
 
 
@@ -64,7 +65,7 @@ def get(conn: sa.Connection, run_id: int) -> RunRecord:
     row = conn.execute(sa.select(loadtest_runs).where(loadtest_runs.c.id == run_id)).first()
     if row is None:
         raise NotFound(
-            f"there is no load-test run #{run_id}", hint="see 'shipyard loadtest history'"
+            f"there is no load-test run #{run_id}", hints=Hint("see the runs", "loadtest history")
         )
     return _run(row)
 

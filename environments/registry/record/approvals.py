@@ -20,6 +20,7 @@ from environments.model import (
     Person,
     Version,
 )
+from environments.outcome import Hint
 from environments.registry.record.deployments import SOURCE
 from environments.registry.record.environments import LIVE
 from environments.registry.schema import (
@@ -109,7 +110,7 @@ def get_approval(conn: sa.Connection, approval_id: int) -> Approval:
     if not rows:
         raise NotFound(
             f"there is no approval request #{clip(str(approval_id))}",
-            hint="see waiting requests with 'shipyard env approvals'",
+            hints=Hint("see waiting requests", "env approvals"),
         )
     return _approvals(conn, rows)[0]
 

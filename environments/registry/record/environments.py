@@ -16,6 +16,7 @@ from environments.model import (
     Person,
     Version,
 )
+from environments.outcome import Hint
 from environments.registry.record.releases import release_id
 from environments.registry.schema import (
     environments,
@@ -70,7 +71,7 @@ def get_environment(conn: sa.Connection, name: str, *, lock: bool = False) -> En
     if found is None:
         raise NotFound(
             f"there is no environment '{clip(name)}'",
-            hint="see 'shipyard env list', or create it with 'shipyard env create'",
+            hints=(Hint("see the environments", "env list"), Hint("create it", "env create")),
         )
     return found
 
@@ -104,7 +105,8 @@ def insert_environment(
     if find_environment(conn, name):
         raise Conflict(
             f"environment '{name}' already exists",
-            hint="pick another name, or deploy into it with 'shipyard env deploy'",
+            hint="pick another name",
+            hints=Hint("deploy into it", "env deploy", {"name": name, "release": None}),
         )
     return int(
         conn.execute(

@@ -12,6 +12,7 @@ from environments.model import (
     Release,
     Version,
 )
+from environments.outcome import Hint
 from environments.registry.schema import (
     releases,
 )
@@ -59,8 +60,10 @@ def release_id(conn: sa.Connection, version: str) -> int:
     if found is None:
         raise NotFound(
             f"there is no release {clip(version)} in the record",
-            hint="add it with 'shipyard release add VERSION --artifact PATH' "
-            "or see 'shipyard release list'",
+            hints=(
+                Hint("add it", "release add", {"version": None, "artifact": None}),
+                Hint("see the releases", "release list"),
+            ),
         )
     return int(found)
 
