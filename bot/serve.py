@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 
@@ -145,6 +146,9 @@ def serve(
             # walking it again and again (full collections paused every request in flight).
             gc.collect()
             gc.freeze()
+            # An ack waits for the record's group commit (bot/dedupe.py) on another thread:
+            # hand the interpreter over sooner than every 5 ms while acks compete for it.
+            sys.setswitchinterval(0.001)
             routes: list[BaseRoute] = [bridge.route()] if bridge else []
             routes += dashboard_routes(runtime, settings.api_url, f"http://{host}:{port or 3000}")
             uvicorn.run(

@@ -114,7 +114,13 @@ def deployments_of_run(
                 status = DeploymentStatus.REJECTED
             elif approval.status in ("timedOut", "canceled"):
                 status = DeploymentStatus.EXPIRED
-            approved += [person_of(s, identities) for s in approval.steps if s.status == "approved"]
+            # Shipyard's own answer names everyone who decided ("approved in Slack by a, b").
+            approved += [
+                person.strip()
+                for s in approval.steps
+                if s.status == "approved"
+                for person in person_of(s, identities).split(",")
+            ]
         found.append(
             PipelineDeployment(
                 environment=environment,

@@ -156,6 +156,27 @@ def test_stage_and_run_events_of_one_run_make_one_deployment_per_environment(
     assert len(pipeline_deployments(runtime)) == 2
 
 
+def test_a_gate_that_timed_out_or_named_several_people_is_recorded_as_it_ended(
+    runtime: Runtime, fake: FakeAzureDevOps, ado: AzureDevOps, hook: WebhookHandler
+) -> None:
+    ado.sync(runtime.catalog, [])
+    timed_out = ado.start_run(environment="staging", release="1.1.0", requested_by="bob")
+    fake.time_out(fake.wait_for_approval()["id"])
+    fake.finish_run(timed_out.id)
+    approved = ado.start_run(environment="staging", release="1.0.0", requested_by="bob")
+    waiting = next(a for a in fake.wait_all_approvals(2) if a["status"] == "pending")
+    ado.approve(waiting["id"], "dave, erin", comment="Shipyard request #3")
+    fake.finish_run(approved.id)
+
+    first = deliver(hook, fake.run_state_changed_event(timed_out.id))
+    second = deliver(hook, fake.run_state_changed_event(approved.id))
+
+    (expired,) = first.recorded
+    assert (expired.status, expired.approved_by) == (DeploymentStatus.EXPIRED, ())
+    (done,) = second.recorded
+    assert (done.status, done.approved_by) == (DeploymentStatus.SUCCEEDED, ("dave", "erin"))
+
+
 def test_a_run_the_hooks_missed_is_caught_by_the_poll_once(
     runtime: Runtime, fake: FakeAzureDevOps, ado: AzureDevOps, hook: WebhookHandler
 ) -> None:
