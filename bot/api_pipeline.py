@@ -130,7 +130,7 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
                 return await run_in_threadpool(handler, request, body)
             except ShipyardError as exc:
                 status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-                return problem(status, exc.reason, exc.advice(on_cli))
+                return problem(status, exc.reason, exc.advice(on_cli), exc.hints)
 
         return answer
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from bot.command import Surface
 from bot.speech import command_text, for_chat, for_cli, in_chat, on_cli
-from bot.table import BY_KEY, parser
+from bot.table import BY_KEY, TABLE, parser
 from environments.errors import NotFound, ShipyardError
 from environments.outcome import Hint
 
@@ -122,6 +124,34 @@ def test_the_core_never_spells_a_command_line() -> None:
         for line, text in _strings_outside_docstrings(path)
         if spelled.search(text)
     ]
+    assert not found, "\n".join(found)
+
+
+# Modules whose every string is for Slack readers.
+CHAT_MODULES = ("bot/views.py", "bot/create_form.py", "bot/slack_")
+
+
+def test_nothing_chat_says_spells_a_command_line() -> None:
+    """Slack's own modules, and the handler of every command chat runs."""
+    spelled = re.compile(r"(?:^|[\s'`(])shipyard\s+[a-z]")
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path in SOURCES
+        if str(path.relative_to(ROOT)).startswith(CHAT_MODULES)
+        for line, text in _strings_outside_docstrings(path)
+        if spelled.search(text)
+    ]
+    for command in TABLE:
+        if not command.offered_on(Surface.SLACK) or command.handler is None:
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(command.handler)))
+        found += [
+            f"{command.name}: {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and spelled.search(node.value)
+        ]
     assert not found, "\n".join(found)
 
 
