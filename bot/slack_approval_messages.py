@@ -71,20 +71,28 @@ class ApprovalMessages(Deliverer):
         )
         user = str(row.payload["user"])
         posted = self._post_once(row, self._dm_channel(user), text=text, blocks=blocks)
+        with self.db.write() as conn:  # kept up to date with the decisions, as the channel's
+            chat_record.remember_message(
+                conn, f"approval:{approval.id}:dm:{user}", posted[0], posted[1], self.clock.now()
+            )
         return f"dm {posted[0]}/{posted[1]}"
 
     def _approval_changed(self, row: Pending) -> str:
+        """The request's messages — the channel's and each approver's direct message — show
+        the decisions, and lose their buttons once it is settled."""
         approval_id = int(row.payload["approval"])
         with self.db.read() as conn:
             where = chat_record.message(conn, f"approval:{approval_id}")
+            dms = chat_record.messages_under(conn, f"approval:{approval_id}:dm:")
             approval = rec.get_approval(conn, approval_id)
-        if where is None:
+        if where is None and not dms:
             return "nowhere"
         text, blocks = views.approval_message(
             self.catalog, approval, details=self._details(approval_id)
         )
-        self._call("chat_update", channel=where[0], ts=where[1], text=text, blocks=blocks)
-        return f"{where[0]}/{where[1]}"
+        for channel, ts in [*([where] if where else []), *dms]:
+            self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+        return f"{where[0]}/{where[1]}" if where else f"{len(dms)} direct messages"
 
     def _details(self, approval_id: int) -> list[str]:
         """What changes besides the release: the parameters, compared with what runs now."""

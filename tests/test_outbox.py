@@ -291,6 +291,13 @@ def test_approvers_configured_for_dm_are_each_sent_the_request_once(
         assert all(views.APPROVE in json.dumps(c.params["blocks"]) for c in dms)
         assert [c for c in slack.calls("conversations.open") if c.limited], "a 429 came first"
         assert notifier.deliver_pending() == 0, "nothing is sent twice"
+        # Decided: every copy shows it and loses its buttons, the direct messages too.
+        rt.lifecycle.approve(person("dave"), "staging")
+        notifier.deliver_pending()
+        for channel in ("C0RELEASES", "DU0DAVE", "DU0ERIN"):
+            (message,) = slack.messages(channel)
+            shown = json.dumps(message["blocks"])
+            assert views.APPROVE not in shown and "*approved* (1/1)" in shown, (channel, shown)
     finally:
         destroy_everything(rt)
         rt.close()

@@ -20,20 +20,24 @@ import jsonschema
 import pytest
 import requests
 import sqlalchemy as sa
+import yaml
 from lxml import etree
+from starlette.applications import Starlette
 
 from bot.api import openapi
+from bot.api_pipeline import pipeline_routes
 from bot.runtime import Runtime
 from environments.model import EnvironmentState
 from environments.pipeline_deployments import run_url_of
 from environments.policy import Actor
+from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry import tokens as token_rows
 from environments.tokens import Tokens
 from tests.conftest import EXAMPLES
 from tests.fakes.slack import FakeSlack
 from tests.replicas import Serve
-from tests.slackbot import CONFIG, free_port
+from tests.slackbot import CONFIG, free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -176,7 +180,13 @@ def test_render_wait_record_and_register_through_the_api(shipyard: Shipyard) -> 
         (deployment,) = rec.history(conn, "pr-1")
         assert run_url_of(conn, deployment.id) == RUN_URL
         release = rec.get_release(conn, "2.0.0")
+        by_token = [(e.actor, e.action) for e in ops.audit_log(conn) if e.action.startswith("api.")]
     assert (env.release, env.release_by, deployment.approved_by) == ("1.1.0", "alice", ("carol",))
+    # Which token wrote what is in the audit log (once: the repeated record changed nothing).
+    assert by_token == [
+        (f"token {token[:12]}", "api.release_add"),
+        (f"token {token[:12]}", "api.record_deployment"),
+    ]
     assert (release.build_run, release.build_artifact, release.source_ref) == (
         4711,
         "drop",
@@ -284,3 +294,36 @@ def test_the_step_routes_answer_as_the_openapi_document_says(shipyard: Shipyard)
     ):
         assert {"401", "403"} <= set(document["paths"][path][method]["responses"])
     assert json.loads(json.dumps(document)) == document
+
+
+def test_the_rule_table_decides_what_pipeline_tokens_may_write(home: Path, tmp_path: Path) -> None:
+    """Pipeline tokens act as `azure-devops`: a rule table that does not name it refuses them."""
+    loaded = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    loaded["allow"] = {"record_deployment": ["dave"], "release_add": ["azure-devops"]}
+    loaded["loadtests"] = {}
+    config = tmp_path / "shipyard.yaml"
+    config.write_text(yaml.safe_dump(loaded), encoding="utf-8")
+    runtime = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'rules.db'}")
+    try:
+        with runtime.database.write() as conn:
+            now = runtime.clock.now()
+            rec.insert_environment(conn, name="pr-1", env_type="test", owner="alice", at=now,
+                                   expires_at=None, overrides={})  # fmt: skip
+        plain, _ = Tokens(runtime.catalog, runtime.database, runtime.clock).create(
+            Actor("dave"), scope="pipeline", env_type="test"
+        )
+        headers = {"Authorization": f"Bearer {plain}"}
+        deployment = {"release": "1.1.0", "status": "succeeded", "run_url": RUN_URL}
+        with serving(Starlette(routes=pipeline_routes(runtime))) as url:
+            recorded = requests.post(f"{url}/api/v1/environments/pr-1/deployments",
+                                     json=deployment, headers=headers, timeout=10)  # fmt: skip
+            registered = requests.post(f"{url}/api/v1/releases", headers=headers, timeout=10,
+                                       json={"version": "2.0.0", "build_run": 7})  # fmt: skip
+        assert recorded.status_code == 403
+        assert recorded.json()["error"] == "azure-devops may not record deployment"
+        assert registered.status_code == 201, registered.text
+        with runtime.database.read() as conn:
+            assert rec.history(conn, "pr-1") == []
+            assert [r.version for r in rec.list_releases(conn)] == ["2.0.0"]
+    finally:
+        runtime.close()

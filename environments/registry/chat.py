@@ -36,6 +36,16 @@ def remember_message(conn: sa.Connection, key: str, channel: str, ts: str, at: d
         )
 
 
+def messages_under(conn: sa.Connection, prefix: str) -> list[tuple[str, str]]:
+    """Every message whose key starts with `prefix` (channel, ts), in key order."""
+    rows = conn.execute(
+        sa.select(chat_messages.c.channel, chat_messages.c.ts)
+        .where(chat_messages.c.key.startswith(prefix, autoescape=True))
+        .order_by(chat_messages.c.key)
+    )
+    return [(row.channel, row.ts) for row in rows]
+
+
 def message(conn: sa.Connection, key: str) -> tuple[str, str] | None:
     row = conn.execute(
         sa.select(chat_messages.c.channel, chat_messages.c.ts).where(chat_messages.c.key == key)
