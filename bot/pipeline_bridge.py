@@ -146,10 +146,9 @@ class PipelineBridge(SilentNotifier):
         if run_id is None or approval.state is ApprovalState.PENDING:
             return
         try:
+            of_run = [a for a in self.ado.list_approvals(describe=False) if a.run_id == run_id]
             waiting = [
-                a
-                for a in self.ado.list_approvals(describe=True)
-                if a.run_id == run_id and a.environment == approval.environment
+                a for a in map(self.ado.describe, of_run) if a.environment == approval.environment
             ]
             for pending in waiting:
                 self._answer(pending, approval)
