@@ -196,9 +196,9 @@ def api_routes(reader: RecordReader, session_person: Principal) -> list[Route]:
             try:
                 result = await run_in_threadpool(handler, request)
             except NotFound as exc:
-                return problem(404, exc.reason, exc.advice(on_cli))
+                return problem(404, exc.reason, exc.advice(on_cli), exc.hints)
             except ShipyardError as exc:
-                return problem(400, exc.reason, exc.advice(on_cli))
+                return problem(400, exc.reason, exc.advice(on_cli), exc.hints)
             return result if isinstance(result, Response) else JSONResponse(as_json(result))
 
         return endpoint

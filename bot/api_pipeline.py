@@ -110,17 +110,17 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
         return _json(steps.status(name))
 
     def deployments(request: Request, body: bytes) -> Response:
-        _, name = for_environment(request)
+        token, name = for_environment(request)
         report: DeploymentReport = _read(DeploymentReport, body)
         policy.authorize(runtime.catalog, PIPELINE_ACTOR, "record_deployment")
-        recorded = steps.record(name, report)
+        recorded = steps.record(name, report, token=f"token {token.prefix}")
         return _json(recorded, 201 if recorded.new else 200)
 
     def releases(request: Request, body: bytes) -> Response:
-        authenticate(request)
+        token = authenticate(request)
         report: ReleaseReport = _read(ReleaseReport, body)
         policy.authorize(runtime.catalog, PIPELINE_ACTOR, "release_add")
-        registered = steps.register(report)
+        registered = steps.register(report, token=f"token {token.prefix}")
         return _json(registered, 201 if registered.new else 200)
 
     def endpoint(handler: Callable[[Request, bytes], Response]) -> Callable[..., Any]:
@@ -130,7 +130,7 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
                 return await run_in_threadpool(handler, request, body)
             except ShipyardError as exc:
                 status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-                return problem(status, exc.reason, exc.advice(on_cli))
+                return problem(status, exc.reason, exc.advice(on_cli), exc.hints)
 
         return answer
 

@@ -89,7 +89,8 @@ def env_health(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
         checks = health_history(conn, args.name, limit=max(1, min(args.limit, 500)))
     if not checks:
         return Outcome(
-            text=f"{env.name} has not been probed yet ('shipyard serve' probes)", data=[]
+            text=f"{env.name} has not been probed yet (Shipyard's server probes live ones)",
+            data=[],
         )
     head = f"{env.name}: {render.health(env)}" + (
         f": {env.health_reason}" if env.health_reason else ""

@@ -27,8 +27,14 @@ from environments.model import Approval, ApprovalState, Decision
 from environments.notify import SilentNotifier
 from environments.registry import record as rec
 from environments.registry.pipeline_runs import run_url_of
-from pipelines.azure_devops import AzureDevOps, PipelineApproval, PipelineError, run_id_of_url
-from pipelines.run_records import given, reconcile_runs
+from pipelines.azure_devops import (
+    AzureDevOps,
+    PipelineApproval,
+    PipelineError,
+    given,
+    run_id_of_url,
+)
+from pipelines.run_records import reconcile_runs
 from pipelines.webhooks import WebhookAction, WebhookHandler
 
 log = logging.getLogger(__name__)

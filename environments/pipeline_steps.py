@@ -24,6 +24,7 @@ from environments.pipeline_deployments import (
     record_deployment,
 )
 from environments.registry import Database
+from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.release_builds import BuildRelease, Registered, register_release
 
@@ -167,13 +168,26 @@ class PipelineSteps:
             env = rec.get_environment(conn, name)
         return EnvironmentStatus(env.name, env.type, env.state, env.release, env.reason)
 
-    def record(self, environment: str, report: DeploymentReport) -> Recorded:
+    def record(
+        self, environment: str, report: DeploymentReport, *, token: str | None = None
+    ) -> Recorded:
+        """`token`: the API token that asked (its name), audited with what it wrote."""
+        now = self.clock.now()
         with self.db.write() as conn:
-            return record_deployment(
-                conn, self.catalog, report.of(environment), at=self.clock.now()
-            )
+            recorded = record_deployment(conn, self.catalog, report.of(environment), at=now)
+            if token and recorded.new:
+                ops.audit(conn, at=now, actor=token, action="api.record_deployment",
+                          environment=recorded.environment, deployment=recorded.deployment_id,
+                          run_url=recorded.run_url)  # fmt: skip
+        return recorded
 
-    def register(self, report: ReleaseReport) -> Registered:
-        by = report.requested_by or SYSTEM
+    def register(self, report: ReleaseReport, *, token: str | None = None) -> Registered:
+        now = self.clock.now()
         with self.db.write() as conn:
-            return register_release(conn, report.build(), by=by, at=self.clock.now())
+            registered = register_release(
+                conn, report.build(), by=report.requested_by or SYSTEM, at=now
+            )
+            if token and registered.new:
+                ops.audit(conn, at=now, actor=token, action="api.release_add", environment=None,
+                          release=registered.release.version)  # fmt: skip
+        return registered

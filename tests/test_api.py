@@ -207,3 +207,14 @@ def test_the_openapi_document_describes_every_answer(api: Api) -> None:
     jsonschema.Draft202012Validator({**document, "$ref": "#/components/schemas/Problem"}).validate(
         problem
     )
+
+
+def test_a_refusal_gives_its_next_steps_as_command_lines_and_as_data(api: Api) -> None:
+    status, body, _ = api.get("/api/v1/environments/nowhere", api.token())
+    assert status == 404
+    assert body["error"] == "there is no environment 'nowhere'"
+    assert "'shipyard env list'" in body["hint"]
+    assert body["next"] == [
+        {"label": "see the environments", "command": "env list", "arguments": {}},
+        {"label": "create it", "command": "env create", "arguments": {}},
+    ]

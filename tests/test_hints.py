@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from bot.command import Surface
 from bot.speech import command_text, for_chat, for_cli, in_chat, on_cli
-from bot.table import BY_KEY, parser
-from environments.errors import NotFound, ShipyardError
+from bot.table import BY_KEY, TABLE, parse_text, parser
+from environments.errors import InvalidInput, NotFound, ShipyardError
 from environments.outcome import Hint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +125,53 @@ def test_the_core_never_spells_a_command_line() -> None:
         if spelled.search(text)
     ]
     assert not found, "\n".join(found)
+
+
+# Modules whose every string is for Slack readers.
+CHAT_MODULES = ("bot/views.py", "bot/create_form.py", "bot/slack_")
+
+
+def test_nothing_chat_says_spells_a_command_line() -> None:
+    """Slack's own modules, and the handler of every command chat runs."""
+    spelled = re.compile(r"(?:^|[\s'`(])shipyard\s+[a-z]")
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path in SOURCES
+        if str(path.relative_to(ROOT)).startswith(CHAT_MODULES)
+        for line, text in _strings_outside_docstrings(path)
+        if spelled.search(text)
+    ]
+    for command in TABLE:
+        if not command.offered_on(Surface.SLACK) or command.handler is None:
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(command.handler)))
+        found += [
+            f"{command.name}: {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and spelled.search(node.value)
+        ]
+    assert not found, "\n".join(found)
+
+
+def test_every_env_command_chat_mentions_is_one_chat_accepts() -> None:
+    mentioned = {
+        (f"{path.relative_to(ROOT)}:{line}", match.group(1))
+        for path in SOURCES
+        if str(path.relative_to(ROOT)).startswith(CHAT_MODULES)
+        for line, text in _strings_outside_docstrings(path)
+        for match in re.finditer(r"`/env ([a-z][a-z -]*)`", text)
+    }
+    assert mentioned, "Slack's modules name commands"
+    for where, text in mentioned:
+        try:
+            args = parse_text(text)
+        except InvalidInput as refused:
+            # `/env create` alone opens the form: its arguments are missing, not the command.
+            assert refused.advice().startswith(f"usage: /env {text}"), where
+            continue
+        assert BY_KEY[(args.group, args.verb or "")].offered_on(Surface.SLACK), where
 
 
 def test_a_hint_is_a_command_line_on_the_cli_and_env_text_in_chat() -> None:

@@ -30,6 +30,7 @@ from bot.runtime import Runtime
 from environments.model import EnvironmentState
 from environments.pipeline_deployments import run_url_of
 from environments.policy import Actor
+from environments.registry import operations as ops
 from environments.registry import record as rec
 from environments.registry import tokens as token_rows
 from environments.tokens import Tokens
@@ -179,7 +180,13 @@ def test_render_wait_record_and_register_through_the_api(shipyard: Shipyard) -> 
         (deployment,) = rec.history(conn, "pr-1")
         assert run_url_of(conn, deployment.id) == RUN_URL
         release = rec.get_release(conn, "2.0.0")
+        by_token = [(e.actor, e.action) for e in ops.audit_log(conn) if e.action.startswith("api.")]
     assert (env.release, env.release_by, deployment.approved_by) == ("1.1.0", "alice", ("carol",))
+    # Which token wrote what is in the audit log (once: the repeated record changed nothing).
+    assert by_token == [
+        (f"token {token[:12]}", "api.release_add"),
+        (f"token {token[:12]}", "api.record_deployment"),
+    ]
     assert (release.build_run, release.build_artifact, release.source_ref) == (
         4711,
         "drop",

@@ -75,7 +75,7 @@ def test_the_templates_steps_wait_render_record_and_register_through_the_api(
     waited = run(shipyard, token, "provision.yml", ENVIRONMENT="pr-1", READY_TIMEOUT="1",
                  JOB_TIMEOUT="2")  # fmt: skip
     rendered = run(shipyard, token, "deploy-service-fabric.yml", ENVIRONMENT="pr-1",
-                   RELEASE="1.0.0")  # fmt: skip
+                   RELEASE="1.0.0", UPGRADE_TIMEOUT="3000", JOB_TIMEOUT="60")  # fmt: skip
     arm = run(shipyard, token, "deploy-arm.yml", ENVIRONMENT="pr-1", RELEASE="1.0.0")
     recorded = run(shipyard, token, "record-deployment.yml", ENVIRONMENT="pr-1", RELEASE="1.0.0",
                    ARTIFACT="drop", REQUESTED_BY="", JOB_STATUS="Succeeded",

@@ -223,6 +223,7 @@ SAMPLE_ENV = {
     "VERSION": "1.4.2",
     "BUILD_RUN": "812",
     "SOURCE_REF": "refs/tags/1.4.2",
+    "UPGRADE_TIMEOUT": "3000",
 }
 CALLERS = [
     "provision.yml",
@@ -244,3 +245,19 @@ def test_each_call_parses_with_the_steps_own_arguments(tmp_path: Path, template:
     parser = argparse.ArgumentParser(exit_on_error=False)
     step.arguments(parser, False)
     parser.parse_args(call[3:])  # raises on an unknown flag or a missing one
+
+
+def test_an_upgrade_that_would_outlast_its_job_is_refused(tmp_path: Path) -> None:
+    done, calls = run_step(
+        tmp_path,
+        "deploy-service-fabric.yml",
+        ENVIRONMENT="staging",
+        RELEASE="1.4.2",
+        UPGRADE_TIMEOUT="3600",
+        JOB_TIMEOUT="60",
+    )
+    assert done.returncode == 2
+    assert "upgradeTimeoutSec (3600) must be below the job's timeoutInMinutes (60 min)" in (
+        done.stdout
+    )
+    assert calls == []

@@ -224,6 +224,11 @@ def test_the_upgrade_and_the_wait_end_before_their_jobs_time_out() -> None:
     upgrade = int(parameter(stage, "upgradeTimeoutSec")["default"])
     deploy_job = int(parameter(stage, "deployTimeoutInMinutes")["default"])
     assert upgrade < deploy_job * 60
+    assert (stage["stages"][1]["jobs"][0]["timeoutInMinutes"]) == (
+        "${{ parameters.deployTimeoutInMinutes }}"
+    )
+    passed = stage_include("deploy-${{ parameters.deployTarget }}.yml")
+    assert passed["jobTimeoutInMinutes"] == "${{ parameters.deployTimeoutInMinutes }}"
 
 
 def test_the_example_publishes_the_publish_profile_with_the_package() -> None:
