@@ -129,7 +129,7 @@ def build_app(
             # A form acts in its ack (it must answer with field errors): taken at once.
             try:
                 first = requests.record(key, req.body, acts_in_ack=form)
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, TimeoutError) as exc:
                 log.warning("delivery not recorded (%s): Slack will retry it", type(exc).__name__)
                 return BoltResponse(status=503, body="the record is unavailable; retrying")
             if not first:

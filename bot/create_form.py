@@ -38,9 +38,7 @@ def argument_blocks(
     optional. A flag (`--what-if`) changes how the command answers, not what it creates: the
     form leaves it out. `own` (the chosen type's parameters) follows the type's select."""
     blocks: list[Block] = []
-    for action in arguments:
-        if action.dest in ("help", "person", "config", "json", "no_wait") or action.nargs == 0:
-            continue
+    for action in form_arguments(arguments):
         name = block_id(action)
         helped = action.help or ""
         label = name.upper() if len(name) <= 3 and name != "set" else name.capitalize()
@@ -76,6 +74,28 @@ def argument_blocks(
         if action.dest == TYPE_ARGUMENT:
             blocks.extend(own)
     return blocks
+
+
+def form_arguments(arguments: Sequence[argparse.Action]) -> list[argparse.Action]:
+    """The arguments the form has an input for (`argument_blocks` builds them)."""
+    skipped = ("help", "person", "config", "json", "no_wait")
+    return [a for a in arguments if a.dest not in skipped and a.nargs != 0]
+
+
+def read_arguments(
+    arguments: Sequence[argparse.Action], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The form's answers by argument name, as the command would receive them: a repeatable
+    argument's lines as a list, an empty input as None."""
+    given: dict[str, Any] = {}
+    for action in form_arguments(arguments):
+        element = next(iter((values.get(block_id(action)) or {}).values()), None)
+        text = element_value(element) if isinstance(element, dict) else None
+        if isinstance(action, argparse._AppendAction):
+            given[action.dest] = [line for line in (text or "").splitlines() if line.strip()]
+        else:
+            given[action.dest] = text
+    return given
 
 
 def known_defaults(env_type: EnvironmentType) -> dict[str, Any]:

@@ -27,8 +27,14 @@ from environments.model import Approval, ApprovalState, Decision
 from environments.notify import SilentNotifier
 from environments.registry import record as rec
 from environments.registry.pipeline_runs import run_url_of
-from pipelines.azure_devops import AzureDevOps, PipelineApproval, PipelineError, run_id_of_url
-from pipelines.run_records import given, reconcile_runs
+from pipelines.azure_devops import (
+    AzureDevOps,
+    PipelineApproval,
+    PipelineError,
+    given,
+    run_id_of_url,
+)
+from pipelines.run_records import reconcile_runs
 from pipelines.webhooks import WebhookAction, WebhookHandler
 
 log = logging.getLogger(__name__)
@@ -140,10 +146,9 @@ class PipelineBridge(SilentNotifier):
         if run_id is None or approval.state is ApprovalState.PENDING:
             return
         try:
+            of_run = [a for a in self.ado.list_approvals(describe=False) if a.run_id == run_id]
             waiting = [
-                a
-                for a in self.ado.list_approvals(describe=True)
-                if a.run_id == run_id and a.environment == approval.environment
+                a for a in map(self.ado.describe, of_run) if a.environment == approval.environment
             ]
             for pending in waiting:
                 self._answer(pending, approval)

@@ -20,6 +20,7 @@ from bot.scheduler import STATE, lead_and_run, supervise
 from bot.settings import SlackSettings
 from bot.slack_notifier import SlackNotifier
 from bot.web import create_web_app
+from environments.registry import chat as chat_record
 from environments.registry import outbox
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,16 @@ def health(runtime: Runtime, notifier: SlackNotifier) -> dict[str, object]:
     """/healthz: does this replica lead the scheduler, and is the outbox flowing?"""
     with runtime.database.read() as conn:
         flow = outbox.flow(conn)
+        unclaimed, arrived = chat_record.unclaimed(conn)
     now = notifier.timing.now()
     oldest = (now - flow.oldest_waiting).total_seconds() if flow.oldest_waiting else None
     passed = notifier.last_pass
     return {
+        # Acknowledged Slack deliveries no replica acted on yet (replayed 15 s after the ack).
+        "slack_deliveries": {
+            "unclaimed": unclaimed,
+            "oldest_unclaimed_seconds": (now - arrived).total_seconds() if arrived else None,
+        },
         "scheduler": {
             "leader": STATE.leading,
             "running": STATE.alive,

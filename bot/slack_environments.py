@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -27,15 +28,18 @@ EXTEND_BY = timedelta(hours=4)
 class EnvironmentFlow(HomeFlow):
     """The create form, Extend and Destroy buttons: environments from Slack's clicks."""
 
+    @staticmethod
+    def _create_arguments() -> list[argparse.Action]:
+        """`env create`'s arguments as chat's grammar declares them in the command table."""
+        return parser(Surface.SLACK).verbs[("env", "create")]._actions
+
     def _create_modal(self, channel: str, chosen: str | None = None) -> dict[str, Any]:
         with self.rt.database.read() as conn:
             releases = rec.list_releases(conn)
         env_type = self.rt.catalog.types.get(chosen) if chosen else None
         defaults = create_form.known_defaults(env_type) if env_type is not None else {}
-        # The form is `env create` as chat's grammar declares it in the command table.
-        arguments = parser(Surface.SLACK).verbs[("env", "create")]._actions
         modal = views.create_modal(
-            self.rt.catalog, releases, arguments, chosen=chosen, defaults=defaults
+            self.rt.catalog, releases, self._create_arguments(), chosen=chosen, defaults=defaults
         )
         modal["private_metadata"] = channel
         return modal
@@ -55,27 +59,30 @@ class EnvironmentFlow(HomeFlow):
         self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]
     ) -> None:
         values = view["state"]["values"]
+        # Read back through the same declared arguments the form was built from.
+        arguments = {a.dest: a for a in create_form.form_arguments(self._create_arguments())}
+        given = create_form.read_arguments(list(arguments.values()), values)
+        name, type_name = given["name"] or "", given["env_type"] or ""
 
-        def field(block: str) -> str:
-            element: dict[str, Any] = next(iter((values.get(block) or {}).values()), {})
-            return create_form.element_value(element) or ""
+        def block(dest: str) -> str:
+            return create_form.block_id(arguments[dest])
 
         errors: dict[str, str] = {}
         try:
-            check_environment_name(field("name"))
+            check_environment_name(name)
         except ShipyardError as exc:
-            errors["name"] = for_chat(exc)[:150]
+            errors[block("name")] = for_chat(exc)[:150]
         ttl = None
         try:
-            ttl = parse_duration(field("ttl")) if field("ttl") else None
+            ttl = parse_duration(given["ttl"]) if given["ttl"] else None
         except ShipyardError as exc:
-            errors["ttl"] = for_chat(exc)[:150]
+            errors[block("ttl")] = for_chat(exc)[:150]
         overrides: dict[str, str] = {}
         try:
-            overrides = parameters.parse_assignments(field("set").splitlines())
+            overrides = parameters.parse_assignments(given["overrides"])
         except ShipyardError as exc:
-            errors["set"] = for_chat(exc)[:150]
-        env_type = self.rt.catalog.types.get(field("type"))
+            errors[block("overrides")] = for_chat(exc)[:150]
+        env_type = self.rt.catalog.types.get(type_name)
         if env_type is not None and env_type.inputs:
             own, wrong = create_form.read_parameters(
                 env_type, values, create_form.known_defaults(env_type)
@@ -89,27 +96,27 @@ class EnvironmentFlow(HomeFlow):
         try:
             requested = self.rt.lifecycle.create(
                 self.actor(body["user"]["id"]),
-                field("name"),
-                env_type=field("type"),
-                release=field("release"),
+                name,
+                env_type=type_name,
+                release=given["release"] or "",
                 ttl=ttl,
                 overrides=overrides,
             )
         except ShipyardError as exc:
-            block = (
+            where = (
                 "ttl"
                 if "TTL" in exc.reason or "expire" in exc.reason
                 else (
                     "release"
                     if "release" in exc.reason
-                    else "type"
+                    else "env_type"
                     if isinstance(exc, NotFound | PolicyRefused)
-                    or exc.reason.startswith(f"type {field('type')}:")
+                    or exc.reason.startswith(f"type {type_name}:")
                     else "name"
                 )
             )
             self._created.put(view["id"], None)
-            ack(response_action="errors", errors={block: for_chat(exc)[:150]})
+            ack(response_action="errors", errors={block(where): for_chat(exc)[:150]})
             return
         self._created.put(view["id"], requested)
         ack()

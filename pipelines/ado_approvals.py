@@ -63,6 +63,6 @@ class Approvals(Runs):
             approval,
             run_url=run.web_url,
             environment=environment,
-            release=run.parameters.get("release"),
+            release=run.release or None,
             requested_by=run.parameters.get("requestedBy"),
         )

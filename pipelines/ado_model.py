@@ -51,10 +51,22 @@ class PipelineRun:
     created: datetime | None
     finished: datetime | None
     parameters: Mapping[str, str] = field(default_factory=dict)
+    # The ref the pipeline's own repository ran at (`resources.repositories.self.refName`).
+    ref_name: str = ""
 
     @property
     def is_finished(self) -> bool:
         return self.state is RunState.COMPLETED
+
+    @property
+    def release(self) -> str:
+        """The release the run deploys, as examples/azure-pipelines.yml computes it: its
+        `release` parameter, else the tag it runs on, else its name (the build number)."""
+        if given(self.parameters.get("release")):
+            return given(self.parameters.get("release"))
+        if self.ref_name.startswith("refs/tags/"):
+            return self.ref_name.removeprefix("refs/tags/")
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,12 @@ def person_of(step: ApprovalStep, identities: Mapping[str, str]) -> str:
 
 
 # --- JSON and SDK model helpers ---------------------------------------------------------------
+
+
+def given(value: str | None) -> str:
+    """A template parameter's value, unless it is empty or an unexpanded `$(macro)`."""
+    text = (value or "").strip()
+    return "" if not text or "$(" in text else text
 
 
 def _text(value: Any) -> str:

@@ -187,6 +187,11 @@ class Runs(Transport):
             created=found.created_date,
             finished=found.finished_date,
             parameters={k: str(v) for k, v in (found.template_parameters or {}).items()},
+            ref_name=_self_ref(found),
         )
 
-    # --- environments and approval checks ----------------------------------------------------
+
+def _self_ref(found: Any) -> str:
+    repositories = getattr(found.resources, "repositories", None) or {}
+    own = repositories.get("self")
+    return str(getattr(own, "ref_name", "") or "")

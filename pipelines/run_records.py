@@ -33,6 +33,7 @@ from pipelines.azure_devops import (
     PipelineApproval,
     PipelineRun,
     StageOutcome,
+    given,
     person_of,
 )
 
@@ -81,8 +82,8 @@ def deployments_of_run(
     without such stages that names an `environment` template parameter counts as one deployment
     into it with the run's result. Returns (deployments, reasons some were skipped).
     """
-    # A run built for the release it deploys names it by its build number (examples/…).
-    release = given(run.parameters.get("release")) or run.name
+    # A run built for the release it deploys names it by its tag or build number (examples/…).
+    release = run.release
     requested_by = given(run.parameters.get("requestedBy")) or SYSTEM
     skipped: list[str] = []
     found: list[PipelineDeployment] = []
@@ -205,12 +206,6 @@ def write_deployments(
         except (NotFound, InvalidInput) as exc:
             skipped.append(f"{deployment.environment}: {exc.reason}")
     return recorded, skipped
-
-
-def given(value: str | None) -> str:
-    """A template parameter's value, unless it is empty or an unexpanded `$(macro)`."""
-    text = (value or "").strip()
-    return "" if not text or "$(" in text else text
 
 
 def key_of_run(pipeline_id: int, run_id: int) -> str:

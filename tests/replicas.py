@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -35,19 +36,24 @@ class Serve:
         }
         self.processes: list[subprocess.Popen[str]] = []
         self.ports: list[int] = []
+        self.logs: list[Any] = []
 
     def start(self) -> str:
         """Start one more replica; its base URL once /healthz answers."""
         port = free_port()
+        # A file, not a pipe: nobody reads a replica's stderr while it runs, and a full pipe
+        # would block the replica.
+        log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop())
         process = subprocess.Popen(
             [*SHIPYARD, "serve", "--port", str(port)],
             env=self.env,
             cwd=ROOT,
             text=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
         self.processes.append(process)
+        self.logs.append(log)
         self.ports.append(port)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -57,7 +63,8 @@ class Serve:
                 return url
             except OSError:
                 if process.poll() is not None:
-                    raise AssertionError(f"serve exited: {process.stderr.read()}") from None
+                    log.seek(0)
+                    raise AssertionError(f"serve exited: {log.read()}") from None
                 time.sleep(0.2)
         raise AssertionError("serve did not answer /healthz")
 
@@ -105,3 +112,5 @@ class Serve:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for log in self.logs:
+            log.close()

@@ -173,3 +173,21 @@ def test_pipeline_help_lists_exactly_what_pipeline_steps_may_call() -> None:
     # the pipeline group's own steps are among them, and its help lists them as verbs too
     steps = set(re.findall(r"^    ([a-z-]+)", text, flags=re.M))
     assert {f"pipeline {s}" for s in steps} <= listed
+
+
+def test_the_create_form_reads_back_as_the_command_receives_its_arguments() -> None:
+    arguments = parser(Surface.SLACK).verbs[("env", "create")]._actions
+    values = {
+        "name": {"value": {"type": "plain_text_input", "value": "pr-7"}},
+        "type": {"x": {"type": "static_select", "selected_option": {"value": "test"}}},
+        "release": {"value": {"type": "static_select", "selected_option": {"value": "1.0.0"}}},
+        "ttl": {"value": {"type": "plain_text_input", "value": None}},
+        "set": {"value": {"type": "plain_text_input", "value": "A=1\n\nB=2"}},
+    }
+    assert create_form.read_arguments(arguments, values) == {
+        "name": "pr-7",
+        "env_type": "test",
+        "release": "1.0.0",
+        "ttl": None,
+        "overrides": ["A=1", "B=2"],
+    }

@@ -12,8 +12,8 @@ import pytest
 
 from bot.command import Surface
 from bot.speech import command_text, for_chat, for_cli, in_chat, on_cli
-from bot.table import BY_KEY, TABLE, parser
-from environments.errors import NotFound, ShipyardError
+from bot.table import BY_KEY, TABLE, parse_text, parser
+from environments.errors import InvalidInput, NotFound, ShipyardError
 from environments.outcome import Hint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +153,25 @@ def test_nothing_chat_says_spells_a_command_line() -> None:
             and spelled.search(node.value)
         ]
     assert not found, "\n".join(found)
+
+
+def test_every_env_command_chat_mentions_is_one_chat_accepts() -> None:
+    mentioned = {
+        (f"{path.relative_to(ROOT)}:{line}", match.group(1))
+        for path in SOURCES
+        if str(path.relative_to(ROOT)).startswith(CHAT_MODULES)
+        for line, text in _strings_outside_docstrings(path)
+        for match in re.finditer(r"`/env ([a-z][a-z -]*)`", text)
+    }
+    assert mentioned, "Slack's modules name commands"
+    for where, text in mentioned:
+        try:
+            args = parse_text(text)
+        except InvalidInput as refused:
+            # `/env create` alone opens the form: its arguments are missing, not the command.
+            assert refused.advice().startswith(f"usage: /env {text}"), where
+            continue
+        assert BY_KEY[(args.group, args.verb or "")].offered_on(Surface.SLACK), where
 
 
 def test_a_hint_is_a_command_line_on_the_cli_and_env_text_in_chat() -> None:

@@ -34,6 +34,7 @@ from tests.test_pipelines_azure_devops import ready
 
 SECRET = "hook-secret-for-the-bridge"
 DEPLOY_PIPELINE = 7
+CI_PIPELINE = 8
 BUILD_RUN = 4242
 BUILD_NUMBER = "20261130.1"
 
@@ -43,6 +44,7 @@ def fake() -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps() as server:
         server.add_pipeline(DEPLOY_PIPELINE, "game-delivery")
         server.add_pipeline(99, "someone-elses-pipeline")
+        server.add_pipeline(CI_PIPELINE, "game-ci", environments=("staging",))
         server.add_build(BUILD_RUN, BUILD_NUMBER)
         yield server
 
@@ -68,6 +70,7 @@ azure_devops:
   project: {PROJECT}
   pipeline_id: {DEPLOY_PIPELINE}
   approver_identity: {SERVICE["id"]}
+  watch: [{CI_PIPELINE}]
   poll_interval: 0.05
 """
     path = folder / "shipyard.yaml"
@@ -332,6 +335,45 @@ def test_a_decision_azure_devops_missed_is_answered_by_the_poll(
     eventually(lambda: history(running)[0].status is DeploymentStatus.SUCCEEDED)
     assert history(running)[0].run_url == fake.web_url(run_id)
     assert len(releases_messages(slack)) == 1
+
+
+def test_a_watched_pipelines_tag_build_is_gated_by_the_same_one_request(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, _ = bot
+    serving_staging(running.runtime)
+    AzureDevOps.from_environment(running.runtime.catalog).sync(
+        running.runtime.catalog, [("staging", "staging")]
+    )
+    # A push of tag 1.0.0 runs the team's CI pipeline: no parameters, nobody named.
+    run = fake._create_run(
+        CI_PIPELINE, {"resources": {"repositories": {"self": {"refName": "refs/tags/1.0.0"}}}}
+    )
+    approval = fake.wait_for_approval()
+    assert post_hook(running, fake.approval_event(approval["id"])) == 200
+    (posted,) = eventually(lambda: releases_messages(slack))
+    assert "1.0.0" in json.dumps(posted.params["blocks"])
+    request_id = next(
+        e["value"]
+        for b in posted.params["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == views.APPROVE
+    )
+
+    running.click("dave", views.APPROVE, request_id)
+    eventually(lambda: fake.approvals[approval["id"]]["status"] == "approved")
+    fake.finish_run(run.id)
+    assert post_hook(running, fake.run_state_changed_event(run.id)) == 200
+
+    latest = history(running)[0]
+    assert (latest.release, latest.status, latest.requested_by, latest.approved_by) == (
+        "1.0.0",
+        DeploymentStatus.SUCCEEDED,
+        "azure-devops",
+        ("dave",),
+    )
+    assert latest.run_url == fake.web_url(run.id) and len(history(running)) == 2
 
 
 def test_approvals_shipyard_does_not_manage_are_left_alone(

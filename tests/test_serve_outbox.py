@@ -116,6 +116,10 @@ def test_a_command_a_dead_replica_acknowledged_is_carried_out_by_serve_once(
         lambda: [m for m in slack.messages("C0DEPLOYS") if "is ready with 1.0.0" in m["text"]]
     )
     assert len(replies) == 1
+    assert served.healthz(url)["slack_deliveries"] == {
+        "unclaimed": 0,
+        "oldest_unclaimed_seconds": None,
+    }
 
 
 def test_a_promotion_asked_on_the_cli_reaches_each_approver_by_dm_through_serve(

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bot import views
 from bot.runtime import Runtime
 from environments.model import ApprovalState, EnvironmentState
 from environments.policy import Actor
+from environments.registry import chat as chat_record
 from environments.registry import operations as ops
 from environments.registry import record as rec
 from tests.conftest import EXAMPLES, ROOT, MovableClock, destroy_everything, person
@@ -268,6 +270,26 @@ def test_a_retried_delivery_has_exactly_one_effect(bot: Bot, slack: FakeSlack) -
         assert len(rec.history(conn, "pr-2")) == 1
     assert len([c for c in slack.calls("chat.postMessage") if "thread_ts" not in c.params]) == 1
     assert slack.calls("response_url") == [], "the retry was not handled a second time"
+
+
+def test_a_delivery_the_record_cannot_take_is_refused_so_slack_retries_it(
+    bot: Bot, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = bot.command_body("alice", "create pr-3 --type test --release 1.0.0")
+
+    def unavailable(*_: object, **__: object) -> set[str]:
+        raise sa.exc.OperationalError("insert", {}, Exception("database is locked"))
+
+    # Not recorded, not acknowledged: a 503, so Slack sends it again (nothing acted).
+    monkeypatch.setattr(chat_record, "record_deliveries", unavailable)
+    answer = bot.post(body)
+    assert answer.status == 503 and "Traceback" not in answer.body
+    monkeypatch.undo()
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+    assert bot.post(body, headers=retry).status == 200
+    eventually(lambda: env_state(bot, "pr-3").state is EnvironmentState.READY)
+    with bot.runtime.database.read() as conn:
+        assert len(rec.history(conn, "pr-3")) == 1
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from bot.api import RecordReader, api_routes, chart_url, parse_filter
 from bot.dashboard.auth import Session, SignIn
+from bot.speech import on_cli
 from environments.errors import NotFound, ShipyardError
 from environments.registry import overview
 
@@ -90,9 +91,13 @@ class Dashboard:
             try:
                 context = await run_in_threadpool(load, request)
             except NotFound as exc:
-                return self.render("problem.html", session, 404, reason=exc.reason, hint=exc.hint)
+                return self.render(
+                    "problem.html", session, 404, reason=exc.reason, hint=exc.advice(on_cli)
+                )
             except ShipyardError as exc:
-                return self.render("problem.html", session, 400, reason=exc.reason, hint=exc.hint)
+                return self.render(
+                    "problem.html", session, 400, reason=exc.reason, hint=exc.advice(on_cli)
+                )
             return self.render(template, session, 200, path=request.url.path, **context)
 
         return endpoint

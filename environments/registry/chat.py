@@ -163,3 +163,13 @@ def forget_deliveries(conn: sa.Connection, before: datetime) -> int:
         )
     )
     return int(gone.rowcount)
+
+
+def unclaimed(conn: sa.Connection) -> tuple[int, datetime | None]:
+    """How many recorded deliveries no replica has taken yet, and the oldest one's arrival."""
+    count, oldest = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(slack_deliveries.c.received_at)).where(
+            slack_deliveries.c.state.in_([PENDING, REPLAYING])
+        )
+    ).one()
+    return int(count), oldest
