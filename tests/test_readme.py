@@ -179,9 +179,7 @@ def test_readme_local_blocks_work_pasted_in_order(tmp_path: Path) -> None:
         )
     finally:
         destroy_leftovers(folder, env)
-    codes = {
-        int(n): int(rc) for n, rc in re.findall(rf"{LINE_MARK}(\d+) rc=(\d+)", done.stderr)
-    }
+    codes = {int(n): int(rc) for n, rc in re.findall(rf"{LINE_MARK}(\d+) rc=(\d+)", done.stderr)}
     assert len(codes) == len(ran), done.stderr[-3000:]
     wrong = [
         f"{line!r}: exit {codes[i]}, README says {expected_code(line)}"
