@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.command import CLI, Command, Outcome
 from bot.grammar import Parser
 from bot.runtime import Runtime
-from environments.errors import ShipyardError
+from environments.errors import ConfigError, NotFound, ShipyardError
 from environments.policy import Actor
 
 LIST_HELP = "the items of an ADE catalog folder: name, runner, parameters, problems"
@@ -63,7 +63,9 @@ def catalog_list(args: argparse.Namespace) -> Outcome:
         f"{len(items)} item(s), {bad} with problems" if items else f"no items under {args.path}"
     )
     data = [{**ade.describe(i.definition), "problems": list(i.problems)} for i in items]
-    return Outcome(text="\n".join(lines), data=data, exit_code=1 if bad or not items else 0)
+    # README's exit codes: 3 a file the configuration would name has problems, 4 nothing there.
+    code = NotFound.exit_code if not items else ConfigError.exit_code if bad else 0
+    return Outcome(text="\n".join(lines), data=data, exit_code=code)
 
 
 def catalog_import(args: argparse.Namespace) -> Outcome:
@@ -75,7 +77,9 @@ def catalog_import(args: argparse.Namespace) -> Outcome:
     block, skipped = ade_import.types_block(items, config, args.type_prefix)
     notes = [f"{line} (see 'shipyard catalog list {args.path}')" for line in skipped]
     if not block:
-        return Outcome(text="no usable items: nothing to import", notes=notes, exit_code=1)
+        return Outcome(
+            text="no usable items: nothing to import", notes=notes, exit_code=ConfigError.exit_code
+        )
     if args.write:
         added = ade_import.write_types(config, block)
         return Outcome(

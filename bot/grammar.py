@@ -44,7 +44,7 @@ def _common(
         dest="person",
         default=argparse.SUPPRESS,
         metavar="USER",
-        help="act as this person (default: the OS user)",
+        help="act as this person (default: $SHIPYARD_USER, else the OS user)",
     )
     parser.add_argument(
         "--config",
@@ -86,7 +86,7 @@ def build_parser(
             dest="person",
             default=None,
             metavar="USER",
-            help="act as this person (default: the OS user)",
+            help="act as this person (default: $SHIPYARD_USER, else the OS user)",
         )
         parser.add_argument(
             "--config",

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # the load-test modules pull in numpy and polars: only the co
     from environments.loadtests.criteria import Evaluation
     from environments.loadtests.results import AggregateReport, LabelStats
 
+# README's exit codes: 9 is a load test that failed (as `env loadtest` and `schedule run`); 1 a bug.
+LOADTEST_FAILED = 9
 REPORT_HELP = "the aggregate report of a JMeter JTL or Locust CSV, and fail criteria"
 CRITERIA_HELP = (
     "a fail criterion in Azure Load Testing's syntax, e.g. 'p95(response_time_ms) > 500' or "
@@ -84,7 +86,7 @@ def report(args: argparse.Namespace) -> tuple[str, dict[str, Any], str | None]:
 
 
 def run_report(argv: Sequence[str]) -> int:
-    """`shipyard loadtest report …` without the runtime: parse, report, exit 0, 1 or 2."""
+    """`shipyard loadtest report …` without the runtime: parse, report, exit 0, 9 or 2."""
     parser = Parser(prog="shipyard loadtest report", description=REPORT_HELP)
     add_report_arguments(parser)
     parser.add_argument("--as", dest="person", default=None, help=argparse.SUPPRESS)
@@ -97,7 +99,7 @@ def run_report(argv: Sequence[str]) -> int:
     print(json.dumps(data, indent=2) if args.json else text, flush=True)
     if failure is not None:
         print(f"shipyard: {failure} — the load test fails", file=sys.stderr)
-        return 1
+        return LOADTEST_FAILED
     return 0
 
 

@@ -531,13 +531,22 @@ def test_catalog_list_shows_items_runners_parameters_and_problems(tmp_path: Path
     broken = tmp_path / "catalog" / "Environments" / "Sandbox" / "environment.yaml"
     broken.write_text(broken.read_text().replace("runner: ARM", "runner: Terraform"))
     done = shipyard("catalog", "list", "catalog", cwd=tmp_path)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 3, done.stderr  # configuration (README's exit codes; 1 is a bug)
     out = done.stdout
     assert "FunctionApp 1.0.0  runner ARM  catalog/Environments/FunctionApp" in out
     assert "parameters: name*, supportsHttpsTrafficOnly, runtime=dotnet-isolated [6 choices]" in out
     assert "  ok (azuredeploy.json)" in out
     assert "catalog/Environments/Sandbox/environment.yaml:6: runner Terraform is not" in out
     assert "3 item(s), 1 with problems" in out
+
+
+def test_catalog_list_of_a_folder_without_items_is_not_found(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    done = shipyard("catalog", "list", "empty", cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert "no items under empty" in done.stdout
+    nothing = shipyard("catalog", "import", "empty", cwd=tmp_path)
+    assert nothing.returncode == 3 and "nothing to import" in nothing.stdout, nothing.stderr
 
 
 def test_catalog_import_prints_and_writes_the_types(tmp_path: Path, home: Path) -> None:
