@@ -83,7 +83,11 @@ class Runtime:
             from environments.providers.azure import AzureProvider
 
             providers["azure"] = AzureProvider(catalog)
-        piped = {k.provider for k in catalog.types.values() if k.engine == "azure-pipelines"}
+        piped = {
+            env_type.provider
+            for env_type in catalog.types.values()
+            if env_type.engine == "azure-pipelines"
+        }
         if piped:
             # Composition root: the Azure DevOps edge becomes the deploy engine of these types.
             from pipelines.azure_devops import AzureDevOps
