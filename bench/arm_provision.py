@@ -88,8 +88,8 @@ def through_provider(rt: Runtime, provider: AzureProvider, names: list[str]) -> 
 
     def job(env: Environment) -> Callable[[], None]:
         def run() -> None:
-            kind = rt.catalog.type(env.type)
-            resolved = parameters.resolve(rt.catalog, kind, env.overrides)
+            env_type = rt.catalog.type(env.type)
+            resolved = parameters.resolve(rt.catalog, env_type, env.overrides)
             context = parameters.Context(env.name, env.type, env.owner, {}, release.version)
             given = parameters.values(parameters.render(resolved, context))
             provider.provision(env, progress=lambda _: None)

@@ -43,20 +43,20 @@ def _release_add_args(p: argparse.ArgumentParser, chat: bool) -> None:
 def config_check(rt: Runtime, actor: Actor, args: argparse.Namespace) -> Outcome:
     c = rt.catalog
     lines = [f"{c.source}: ok"]
-    for name, kind in c.types.items():
+    for name, env_type in c.types.items():
         gate = (
-            f"{kind.approval.required} of {', '.join(kind.approval.approvers)}"
-            if kind.approval
+            f"{env_type.approval.required} of {', '.join(env_type.approval.approvers)}"
+            if env_type.approval
             else "no approval"
         )
         life = (
-            f"ttl {format_duration(kind.ttl.default)} (max {format_duration(kind.ttl.max)})"
-            if kind.ttl
+            f"ttl {format_duration(env_type.ttl.default)} (max {format_duration(env_type.ttl.max)})"
+            if env_type.ttl
             else "no expiry"
         )
         lines.append(
-            f"  type {name}: {kind.provider}, {life}, {gate}"
-            + (", protected" if kind.protected else "")
+            f"  type {name}: {env_type.provider}, {life}, {gate}"
+            + (", protected" if env_type.protected else "")
         )
     lines.append(f"  promotion: {' → '.join(c.promotion) or '(none)'}")
     # Every azure type's template checked against its parameters.

@@ -69,8 +69,8 @@ class Runtime:
         if directory is not None:
             catalog = catalog.with_directory(directory)
         remember_env_values(catalog.parameters)
-        for kind in catalog.types.values():
-            remember_env_values(kind.parameters)
+        for env_type in catalog.types.values():
+            remember_env_values(env_type.parameters)
         home = shipyard_home()
         database = open_database(database_url)
         clock = clock or SystemClock()
@@ -78,7 +78,7 @@ class Runtime:
         providers: dict[str, Provider] = {
             "local": LocalProvider(home / "environments", catalog.application),
         }
-        if any(kind.provider == "azure" for kind in catalog.types.values()):
+        if any(env_type.provider == "azure" for env_type in catalog.types.values()):
             # Imported only when needed; its clients and credential are built on first use.
             from environments.providers.azure import AzureProvider
 

@@ -87,10 +87,10 @@ def approval_message(
         + (f": {d.comment}" if d.comment else "")
         for d in approval.decisions
     ]
-    status = f"*{state}* ({len(approval.approvals)}/{approval.required})"
+    tally = f"*{state}* ({len(approval.approvals)}/{approval.required})"
     if approval.state is ApprovalState.PENDING:
-        status += f" · expires {render.when(approval.expires_at)}"
-    blocks.append(_context(" · ".join([status, *decided])))
+        tally += f" · expires {render.when(approval.expires_at)}"
+    blocks.append(_context(" · ".join([tally, *decided])))
     if approval.state is ApprovalState.PENDING:
         value = str(approval.id)
         blocks.append(

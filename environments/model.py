@@ -93,7 +93,7 @@ class DeploymentKind(StrEnum):
 
 
 class DeploymentStatus(StrEnum):
-    """A deployment's phase; rejected and expired are neutral outcomes ("not promoted")."""
+    """A deployment's status; rejected and expired are neutral outcomes ("not promoted")."""
 
     AWAITING_APPROVAL = "awaiting-approval"
     QUEUED = "queued"

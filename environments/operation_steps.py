@@ -51,7 +51,7 @@ class Steps:
             release = rec.get_release(conn, deployment.release)
             rec.set_deployment_status(conn, deployment.id, DeploymentStatus.RUNNING)
         env = self._move(op.environment_id, EnvironmentState.DEPLOYING)
-        kind = self.catalog.type(env.type)
+        env_type = self.catalog.type(env.type)
         self._say(op, f"deploying {release.version} into {env.name}")
         try:
             applied = (
@@ -61,10 +61,10 @@ class Steps:
             )
             resolved = parameters.resolve(
                 self.catalog,
-                kind,
+                env_type,
                 applied,
                 deployment.overrides,
-                file_layer=renderings.file_layer(self.catalog, kind),
+                file_layer=renderings.file_layer(self.catalog, env_type),
             )
             context = parameters.Context(
                 env.name, env.type, env.owner, env.outputs, release.version

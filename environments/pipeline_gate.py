@@ -33,19 +33,19 @@ from environments.registry.schema import approvals
 __all__ = ["gate_of_run", "gated_in_pipeline", "not_promoted", "open_gate", "require_deliverable"]
 
 
-def gated_in_pipeline(kind: EnvironmentType) -> bool:
+def gated_in_pipeline(env_type: EnvironmentType) -> bool:
     """Is this type's approval asked for by its pipeline's gate rather than before the run?"""
-    return kind.engine == "azure-pipelines" and kind.approval is not None
+    return env_type.engine == "azure-pipelines" and env_type.approval is not None
 
 
-def require_deliverable(kind: EnvironmentType, release: Release) -> None:
+def require_deliverable(env_type: EnvironmentType, release: Release) -> None:
     """A run deploys the release's recorded build (or its tag): never the default branch."""
-    if kind.engine != "azure-pipelines" or kind.azure_devops.source != "build":
+    if env_type.engine != "azure-pipelines" or env_type.azure_devops.source != "build":
         return
     if release.build_run is None and not release.build_number.strip():
         raise Conflict(
             f"release {release.version} has no recorded build run to deploy",
-            hint=f"set azure_devops: {{source: tag}} on type '{kind.name}' to deploy "
+            hint=f"set azure_devops: {{source: tag}} on type '{env_type.name}' to deploy "
             f"refs/tags/{release.version}",
             hints=Hint(
                 "record the build that made it, in the build stage",

@@ -133,16 +133,19 @@ class PipelineSteps:
         return self._render(env, format, release or env.release)
 
     def _render(self, env: Environment, format: str, release: str | None) -> Rendered:
-        kind = self.catalog.type(env.type)
+        env_type = self.catalog.type(env.type)
         resolved = parameters.resolve(
-            self.catalog, kind, env.overrides, file_layer=renderings.file_layer(self.catalog, kind)
+            self.catalog,
+            env_type,
+            env.overrides,
+            file_layer=renderings.file_layer(self.catalog, env_type),
         )
         shown = parameters.render(
             resolved, parameters.Context(env.name, env.type, env.owner, env.outputs, release)
         )
         notes: list[str] = []
         if format == "sf-xml":
-            rendered = renderings.sf_xml(self.catalog, kind, env.name, shown)
+            rendered = renderings.sf_xml(self.catalog, env_type, env.name, shown)
             text = rendered.xml
             notes = [
                 f"{k}: not set, the ApplicationManifest's default applies"

@@ -74,9 +74,13 @@ class Worker:
         """The type's provider, or its pipeline engine when the type deploys through one."""
         return self.providers[self._provider_key(env_type)]
 
-    def _provider_key(self, env_type: str) -> str:
-        kind = self.catalog.type(env_type)
-        return kind.provider if kind.engine == "direct" else f"{kind.provider}+{kind.engine}"
+    def _provider_key(self, type_name: str) -> str:
+        env_type = self.catalog.type(type_name)
+        return (
+            env_type.provider
+            if env_type.engine == "direct"
+            else f"{env_type.provider}+{env_type.engine}"
+        )
 
     def preflight(self, environment: Environment, supplied: Mapping[str, str]) -> None:
         """What the type's provider can check before anything is recorded (see Lifecycle)."""
@@ -137,13 +141,13 @@ class Worker:
             op = ops.get_operation(conn, op_id)
             if op.state is not OperationState.QUEUED or op.deployment_id is None:
                 return False
-            kind = self.catalog.type(rec.environment_by_id(conn, op.environment_id).type)
-            if kind.windows is None:
+            env_type = self.catalog.type(rec.environment_by_id(conn, op.environment_id).type)
+            if env_type.windows is None:
                 return False
             deployment = rec.get_deployment(conn, op.deployment_id)
         if deployment.kind not in (DeploymentKind.DEPLOY, DeploymentKind.PROMOTION):
             return False
-        return windows.held(kind.windows, self.clock.now(), deployment.override_reason)
+        return windows.held(env_type.windows, self.clock.now(), deployment.override_reason)
 
     def _execute(self, op: Operation, owner: str) -> Operation:
         stop = threading.Event()

@@ -192,8 +192,8 @@ def cli_cases() -> list[Any]:
         for name in NAMES:
             argv = tuple(name if part == "{}" else part for part in command)
             cases.append(pytest.param(argv, id=f"name-{command[1]}-{NAMES.index(name)}"))
-    for i, kind in enumerate(TYPES):
-        argv = ("env", "create", "pr-9", "--type", kind, "--release", "1.0.0")
+    for i, type_name in enumerate(TYPES):
+        argv = ("env", "create", "pr-9", "--type", type_name, "--release", "1.0.0")
         cases.append(pytest.param(argv, id=f"type-{i}"))
     for i, release in enumerate(RELEASES):
         cases.append(

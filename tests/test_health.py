@@ -178,16 +178,16 @@ def test_azure_health_is_the_group_the_newest_deployment_and_the_cluster_health_
     assert plain.probe(env, timeout=2) == HealthReport(
         HealthStatus.HEALTHY, "resource group sy-pr-1 Succeeded"
     )
-    kind = azure_rt.catalog.types["cloud"]
-    assert kind.azure is not None
-    declared = kind.azure.model_copy(
+    env_type = azure_rt.catalog.types["cloud"]
+    assert env_type.azure is not None
+    declared = env_type.azure.model_copy(
         update={"health_url": "{endpoint}/$/GetClusterHealth?api-version=6.0"}
     )
     catalog = azure_rt.catalog.model_copy(
         update={
             "types": {
                 **azure_rt.catalog.types,
-                "cloud": kind.model_copy(update={"azure": declared}),
+                "cloud": env_type.model_copy(update={"azure": declared}),
             }
         }
     )

@@ -219,14 +219,14 @@ types:
 
 def test_rendered_application_parameters_validate_against_the_xsd(tmp_path: Path) -> None:
     catalog = sf_catalog(tmp_path)
-    kind = catalog.type("test")
+    env_type = catalog.type("test")
     resolved = parameters.resolve(
         catalog,
-        kind,
+        env_type,
         {"WebService_GuestExeBackendServiceName": 'Guest<&"Exe>'},
-        file_layer=renderings.file_layer(catalog, kind),
+        file_layer=renderings.file_layer(catalog, env_type),
     )
-    rendered = renderings.sf_xml(catalog, kind, "pr-1", resolved)
+    rendered = renderings.sf_xml(catalog, env_type, "pr-1", resolved)
     schema = etree.XMLSchema(etree.parse(str(SF / "ServiceFabricServiceModel.xsd")))
     document = etree.fromstring(rendered.xml.encode())
     assert schema.validate(document), schema.error_log.last_error
@@ -244,10 +244,10 @@ def test_rendered_application_parameters_validate_against_the_xsd(tmp_path: Path
 
 def test_a_name_the_manifest_does_not_declare_is_refused(tmp_path: Path) -> None:
     catalog = sf_catalog(tmp_path)
-    kind = catalog.type("test")
-    resolved = parameters.resolve(catalog, kind, {"WebService_Typo": "1"})
+    env_type = catalog.type("test")
+    resolved = parameters.resolve(catalog, env_type, {"WebService_Typo": "1"})
     with pytest.raises(InvalidInput) as refused:
-        renderings.sf_xml(catalog, kind, "pr-1", resolved)
+        renderings.sf_xml(catalog, env_type, "pr-1", resolved)
     assert "WebService_Typo (environment layer) not declared in" in refused.value.reason
     assert "ApplicationManifest.xml" in refused.value.reason
 

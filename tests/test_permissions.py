@@ -76,9 +76,9 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     ci = Actor("dave")
     release = Path(__file__).resolve().parents[1] / "examples/game/releases/1.0.0"
     runtime.lifecycle.add_release(ci, "1.0.0", str(release))
-    for kind in TYPES:
+    for type_name in TYPES:
         # Requested, never run: the record knows each environment and its type.
-        runtime.lifecycle.create(ci, f"{kind}-env", env_type=kind, release="1.0.0")
+        runtime.lifecycle.create(ci, f"{type_name}-env", env_type=type_name, release="1.0.0")
     yield runtime
     runtime.close()
 
@@ -89,9 +89,9 @@ def _cases() -> Iterator[tuple[Command, Surface, str, str | None]]:
             continue
         for surface in sorted(command.surfaces):
             for role in ROLES:
-                kinds = TYPES if (command.action, None) not in EXPECTED else (None,)
-                for kind in kinds:
-                    yield command, surface, role, kind
+                type_names = TYPES if (command.action, None) not in EXPECTED else (None,)
+                for type_name in type_names:
+                    yield command, surface, role, type_name
 
 
 def test_every_action_of_the_table_has_an_expectation() -> None:
@@ -100,13 +100,13 @@ def test_every_action_of_the_table_has_an_expectation() -> None:
             assert any(action == command.action for action, _ in EXPECTED), command.name
 
 
-def _check(rt: Runtime, command: Command, actor: Actor, kind: str | None) -> None:
+def _check(rt: Runtime, command: Command, actor: Actor, type_name: str | None) -> None:
     """The check the code runs for this command: the use case's, or the table's."""
     action = command.action
     assert action is not None
     if action in ("approve", "reject"):
-        assert kind is not None
-        gate = rt.catalog.type(kind).approval
+        assert type_name is not None
+        gate = rt.catalog.type(type_name).approval
         policy.require_approver(
             rt.catalog,
             actor.person,
@@ -116,37 +116,39 @@ def _check(rt: Runtime, command: Command, actor: Actor, kind: str | None) -> Non
             decisions=(),
         )
     elif action == "destroy":
-        assert kind is not None
-        policy.require_destroyable(rt.catalog, actor, rt.catalog.type(kind), force=True)
+        assert type_name is not None
+        policy.require_destroyable(rt.catalog, actor, rt.catalog.type(type_name), force=True)
     elif action in CHECKED_BY_USE_CASE:
-        assert kind is not None
-        policy.authorize(rt.catalog, actor, action, rt.catalog.type(kind))
+        assert type_name is not None
+        policy.authorize(rt.catalog, actor, action, rt.catalog.type(type_name))
     else:
-        args = argparse.Namespace(name=f"{kind}-env", users=None, duration=None)
+        args = argparse.Namespace(name=f"{type_name}-env", users=None, duration=None)
         authorize(rt, actor, command, args)
 
 
 @pytest.mark.parametrize(
-    ("command", "surface", "role", "kind"),
+    ("command", "surface", "role", "type_name"),
     list(_cases()),
     ids=lambda v: v.name if isinstance(v, Command) else str(v),
 )
 def test_permission_matrix(
-    rt: Runtime, command: Command, surface: Surface, role: str, kind: str | None
+    rt: Runtime, command: Command, surface: Surface, role: str, type_name: str | None
 ) -> None:
     assert command.action is not None
-    allowed = role in EXPECTED[(command.action, kind)]
-    if command.action == "destroy" and kind == "production" and surface is Surface.SLACK:
+    allowed = role in EXPECTED[(command.action, type_name)]
+    if command.action == "destroy" and type_name == "production" and surface is Surface.SLACK:
         allowed = False  # protected environments are never destroyed from chat
     actor = Actor(ROLES[role], CHANNEL[surface])
     try:
-        _check(rt, command, actor, kind)
+        _check(rt, command, actor, type_name)
     except ShipyardError as refused:
-        assert not allowed, f"{role} was refused {command.name} on {kind}: {refused.one_line()}"
+        assert not allowed, (
+            f"{role} was refused {command.name} on {type_name}: {refused.one_line()}"
+        )
         assert isinstance(refused, PolicyRefused)
         assert refused.hint, "a refusal says who may or what to do"
     else:
-        assert allowed, f"{role} may {command.name} on {kind} via {surface}, and should not"
+        assert allowed, f"{role} may {command.name} on {type_name} via {surface}, and should not"
 
 
 @pytest.mark.parametrize(

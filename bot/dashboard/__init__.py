@@ -68,7 +68,7 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(ago=ago, until=until, when=when)
-    env.globals.update(chart_url=chart_url, sortable=SORTABLE, health_states=HEALTH)
+    env.globals.update(chart_url=chart_url, sortable=SORTABLE, health_statuses=HEALTH)
     return env
 
 

@@ -37,14 +37,14 @@ class Creating(UseCases):
         overrides: dict[str, str] | None = None,
     ) -> Requested:
         check_environment_name(name)
-        kind = self.catalog.type(env_type)
-        policy.require(self.catalog, actor, "create", kind)
-        lifetime = policy.lifetime(kind, ttl)
+        declared = self.catalog.type(env_type)
+        policy.require(self.catalog, actor, "create", declared)
+        lifetime = policy.lifetime(declared, ttl)
         inputs.require(
-            kind.inputs,
+            declared.inputs,
             overrides or {},
             type_name=env_type,
-            preset=[*self.catalog.parameters, *kind.parameters],
+            preset=[*self.catalog.parameters, *declared.parameters],
             creating=True,
         )
         now = self.clock.now()
@@ -71,7 +71,7 @@ class Creating(UseCases):
                 overridden=sorted((overrides or {}).keys()),
             )
             requested = self._request(
-                conn, env_id, name, kind, release, DeploymentKind.CREATE, actor, now=now
+                conn, env_id, name, declared, release, DeploymentKind.CREATE, actor, now=now
             )
         self._announce(requested)
         return requested
@@ -80,13 +80,13 @@ class Creating(UseCases):
         now = self.clock.now()
         with self.db.write() as conn:
             env = self._usable(conn, name)
-            kind = self.catalog.type(env.type)
-            if kind.ttl is None or env.expires_at is None:
+            env_type = self.catalog.type(env.type)
+            if env_type.ttl is None or env.expires_at is None:
                 raise InvalidInput(f"{name} does not expire", hint="nothing to extend")
             if actor.person != env.owner:
-                policy.require(self.catalog, actor, "extend", kind)
+                policy.require(self.catalog, actor, "extend", env_type)
             new_expiry = max(env.expires_at, now) + by
-            policy.check_within(kind, new_expiry - now)
+            policy.check_within(env_type, new_expiry - now)
             rec.update_environment(conn, env.id, expires_at=new_expiry, warned_at=None)
             ops.audit(
                 conn,
@@ -102,8 +102,8 @@ class Creating(UseCases):
         now = self.clock.now()
         with self.db.write() as conn:
             env = rec.get_environment(conn, name, lock=True)
-            kind = self.catalog.type(env.type)
-            policy.require_destroyable(self.catalog, actor, kind, force)
+            env_type = self.catalog.type(env.type)
+            policy.require_destroyable(self.catalog, actor, env_type, force)
             if env.state is EnvironmentState.DESTROYING:
                 raise Conflict(f"{name} is already being destroyed", hint="wait for it")
             op_id = queue_destroy(conn, env, now)

@@ -88,10 +88,12 @@ class Deploying(UseCases):
         now = self.clock.now()
         with self.db.write() as conn:
             env = self._usable(conn, name)
-            kind = self.catalog.type(env.type)
-            policy.require(self.catalog, actor, "deploy", kind)
-            inputs.require(kind.inputs, overrides or {}, type_name=kind.name, creating=False)
-            window = self._window(actor, kind, now, when_open, window_override)
+            env_type = self.catalog.type(env.type)
+            policy.require(self.catalog, actor, "deploy", env_type)
+            inputs.require(
+                env_type.inputs, overrides or {}, type_name=env_type.name, creating=False
+            )
+            window = self._window(actor, env_type, now, when_open, window_override)
             rec.release_id(conn, release)
             if not overrides:
                 self._not_already(conn, env, release)
@@ -99,7 +101,7 @@ class Deploying(UseCases):
                 conn,
                 env.id,
                 env.name,
-                kind,
+                env_type,
                 release,
                 DeploymentKind.DEPLOY,
                 actor,
@@ -133,9 +135,9 @@ class Deploying(UseCases):
         parameters.check(changes, "params set")
         with self.db.write() as conn:
             env = self._usable(conn, name)
-            kind = self.catalog.type(env.type)
-            policy.require(self.catalog, actor, "params_set", kind)
-            inputs.require(kind.inputs, changes, type_name=kind.name, creating=False)
+            env_type = self.catalog.type(env.type)
+            policy.require(self.catalog, actor, "params_set", env_type)
+            inputs.require(env_type.inputs, changes, type_name=env_type.name, creating=False)
             missing = [key for key in unset if key not in env.overrides]
             if missing:
                 raise InvalidInput(
@@ -157,18 +159,18 @@ class Deploying(UseCases):
             if env.release is None:
                 resolved = parameters.resolve(
                     self.catalog,
-                    kind,
+                    env_type,
                     wanted,
-                    file_layer=renderings.file_layer(self.catalog, kind),
+                    file_layer=renderings.file_layer(self.catalog, env_type),
                 )
-                renderings.check_declared(self.catalog, kind, resolved)
+                renderings.check_declared(self.catalog, env_type, resolved)
                 rec.update_environment(conn, env.id, overrides=wanted)
                 return None
             requested = self._request(
                 conn,
                 env.id,
                 env.name,
-                kind,
+                env_type,
                 env.release,
                 DeploymentKind.DEPLOY,
                 actor,

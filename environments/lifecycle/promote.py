@@ -42,7 +42,7 @@ class Promoting(UseCases):
         now = self.clock.now()
         with self.db.write() as conn:
             target_env, target_type = promotion.target(conn, self.catalog, target)
-            kind = self.catalog.type(target_type)
+            env_type = self.catalog.type(target_type)
             source_env = rec.get_environment(conn, source) if source else None
             previous = self.catalog.previous_on_path(target_type)
             if source_env is not None:
@@ -50,8 +50,8 @@ class Promoting(UseCases):
             elif previous is None:
                 policy.promotion_target_type(self.catalog, target_type, target_type)
             assert previous is not None
-            policy.require(self.catalog, actor, "promote", kind)
-            window = self._window(actor, kind, now, when_open, window_override)
+            policy.require(self.catalog, actor, "promote", env_type)
+            window = self._window(actor, env_type, now, when_open, window_override)
             version, source_env_id = promotion.promotable(
                 conn, self.catalog, previous, release, source_env
             )
@@ -59,14 +59,14 @@ class Promoting(UseCases):
             override = promotion.load_test_gate(last_verdict, version, override_reason)
             if target_env is None:
                 check_environment_name(target)
-                policy.require(self.catalog, actor, "create", kind)
+                policy.require(self.catalog, actor, "create", env_type)
                 env_id = rec.insert_environment(
                     conn,
                     name=target,
                     env_type=target_type,
                     owner=actor.person,
                     at=now,
-                    expires_at=now + kind.ttl.default if kind.ttl else None,
+                    expires_at=now + env_type.ttl.default if env_type.ttl else None,
                     overrides={},
                 )
                 env_name = target
@@ -77,7 +77,7 @@ class Promoting(UseCases):
                 conn,
                 env_id,
                 env_name,
-                kind,
+                env_type,
                 version,
                 DeploymentKind.PROMOTION,
                 actor,

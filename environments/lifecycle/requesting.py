@@ -71,7 +71,7 @@ class UseCases:
     def _window(
         self,
         actor: Actor,
-        kind: EnvironmentType,
+        env_type: EnvironmentType,
         now: datetime,
         when_open: bool,
         override: str | None,
@@ -80,8 +80,8 @@ class UseCases:
         if actor.channel is policy.Channel.SCHEDULE:
             return windows.WindowGate()
         return windows.gate(
-            kind.name,
-            kind.windows,
+            env_type.name,
+            env_type.windows,
             now,
             person=actor.person,
             admin=actor.person in self.catalog.admins,
@@ -104,7 +104,7 @@ class UseCases:
         conn: sa.Connection,
         env_id: int,
         env_name: str,
-        kind: EnvironmentType,
+        env_type: EnvironmentType,
         release: str,
         deployment_kind: DeploymentKind,
         actor: Actor,
@@ -118,18 +118,18 @@ class UseCases:
         env = rec.environment_by_id(conn, env_id, lock=True)
         resolved = parameters.resolve(
             self.catalog,
-            kind,
+            env_type,
             env.overrides if environment_parameters is None else environment_parameters,
             overrides,
-            file_layer=renderings.file_layer(self.catalog, kind),
+            file_layer=renderings.file_layer(self.catalog, env_type),
         )
         fingerprint = parameters.fingerprint(parameters.values(resolved))
-        renderings.check_declared(self.catalog, kind, resolved)
+        renderings.check_declared(self.catalog, env_type, resolved)
         if self.preflight is not None:
             self.preflight(env, parameters.values(resolved))
-        pipeline_gate.require_deliverable(kind, rec.get_release(conn, release))
+        pipeline_gate.require_deliverable(env_type, rec.get_release(conn, release))
         # A type gated in its pipeline is asked once, when the run reaches the gate.
-        gate = None if pipeline_gate.gated_in_pipeline(kind) else kind.approval
+        gate = None if pipeline_gate.gated_in_pipeline(env_type) else env_type.approval
         deployment_id = rec.insert_deployment(
             conn,
             env_id=env_id,
