@@ -111,7 +111,7 @@ class SignIn:
         if not self.settings.client_id:
             return Response(
                 "Sign in with Slack is not configured: set SLACK_CLIENT_ID and "
-                "SLACK_CLIENT_SECRET (see README 'Dashboard').",
+                "SLACK_CLIENT_SECRET (see README 'Health, the dashboard and the API').",
                 status_code=503,
                 media_type="text/plain",
             )

@@ -204,7 +204,7 @@ def calling(what: str, settings: AzureSettings) -> Iterator[None]:
         raise ProviderError(
             f"Azure refused the credential while {what}: {message_of(exc)}",
             hint="sign in (az login, a managed identity, or AZURE_CLIENT_ID/AZURE_TENANT_ID/"
-            "AZURE_CLIENT_SECRET) — see README, Connecting Azure",
+            "AZURE_CLIENT_SECRET) — see README, Azure",
         ) from exc
     except HttpResponseError as exc:
         raise ProviderError(
