@@ -87,7 +87,7 @@ class PipelineEngine:
         started: Callable[[str], None],
         resume: str | None = None,
     ) -> ProviderResult:
-        run = self._resumed(resume) if resume else None
+        run = self._resumed(environment, resume) if resume else None
         if run is None:
             run = self._start(environment, release, requested_by)
             progress(f"pipeline run {run.id} started: {run.web_url}")
@@ -121,11 +121,11 @@ class PipelineEngine:
         )
 
     def _start(self, environment: Environment, release: Release, requested_by: str) -> PipelineRun:
-        kind = self.catalog.type(environment.type)
-        pipeline_gate.require_deliverable(kind, release)
-        if kind.approval is not None:
+        env_type = self.catalog.type(environment.type)
+        pipeline_gate.require_deliverable(env_type, release)
+        if env_type.approval is not None:
             self.ado.sync(self.catalog, [(environment.name, environment.type)])
-        settings = kind.azure_devops
+        settings = env_type.azure_devops
         build = None
         if settings.source == "build":
             # The pipeline resource is asked for by its run's name (the build number).
@@ -134,6 +134,7 @@ class PipelineEngine:
                 number = self.ado.build_number(release.build_run)
             build = (settings.build_resource, number)
         return self.ado.start_run(
+            pipeline_id=self._pipeline_of(environment),
             environment=environment.name,
             release=release.version,
             requested_by=requested_by,
@@ -141,10 +142,15 @@ class PipelineEngine:
             branch=_tag_of(release) if settings.source == "tag" else None,
         )
 
-    def _resumed(self, run_url: str) -> PipelineRun | None:
+    def _pipeline_of(self, environment: Environment) -> int | None:
+        """The pipeline that deploys this environment's type: its own, else the section's."""
+        own = self.catalog.type(environment.type).azure_devops.pipeline_id
+        return own if own is not None else self.ado.settings.pipeline_id
+
+    def _resumed(self, environment: Environment, run_url: str) -> PipelineRun | None:
         """The run a crashed attempt started (`…/_build/results?buildId=N`), if it can be read."""
         run_id = run_id_of_url(run_url)
-        pipeline_id = self.ado.settings.pipeline_id
+        pipeline_id = self._pipeline_of(environment)
         if run_id is None or pipeline_id is None:
             return None
         return self.ado.get_run(pipeline_id, run_id)

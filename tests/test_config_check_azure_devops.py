@@ -184,3 +184,19 @@ def test_a_types_pipeline_settings_go_with_the_pipeline_engine(
         "shipyard: shipyard.yaml:6: type 'staging' has an azure_devops: section but deploys "
         "with engine direct"
     )
+
+
+def test_a_type_may_start_a_pipeline_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = GOOD.replace(
+        "    engine: azure-pipelines\n",
+        "    engine: azure-pipelines\n    azure_devops: {source: tag, pipeline_id: 14}\n",
+    ).replace("  pipeline_id: 12\n", "")
+    # The type names its pipeline, so the section needs none.
+    assert check(tmp_path, own, capsys) == (0, [])
+    code, said = check(tmp_path, own.replace("pipeline_id: 14", "pipeline_id: 0"), capsys)
+    assert code == 3 and len(said) == 1 and said[0].startswith("shipyard: shipyard.yaml:6:"), said
+    # Without either, the type has no pipeline to start.
+    code, said = check(tmp_path, own.replace(", pipeline_id: 14", ""), capsys)
+    assert code == 3 and any("no pipeline_id" in line for line in said), said

@@ -23,6 +23,7 @@ from tests.conftest import EXAMPLES, destroy_everything, person
 from tests.fakes.azure_devops import PROJECT, SERVICE, FakeAzureDevOps
 
 DEPLOY_PIPELINE = 7
+TAG_PIPELINE = 9  # a pipeline that builds the tag it runs on, for the type 'edge' only
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def fake() -> Iterator[FakeAzureDevOps]:
     with FakeAzureDevOps() as server:
         server.add_pipeline(DEPLOY_PIPELINE, "game-delivery")
+        server.add_pipeline(TAG_PIPELINE, "game-build-and-deploy")
         server.add_build(4242, "20261130.1")
         server.add_build(4300, "20261130.2")
         yield server
@@ -70,6 +72,9 @@ types:
   demo:
     engine: azure-pipelines
     azure_devops: {{source: tag}}
+  edge:
+    engine: azure-pipelines
+    azure_devops: {{source: tag, pipeline_id: {TAG_PIPELINE}}}
   gated:
     engine: azure-pipelines
     approval: {{required: 1, approvers: [dave], timeout: 1h}}
@@ -171,6 +176,29 @@ def test_a_tag_type_runs_the_releases_tag(rt: Runtime, fake: FakeAzureDevOps) ->
     assert started.body["templateParameters"]["release"] == "1.1.0"
     (run,) = fake.runs.values()
     assert run.ref_name == "refs/tags/1.1.0"
+
+
+def test_a_type_with_a_pipeline_of_its_own_runs_that_one_and_its_runs_are_recorded(
+    rt: Runtime, fake: FakeAzureDevOps
+) -> None:
+    requested = rt.lifecycle.create(person("alice"), "edge-1", env_type="edge", release="1.1.0")
+    op = rt.worker.run(requested.operation_id)  # type: ignore[arg-type]
+    assert op is not None and op.state is OperationState.SUCCEEDED, op.error
+
+    assert fake.requests("POST", f"pipelines/{DEPLOY_PIPELINE}/runs") == []
+    (started,) = fake.requests("POST", f"pipelines/{TAG_PIPELINE}/runs")
+    assert started.body["resources"] == {"repositories": {"self": {"refName": "refs/tags/1.1.0"}}}
+    # Its runs are Shipyard's too: watched by the poll, their approvals answered.
+    assert TAG_PIPELINE in AzureDevOps.from_environment(rt.catalog).settings.pipelines
+    with rt.database.read() as conn:
+        env = rec.get_environment(conn, "edge-1")
+        (deployment,) = rec.history(conn, "edge-1")
+    run = AzureDevOps.from_environment(rt.catalog).get_run(
+        TAG_PIPELINE, env.outputs["pipeline_run"]
+    )
+    record_run(AzureDevOps.from_environment(rt.catalog), rt.database, rt.catalog, run)
+    with rt.database.read() as conn:
+        assert [d.id for d in rec.history(conn, "edge-1")] == [deployment.id]
 
 
 def test_a_release_without_a_recorded_build_is_refused_before_anything_runs(

@@ -29,7 +29,9 @@ class TypePipelineSettings(BaseModel):
 
     `source: build` (the default) deploys the build run recorded with the release
     (`resources.pipelines.<build_resource>.version`); `source: tag` runs the pipeline on the
-    release's tag (`refs/tags/<version>`). Never the default branch.
+    release's tag (`refs/tags/<version>`). Never the default branch. `pipeline_id` is the
+    pipeline Shipyard starts for this type (default: the section's `azure_devops.pipeline_id`),
+    so types that deploy a recorded build and types that build their tag can live side by side.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,6 +39,7 @@ class TypePipelineSettings(BaseModel):
     source: Literal["build", "tag"] = "build"
     # The alias of the pipeline resource (the build pipeline) in the deploy pipeline's YAML.
     build_resource: str = Field(default="build", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    pipeline_id: int | None = Field(default=None, ge=1)
 
 
 class AzureDevOpsSettings(BaseModel):
@@ -106,7 +109,21 @@ class AzureDevOpsSettings(BaseModel):
 def pipelines_settings(
     catalog: object, environ: Mapping[str, str] | None = None
 ) -> AzureDevOpsSettings:
-    """The catalog's `azure_devops:` section (defaults when it has none), environment on top."""
+    """The catalog's `azure_devops:` section (defaults when it has none), environment on top.
+
+    Pipelines that types start of their own (`types.<t>.azure_devops.pipeline_id`) are watched
+    too: their runs are recorded and their approvals answered like those of `pipeline_id`.
+    """
     found = getattr(catalog, "azure_devops", None)
     base = found if isinstance(found, AzureDevOpsSettings) else AzureDevOpsSettings()
-    return base.with_environment(environ)
+    settings = base.with_environment(environ)
+    types = getattr(catalog, "types", {})
+    own = [
+        t.azure_devops.pipeline_id
+        for t in types.values()
+        if isinstance(getattr(t, "azure_devops", None), TypePipelineSettings)
+        and t.azure_devops.pipeline_id is not None
+    ]
+    if not own:
+        return settings
+    return settings.model_copy(update={"watch": tuple(dict.fromkeys((*settings.watch, *own)))})

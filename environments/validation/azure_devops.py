@@ -202,16 +202,18 @@ def _variable_group(p: Problems, settings: AzureDevOpsSettings) -> None:
 
 
 def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
-    missing = [
-        field
-        for field, value in (
-            ("organization_url", settings.organization_url),
-            ("project", settings.project),
-            ("pipeline_id", "" if settings.pipeline_id is None else "set"),
-        )
-        if not value
-    ]
     for name, kind in p.catalog.types.items():
+        # A type may start a pipeline of its own (types.<t>.azure_devops.pipeline_id).
+        pipeline = kind.azure_devops.pipeline_id or settings.pipeline_id
+        missing = [
+            field
+            for field, value in (
+                ("organization_url", settings.organization_url),
+                ("project", settings.project),
+                ("pipeline_id", "" if pipeline is None else "set"),
+            )
+            if not value
+        ]
         if kind.engine != "direct" and missing:
             p.add(
                 ("types", name, "engine"),
