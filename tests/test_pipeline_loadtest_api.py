@@ -114,3 +114,12 @@ def test_a_pipeline_load_tests_through_the_api_and_exits_by_the_verdict(
         timeout=10,
     )
     assert refused.status_code == 403
+
+    # No verdict within --timeout: 124 and one line; the run goes on on the server.
+    late = shipyard.step(
+        token, "loadtest", "lt-1", "--users", "1", "--duration", "3s", "--interval", "1s",
+        "--timeout", "1s",
+    )  # fmt: skip
+    assert late.returncode == 124, late.stdout + late.stderr
+    assert late.stdout == ""
+    assert f"load test #{run.id + 1} on lt-1 is still running after 1s" in late.stderr
