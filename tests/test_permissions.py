@@ -194,3 +194,38 @@ def test_schedules_act_as_configured() -> None:
 def test_limits_are_part_of_the_rule_table() -> None:
     catalog = load_catalog(CONFIG)
     assert catalog.type("test").limits.loadtest.max_duration == timedelta(minutes=5)
+
+
+def test_a_plans_own_load_counts_against_the_limits_when_none_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    config = tmp_path / "shipyard.yaml"
+    plan = tmp_path / "login.py"
+    plan.write_text("")
+    config.write_text(
+        CONFIG.read_text()
+        + "loadtests:\n  heavy: {engine: locust, file: login.py, users: 500, duration: 1m}\n"
+        + "  light: {engine: locust, file: login.py, users: 5, duration: 10m}\n"
+    )
+    rt = Runtime.open(str(config), database_url=f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+
+        def begin(plan: str, users: int | None = None, channel: Channel = Channel.CHAT) -> int:
+            return rt.loadtesting.begin(
+                Actor("alice", channel), environment="test-1", env_type="test",
+                release="1.0.0", plan=plan, users=users,
+            )  # fmt: skip
+
+        # Leaving out --users does not bring the plan's 500 past the type's 50, nor its 10m
+        # past 5m; nothing is recorded.
+        with pytest.raises(PolicyRefused, match="at most 50 users, not 500"):
+            begin("heavy")
+        with pytest.raises(PolicyRefused, match="at most 5m, not 10m"):
+            begin("light")
+        with rt.database.read() as conn:
+            assert conn.exec_driver_sql("select count(*) from loadtest_runs").scalar() == 0
+        assert begin("heavy", users=50) > 0
+        assert begin("heavy", channel=Channel.SCHEDULE) > 0  # schedules run what is configured
+    finally:
+        rt.close()

@@ -28,7 +28,7 @@ from environments.loadtests.samplesets import SampleSet
 from environments.loadtests.summary import LoadTestSummary
 from environments.loadtests.verdicts import Outcome, explanation, figures, judge, verdict
 from environments.model import EnvironmentState, parse_duration
-from environments.policy import Actor
+from environments.policy import Actor, within_load_limits
 from environments.registry import Database, outbox
 from environments.registry import loadtests as runs
 from environments.registry import operations as ops
@@ -101,6 +101,7 @@ class LoadTesting:
         """Record a run as started (before its environment may even exist, for a nightly run)."""
         plan_name, chosen = self.plan(env_type, plan)
         load = self._load(chosen, users, duration)
+        within_load_limits(actor, self.catalog.type(env_type), load.users, load.duration)
         now = self.clock.now()
         with self.db.write() as conn:
             run_id = runs.start(
