@@ -25,9 +25,9 @@ from environments.pipeline_steps import (
     FORMATS,
     STEP_STATUSES,
     DeploymentReport,
-    EnvironmentStatus,
     ReleaseReport,
     Rendered,
+    StateAnswer,
 )
 from environments.release_builds import Registered
 
@@ -51,7 +51,7 @@ class StepRecord(Protocol):
 
     def parameters(self, name: str, *, format: str, release: str | None) -> Rendered: ...
 
-    def status(self, name: str) -> EnvironmentStatus: ...
+    def state(self, name: str) -> StateAnswer: ...
 
     def record(self, environment: str, report: DeploymentReport) -> Recorded: ...
 
@@ -194,7 +194,7 @@ def wait_ready(record: StepRecord, args: argparse.Namespace) -> Outcome:
     interval = parse_duration(args.interval).total_seconds()
     deadline = time.monotonic() + timeout.total_seconds()
     while True:
-        env = record.status(args.name)
+        env = record.state(args.name)
         if env.state is EnvironmentState.READY:
             release = f" with {env.release}" if env.release else ""
             return Outcome(
