@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import TypeAdapter
-from starlette.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
+from bot.speech import on_cli
+from environments.errors import (
+    Conflict,
+    NotAuthenticated,
+    NotFound,
+    PolicyRefused,
+    ShipyardError,
+)
 from environments.outcome import Hint
 
 PREFIX = "/api/v1"
+STATUS = {NotAuthenticated: 401, PolicyRefused: 403, NotFound: 404, Conflict: 409}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,3 +60,17 @@ def bearer(authorization: str) -> str | None:
     if authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
     return None
+
+
+def endpoint(handler: Callable[[Request, bytes], Response]) -> Callable[..., Any]:
+    """A route's handler on a worker thread; a refusal is its status and the one Problem shape."""
+
+    async def answer(request: Request) -> Response:
+        body = await request.body()
+        try:
+            return await run_in_threadpool(handler, request, body)
+        except ShipyardError as exc:
+            status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+            return problem(status, exc.reason, exc.advice(on_cli), exc.hints)
+
+    return answer

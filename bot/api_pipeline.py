@@ -12,22 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.api_common import PREFIX, bearer, problem
+from bot import api_loadtests
+from bot.api_common import PREFIX, bearer, endpoint
 from bot.runtime import Runtime
-from bot.speech import on_cli
 from environments import policy
 from environments.errors import (
-    Conflict,
     InvalidInput,
-    NotAuthenticated,
-    NotFound,
-    PolicyRefused,
-    ShipyardError,
     clip,
 )
 from environments.pipeline_deployments import SYSTEM, Recorded
@@ -47,7 +41,6 @@ from environments.tokens import Tokens, require_type
 MAX_BODY = 64 * 1024
 # Pipeline tokens act as this identity: `allow: record_deployment` / `release_add` may name it.
 PIPELINE_ACTOR = Actor(person=SYSTEM, channel=Channel.API)
-STATUS = {NotAuthenticated: 401, PolicyRefused: 403, NotFound: 404, Conflict: 409}
 
 
 ADAPTERS: dict[type, TypeAdapter[Any]] = {
@@ -60,7 +53,7 @@ ADAPTERS: dict[type, TypeAdapter[Any]] = {
         ReleaseReport,
         Registered,
     )
-}
+} | api_loadtests.ADAPTERS
 
 
 def _read(cls: type, body: bytes) -> Any:
@@ -123,17 +116,6 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
         registered = steps.register(report, token=f"token {token.prefix}")
         return _json(registered, 201 if registered.new else 200)
 
-    def endpoint(handler: Callable[[Request, bytes], Response]) -> Callable[..., Any]:
-        async def answer(request: Request) -> Response:
-            body = await request.body()
-            try:
-                return await run_in_threadpool(handler, request, body)
-            except ShipyardError as exc:
-                status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-                return problem(status, exc.reason, exc.advice(on_cli), exc.hints)
-
-        return answer
-
     return [
         Route(f"{PREFIX}/environments/{{name}}/parameters", endpoint(parameters)),
         Route(f"{PREFIX}/environments/{{name}}/state", endpoint(state)),
@@ -141,6 +123,7 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
             f"{PREFIX}/environments/{{name}}/deployments", endpoint(deployments), methods=["POST"]
         ),
         Route(f"{PREFIX}/releases", endpoint(releases), methods=["POST"]),
+        *api_loadtests.routes(runtime, authenticate, steps.type_of),
     ]
 
 
@@ -218,6 +201,7 @@ def paths(ref: Callable[[type], dict[str, str]], refused: dict[str, Any]) -> dic
                 "responses": answers(Recorded, "the deployment as recorded", created=True),
             }
         },
+        **api_loadtests.paths(ref, refused),
         f"{PREFIX}/releases": {
             "post": {
                 "summary": "register the release a build run produced (pipeline token; "

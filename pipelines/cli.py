@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from environments.catalog import Catalog
+from environments.errors import ConfigError
 from environments.lifecycle import Lifecycle
 from environments.outcome import Outcome
 from environments.pipeline_steps import PipelineSteps
@@ -161,6 +162,14 @@ def pipelines_reconcile(context: Context, args: argparse.Namespace) -> Outcome:
     return Outcome(text="\n".join([summary, *lines]), data=report)
 
 
+def _loadtest_here(context: Context, args: argparse.Namespace) -> Outcome:
+    raise ConfigError(
+        "the loadtest step runs through Shipyard's API: SHIPYARD_URL is not set",
+        hint="set SHIPYARD_URL and SHIPYARD_TOKEN, or run 'shipyard env loadtest "
+        f"{args.name}' where Shipyard's record is",
+    )
+
+
 STEPS = (
     Step(
         "pipelines",
@@ -223,5 +232,14 @@ STEPS = (
         "wait until an environment is ready",
         steps.wait_ready,
         steps.wait_args,
+    ),
+    Step(
+        "pipeline",
+        "loadtest",
+        "load-test an environment through Shipyard's API and exit by the verdict",
+        _loadtest_here,
+        steps.loadtest_args,
+        in_pipeline=True,
+        remote=lambda args: steps.loadtest(ShipyardApi.from_environment(), args),
     ),
 )

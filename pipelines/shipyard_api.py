@@ -31,6 +31,7 @@ from environments.errors import (
     clip,
 )
 from environments.pipeline_deployments import Recorded
+from environments.pipeline_loadtests import LoadTestRequest, LoadTestRun
 from environments.pipeline_steps import (
     DeploymentReport,
     ReleaseReport,
@@ -119,6 +120,14 @@ class ShipyardApi:
     def register(self, report: ReleaseReport) -> Registered:
         body = TypeAdapter(ReleaseReport).dump_python(report, mode="json")
         return TypeAdapter(Registered).validate_python(self._call("POST", "/releases", body))
+
+    def start_loadtest(self, environment: str, request: LoadTestRequest) -> LoadTestRun:
+        body = TypeAdapter(LoadTestRequest).dump_python(request, mode="json")
+        answer = self._call("POST", f"/environments/{_segment(environment)}/loadtests", body)
+        return TypeAdapter(LoadTestRun).validate_python(answer)
+
+    def loadtest_run(self, run_id: int) -> LoadTestRun:
+        return TypeAdapter(LoadTestRun).validate_python(self._call("GET", f"/loadtests/{run_id}"))
 
     # --- plumbing ---------------------------------------------------------------------------
 

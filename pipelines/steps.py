@@ -1,11 +1,13 @@
-"""The steps inside a pipeline: render parameters, record a deployment, register a release, wait.
+"""The steps inside a pipeline: render parameters, record a deployment, register a release,
+wait, load-test.
 
 Each step is written once against `StepRecord`: Shipyard's API (`ShipyardApi`, when
 SHIPYARD_URL is set: the documented way, a build agent holds a token and never the database)
 or the record itself (`PipelineSteps`, for a self-hosted agent that reaches the database).
 Exit codes a step can act on: 0 done; 2 bad input; 3 configuration; 4 no such environment;
-5 refused (the token's scope or type, or the rule table); 6 conflict; 8 the environment
-failed; 14 the token is unknown, revoked or expired; 15 Shipyard unreachable; 124 timed out.
+5 refused (the token's scope or type, the rule table or a type's limits); 6 conflict; 8 the
+environment failed; 9 the load test failed or regressed; 10 it errored; 14 the token is
+unknown, revoked or expired; 15 Shipyard unreachable; 124 timed out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from environments.errors import InvalidInput, ShipyardError
 from environments.model import EnvironmentState, parse_duration
 from environments.outcome import Outcome
 from environments.pipeline_deployments import SYSTEM, Recorded
+from environments.pipeline_loadtests import LoadTestRequest, LoadTestRun
 from environments.pipeline_steps import (
     FORMATS,
     STEP_STATUSES,
@@ -32,10 +35,14 @@ from environments.pipeline_steps import (
 from environments.release_builds import Registered
 
 __all__ = [
+    "EXIT_ERRORED",
     "EXIT_FAILED",
+    "EXIT_REGRESSED",
     "EXIT_TIMED_OUT",
+    "LoadTestApi",
     "StepFailed",
     "StepRecord",
+    "loadtest",
     "record_deployment",
     "register_release",
     "render_parameters",
@@ -43,6 +50,8 @@ __all__ = [
 ]
 
 EXIT_FAILED = 8
+EXIT_REGRESSED = 9  # the load test failed or regressed, as `env loadtest` exits
+EXIT_ERRORED = 10
 EXIT_TIMED_OUT = 124
 
 
@@ -56,6 +65,14 @@ class StepRecord(Protocol):
     def record(self, environment: str, report: DeploymentReport) -> Recorded: ...
 
     def register(self, report: ReleaseReport) -> Registered: ...
+
+
+class LoadTestApi(Protocol):
+    """Load tests: only over the API (Shipyard's server runs them, not the agent)."""
+
+    def start_loadtest(self, environment: str, request: LoadTestRequest) -> LoadTestRun: ...
+
+    def loadtest_run(self, run_id: int) -> LoadTestRun: ...
 
 
 class StepFailed(ShipyardError):
@@ -108,6 +125,15 @@ def wait_args(p: argparse.ArgumentParser, chat: bool) -> None:
     p.add_argument("name", metavar="ENV")
     p.add_argument("--timeout", default="10m", help="how long to wait (default 10m)")
     p.add_argument("--interval", default="5s", help="between looks at the record (default 5s)")
+
+
+def loadtest_args(p: argparse.ArgumentParser, chat: bool) -> None:
+    p.add_argument("name", metavar="ENV")
+    p.add_argument("--plan", help="a plan under loadtests: in shipyard.yaml (default: the type's)")
+    p.add_argument("--users", type=int, help="simulated users (default: the plan's)")
+    p.add_argument("--duration", help="how long, e.g. 30s or 2m (default: the plan's)")
+    p.add_argument("--timeout", default="30m", help="how long to wait for the verdict (30m)")
+    p.add_argument("--interval", default="5s", help="between looks at the run (default 5s)")
 
 
 # --- the steps --------------------------------------------------------------------------------
@@ -216,3 +242,31 @@ def wait_ready(record: StepRecord, args: argparse.Namespace) -> Outcome:
             )
         print(f"  {env.environment} is {env.state}; waiting", file=sys.stderr, flush=True)
         time.sleep(min(interval, left))
+
+
+def loadtest(api: LoadTestApi, args: argparse.Namespace) -> Outcome:
+    """Ask Shipyard to load-test the environment, follow the run, exit by its verdict."""
+    timeout = parse_duration(args.timeout)
+    interval = parse_duration(args.interval).total_seconds()
+    if args.duration:
+        parse_duration(args.duration)  # a bad one is refused here, before anything is asked
+    request = LoadTestRequest(plan=args.plan, users=args.users, duration=args.duration)
+    run = api.start_loadtest(args.name, request)
+    print(f"  load test #{run.run} of {run.release} on {run.environment} started", file=sys.stderr)
+    deadline = time.monotonic() + timeout.total_seconds()
+    while run.state == "running":
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StepFailed(
+                f"load test #{run.run} on {run.environment} is still running after {args.timeout}",
+                exit_code=EXIT_TIMED_OUT,
+                hint="see 'shipyard loadtest history'; it goes on running on Shipyard's server",
+            )
+        time.sleep(min(interval, left))
+        run = api.loadtest_run(run.run)
+    if run.state == "errored":
+        raise StepFailed(
+            run.line(), exit_code=EXIT_ERRORED, hint="see the Shipyard server's log for the run"
+        )
+    blocks = run.state in ("failed", "regressed")
+    return Outcome(text=run.line(), data=run, exit_code=EXIT_REGRESSED if blocks else 0)

@@ -86,6 +86,20 @@ def test_the_wait_asks_shipyard_until_the_environment_is_ready(tmp_path: Path) -
     ]
 
 
+@pytest.mark.parametrize(("plan", "expected"), [("", []), ("soak", ["--plan", "soak"])])
+def test_the_load_test_asks_for_the_types_plan_unless_one_is_named(
+    tmp_path: Path, plan: str, expected: list[str]
+) -> None:
+    done, calls = run_step(
+        tmp_path, "loadtest.yml", ENVIRONMENT="staging", PLAN=plan, LOADTEST_TIMEOUT="30"
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        ["shipyard", "pipeline", "loadtest", "staging", *expected, "--timeout", "30m",
+         "--interval", "10s"]
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("job_status", "status"),
     [
@@ -224,6 +238,8 @@ SAMPLE_ENV = {
     "BUILD_RUN": "812",
     "SOURCE_REF": "refs/tags/1.4.2",
     "UPGRADE_TIMEOUT": "3000",
+    "PLAN": "login",
+    "LOADTEST_TIMEOUT": "30",
 }
 CALLERS = [
     "provision.yml",
@@ -231,6 +247,7 @@ CALLERS = [
     "deploy-arm.yml",
     "record-deployment.yml",
     "register-release.yml",
+    "loadtest.yml",
 ]
 
 

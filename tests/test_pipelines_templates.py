@@ -157,7 +157,7 @@ def test_the_templates_it_includes_exist_and_declare_what_it_passes(path: Path) 
 def test_the_approval_gates_the_deployment_stage_only() -> None:
     """Azure DevOps evaluates checks before a stage starts, for every resource the stage uses:
     waiting for the environment is a stage of its own, with no environment in it."""
-    provision, deploy = load(STAGE)["stages"]
+    provision, deploy, loadtest = load(STAGE)["stages"]
     assert (
         provision["stage"] == "shipyard_provision_${{ replace(parameters.environment, '-', '_') }}"
     )
@@ -168,6 +168,12 @@ def test_the_approval_gates_the_deployment_stage_only() -> None:
     assert job["deployment"] == "deploy"
     assert job["environment"] == "shipyard-${{ parameters.environment }}"
     assert "provision.yml" not in json.dumps(deploy)
+    # The load test after a successful deploy is a stage of its own: its verdict is not the
+    # deployment's outcome (Shipyard reads that from shipyard_deploy_ stages).
+    assert loadtest["stage"] == "shipyard_loadtest_${{ replace(parameters.environment, '-', '_') }}"
+    assert loadtest["dependsOn"] == deploy["stage"]
+    assert loadtest["condition"] == "and(succeeded(), eq('${{ parameters.runLoadTest }}', 'true'))"
+    assert all("environment" not in job and "deployment" not in job for job in loadtest["jobs"])
 
 
 def test_two_runs_never_deploy_into_one_environment_at_once() -> None:
@@ -282,7 +288,13 @@ def test_steps_talk_to_the_api_never_to_the_database() -> None:
             # Secrets reach a script only through env:, so each step maps both explicitly.
             assert step["env"]["SHIPYARD_URL"] == "$(SHIPYARD_URL)"
             assert step["env"]["SHIPYARD_TOKEN"] == "$(SHIPYARD_TOKEN)"
-    assert verbs == {"render-parameters", "record-deployment", "wait-ready", "register-release"}
+    assert verbs == {
+        "render-parameters",
+        "record-deployment",
+        "wait-ready",
+        "register-release",
+        "loadtest",
+    }
     stage = load(STAGE)
     assert all(
         s["variables"] == [{"group": "${{ parameters.variableGroup }}"}] for s in stage["stages"]
