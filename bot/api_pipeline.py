@@ -28,10 +28,10 @@ from environments.pipeline_deployments import SYSTEM, Recorded
 from environments.pipeline_steps import (
     FORMATS,
     DeploymentReport,
-    EnvironmentStatus,
     PipelineSteps,
     ReleaseReport,
     Rendered,
+    StateAnswer,
 )
 from environments.policy import Actor, Channel
 from environments.registry.tokens import ApiToken
@@ -47,7 +47,7 @@ ADAPTERS: dict[type, TypeAdapter[Any]] = {
     cls: TypeAdapter(cls)
     for cls in (
         Rendered,
-        EnvironmentStatus,
+        StateAnswer,
         DeploymentReport,
         Recorded,
         ReleaseReport,
@@ -100,7 +100,7 @@ def pipeline_routes(runtime: Runtime) -> list[Route]:
 
     def state(request: Request, body: bytes) -> Response:
         _, name = for_environment(request)
-        return _json(steps.status(name))
+        return _json(steps.state(name))
 
     def deployments(request: Request, body: bytes) -> Response:
         token, name = for_environment(request)
@@ -188,7 +188,7 @@ def paths(ref: Callable[[type], dict[str, str]], refused: dict[str, Any]) -> dic
                 "summary": "where the environment is in its life (pipeline token of its type)",
                 "security": pipeline,
                 "parameters": [env],
-                "responses": answers(EnvironmentStatus, "the environment's state"),
+                "responses": answers(StateAnswer, "the environment's state"),
             }
         },
         f"{PREFIX}/environments/{{name}}/deployments": {

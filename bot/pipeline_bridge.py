@@ -11,9 +11,13 @@ of pipelines or environments Shipyard does not manage are left alone.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +43,10 @@ from pipelines.webhooks import WebhookAction, WebhookHandler
 
 log = logging.getLogger(__name__)
 SYSTEM = "azure-devops"
+# The action ids of the Approve/Reject buttons the bridge posted before Shipyard's own approval
+# became the gate; such buttons may still sit in channels, and now only say where to decide.
+OLD_BUTTONS = ("pipeline.approve", "pipeline.reject")
+GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 class PipelineBridge(SilentNotifier):
@@ -75,6 +83,37 @@ class PipelineBridge(SilentNotifier):
     def register(self, app: App) -> None:
         """Decisions reach Azure DevOps: the bridge hears every approval the core settles."""
         self.rt.notifiers.add(self)
+        for action in OLD_BUTTONS:
+            app.action(action)(ack=_ack, lazy=[self.old_button])
+
+    def old_button(self, body: dict[str, Any], client: WebClient) -> None:
+        """A click on an old bridge message's button: say where the gate is decided now."""
+        user = body["user"]["id"]
+        request = self._request_of(str(body["actions"][0].get("value") or ""))
+        which = f" (request #{request.id})" if request is not None else ""
+        text = (
+            "This button no longer decides anything: the gate is now decided through "
+            f"Shipyard's approval message{which}."
+        )
+        channel = (body.get("channel") or {}).get("id") or user
+        try:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError:
+            client.chat_postMessage(channel=user, text=text)
+
+    def _request_of(self, approval_id: str) -> Approval | None:
+        """Shipyard's request for an Azure DevOps approval (the old buttons' value), if known."""
+        if not GUID.fullmatch(approval_id):
+            return None
+        try:
+            pending = self.ado.get_approval(approval_id)
+            if not pending.environment or not pending.run_url:
+                return None
+            with self.rt.database.read() as conn:
+                return pipeline_gate.gate_of_run(conn, pending.environment, pending.run_url)
+        except ShipyardError as exc:
+            log.info("old button for approval %s: %s", approval_id, exc.one_line())
+            return None
 
     def route(self) -> Route:
         async def receive(request: Request) -> Response:
@@ -170,3 +209,7 @@ class PipelineBridge(SilentNotifier):
             self.ado.reject(pending.id, who, reason=f"{reason} ({note})")
             return
         self.ado.reject(pending.id, "Shipyard", reason=f"{note} {approval.state}: not promoted")
+
+
+def _ack(ack: Callable[..., None]) -> None:
+    ack()

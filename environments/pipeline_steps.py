@@ -32,10 +32,10 @@ __all__ = [
     "FORMATS",
     "STEP_STATUSES",
     "DeploymentReport",
-    "EnvironmentStatus",
     "PipelineSteps",
     "ReleaseReport",
     "Rendered",
+    "StateAnswer",
 ]
 
 FORMATS = tuple(f for f in renderings.FORMATS if f != "table")
@@ -57,7 +57,7 @@ class Rendered:
 
 
 @dataclass(frozen=True)
-class EnvironmentStatus:
+class StateAnswer:
     """Where an environment is in its life, as a step waiting for it needs to know."""
 
     environment: str
@@ -166,10 +166,10 @@ class PipelineSteps:
             notes=notes,
         )
 
-    def status(self, name: str) -> EnvironmentStatus:
+    def state(self, name: str) -> StateAnswer:
         with self.db.read() as conn:
             env = rec.get_environment(conn, name)
-        return EnvironmentStatus(env.name, env.type, env.state, env.release, env.reason)
+        return StateAnswer(env.name, env.type, env.state, env.release, env.reason)
 
     def record(
         self, environment: str, report: DeploymentReport, *, token: str | None = None

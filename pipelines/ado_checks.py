@@ -92,9 +92,9 @@ class CheckSync(Transport):
         """
         changes: list[SyncChange] = []
         for environment, type_name in self._targets(catalog, environments):
-            kind = catalog.type(type_name)
+            env_type = catalog.type(type_name)
             name = self.settings.environment_name(environment)
-            wanted = self._wanted_check(catalog, type_name) if kind.approval else None
+            wanted = self._wanted_check(catalog, type_name) if env_type.approval else None
             env_id = self.find_environment(name)
             existing = self.checks_of(env_id) if env_id is not None else []
             if env_id is None:
@@ -152,8 +152,8 @@ class CheckSync(Transport):
         twin named after a gated type exists beforehand so its first deployment is gated too.
         """
         targets = dict(environments)
-        for type_name, kind in catalog.types.items():
-            if kind.approval is not None:
+        for type_name, env_type in catalog.types.items():
+            if env_type.approval is not None:
                 targets.setdefault(type_name, type_name)
         return [(name, type_name) for name, type_name in targets.items()]
 
@@ -164,9 +164,9 @@ class CheckSync(Transport):
         requester, who Shipyard knows and Azure DevOps does not: runs Shipyard starts are
         requested by the token's account, so the check cannot block "the requester" itself).
         """
-        kind = catalog.type(type_name)
-        assert kind.approval is not None
-        people = sorted(catalog.members(kind.approval.approvers))
+        env_type = catalog.type(type_name)
+        assert env_type.approval is not None
+        people = sorted(catalog.members(env_type.approval.approvers))
         identity = self.settings.approver_identity.strip()
         if not identity:
             raise ConfigError(
@@ -181,9 +181,9 @@ class CheckSync(Transport):
             "executionOrder": "anyOrder",
             "blockedApprovers": [],
             "instructions": f"{MANAGED} from shipyard.yaml (type '{type_name}'): decided in "
-            f"Slack by {kind.approval.required} of {', '.join(people)}, never the requester; "
+            f"Slack by {env_type.approval.required} of {', '.join(people)}, never the requester; "
             "Shipyard answers here.",
-            "timeout": max(1, int(kind.approval.timeout.total_seconds() // 60)),
+            "timeout": max(1, int(env_type.approval.timeout.total_seconds() // 60)),
         }
 
 

@@ -34,9 +34,9 @@ from environments.pipeline_deployments import Recorded
 from environments.pipeline_loadtests import LoadTestRequest, LoadTestRun
 from environments.pipeline_steps import (
     DeploymentReport,
-    EnvironmentStatus,
     ReleaseReport,
     Rendered,
+    StateAnswer,
 )
 from environments.release_builds import Registered
 
@@ -108,9 +108,9 @@ class ShipyardApi:
         answer = self._call("GET", f"/environments/{_segment(name)}/parameters", params=query)
         return TypeAdapter(Rendered).validate_python(answer)
 
-    def status(self, name: str) -> EnvironmentStatus:
+    def state(self, name: str) -> StateAnswer:
         answer = self._call("GET", f"/environments/{_segment(name)}/state")
-        return TypeAdapter(EnvironmentStatus).validate_python(answer)
+        return TypeAdapter(StateAnswer).validate_python(answer)
 
     def record(self, environment: str, report: DeploymentReport) -> Recorded:
         body = TypeAdapter(DeploymentReport).dump_python(report, mode="json")

@@ -28,9 +28,9 @@ from environments.pipeline_steps import (
     FORMATS,
     STEP_STATUSES,
     DeploymentReport,
-    EnvironmentStatus,
     ReleaseReport,
     Rendered,
+    StateAnswer,
 )
 from environments.release_builds import Registered
 
@@ -60,7 +60,7 @@ class StepRecord(Protocol):
 
     def parameters(self, name: str, *, format: str, release: str | None) -> Rendered: ...
 
-    def status(self, name: str) -> EnvironmentStatus: ...
+    def state(self, name: str) -> StateAnswer: ...
 
     def record(self, environment: str, report: DeploymentReport) -> Recorded: ...
 
@@ -220,7 +220,7 @@ def wait_ready(record: StepRecord, args: argparse.Namespace) -> Outcome:
     interval = parse_duration(args.interval).total_seconds()
     deadline = time.monotonic() + timeout.total_seconds()
     while True:
-        env = record.status(args.name)
+        env = record.state(args.name)
         if env.state is EnvironmentState.READY:
             release = f" with {env.release}" if env.release else ""
             return Outcome(

@@ -200,3 +200,26 @@ def test_a_type_may_start_a_pipeline_of_its_own(
     # Without either, the type has no pipeline to start.
     code, said = check(tmp_path, own.replace(", pipeline_id: 14", ""), capsys)
     assert code == 3 and any("no pipeline_id" in line for line in said), said
+
+
+def test_a_gated_direct_type_needs_the_approver_identity_sync_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `pipelines sync` writes every gated type's approval as a check, whatever its engine.
+    direct = GOOD.replace("engine: azure-pipelines", "engine: direct")
+    assert check(tmp_path, direct, capsys) == (0, [])
+    without = direct.replace("  approver_identity: 5e1f0c2a-1111-4aaa-8bbb-5417a2d0c0de\n", "")
+    assert without != direct
+    code, said = check(tmp_path, without, capsys)
+    assert code == 3
+    (one,) = said
+    assert one.startswith(
+        "shipyard: shipyard.yaml:6: type 'staging' is gated in Slack, and 'shipyard pipelines "
+        "sync' makes that an Azure DevOps check, but azure_devops has no approver_identity"
+    )
+    assert "set azure_devops.approver_identity" in one
+    # Without azure_devops: there is nothing to sync, so nothing to ask for.
+    assert check(tmp_path, PEOPLE.replace("engine: azure-pipelines", "engine: direct"), capsys) == (
+        0,
+        [],
+    )

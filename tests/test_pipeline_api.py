@@ -277,7 +277,7 @@ def test_the_step_routes_answer_as_the_openapi_document_says(shipyard: Shipyard)
     release = {"version": "4.0.0", "build_run": 99, "artifact": "drop"}
     check(session.get(f"{api}/environments/pr-1/parameters", params={"format": "json",
           "release": "1.0.0"}), "Rendered", 200)  # fmt: skip
-    check(session.get(f"{api}/environments/pr-1/state"), "EnvironmentStatus", 200)
+    check(session.get(f"{api}/environments/pr-1/state"), "StateAnswer", 200)
     check(session.post(f"{api}/environments/pr-1/deployments", json=deployment), "Recorded", 201)
     check(session.post(f"{api}/environments/pr-1/deployments", json=deployment), "Recorded", 200)
     check(session.post(f"{api}/releases", json=release), "Registered", 201)

@@ -398,6 +398,37 @@ def test_approvals_shipyard_does_not_manage_are_left_alone(
     assert fake.approvals[foreign["id"]]["status"] == "pending"
 
 
+def test_buttons_of_the_old_bridge_say_where_to_decide_and_change_nothing(
+    bot: tuple[Bot, PipelineBridge], fake: FakeAzureDevOps, slack: FakeSlack
+) -> None:
+    running, _ = bot
+    _, approval, request_id, ts = promote_to_the_gate(running, fake, slack)
+
+    # A message the old bridge posted: its buttons carried the Azure DevOps approval id.
+    answer = running.click("dave", "pipeline.approve", approval["id"], message=("C0OLD", ts))
+    assert answer.status == 200
+    (told,) = eventually(lambda: slack.calls("chat.postEphemeral"))
+    assert (told.params["channel"], told.params["user"]) == ("C0OLD", "U0DAVE")
+    assert told.params["text"] == (
+        "This button no longer decides anything: the gate is now decided through Shipyard's "
+        f"approval message (request #{request_id})."
+    )
+    # An approval Shipyard cannot find (gone, or not one it knows): the same line, no number.
+    assert running.click("erin", "pipeline.reject", "not-an-approval-id").status == 200
+    told = eventually(lambda: slack.calls("chat.postEphemeral")[1:])[0]
+    assert told.params["text"] == (
+        "This button no longer decides anything: the gate is now decided through Shipyard's "
+        "approval message."
+    )
+
+    time.sleep(0.3)
+    assert not fake.requests("PATCH")
+    assert fake.approvals[approval["id"]]["status"] == "pending"
+    with running.runtime.database.read() as conn:
+        (request,) = rec.list_approvals(conn, state=None, environment="staging")
+    assert request.state is ApprovalState.PENDING and request.decisions == ()
+
+
 def test_without_azure_devops_configured_there_is_no_bridge(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

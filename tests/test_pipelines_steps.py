@@ -17,7 +17,7 @@ from environments.model import EnvironmentState
 from environments.pipeline_deployments import run_url_of
 from environments.registry import record as rec
 from tests.conftest import CONFIG, EXAMPLES
-from tests.fakes.azure_devops import PROJECT, FakeAzureDevOps
+from tests.fakes.azure_devops import PROJECT, SERVICE, FakeAzureDevOps
 
 pytestmark = pytest.mark.e2e
 
@@ -156,8 +156,15 @@ def test_wait_ready_exit_codes_say_ready_failed_or_timed_out(record: Runtime) ->
 
 
 def test_the_pipelines_group_talks_to_azure_devops_with_settings_from_the_environment(
-    record: Runtime,
+    record: Runtime, tmp_path: Path
 ) -> None:
+    # The sample's gated types become Azure DevOps checks at sync, answered by Shipyard's
+    # identity: with Azure DevOps configured, shipyard.yaml must name it.
+    text = CONFIG.read_text(encoding="utf-8").replace(
+        "file: loadtests/", f"file: {EXAMPLES}/loadtests/"
+    )
+    config = tmp_path / "shipyard.yaml"
+    config.write_text(text + f"azure_devops:\n  approver_identity: {SERVICE['id']}\n")
     with FakeAzureDevOps() as fake:
         fake.add_pipeline(7, "game-delivery")
         fake._create_run(7, {"templateParameters": {"environment": "pr-1", "release": "1.1.0"}})
@@ -166,26 +173,29 @@ def test_the_pipelines_group_talks_to_azure_devops_with_settings_from_the_enviro
             "AZURE_DEVOPS_PROJECT": PROJECT,
             "AZURE_DEVOPS_PIPELINE_ID": "7",
         }
-        runs = shipyard(record, settings | {"AZURE_DEVOPS_PAT": fake.pat}, "runs", "--json")
-        sync = shipyard(record, settings | {"AZURE_DEVOPS_PAT": fake.pat}, "sync")
-        no_pat = shipyard(record, settings, "approvals")
+        pat = {"AZURE_DEVOPS_PAT": fake.pat}
+        runs = shipyard(record, settings | pat, "runs", "--json", config=config)
+        sync = shipyard(record, settings | pat, "sync")
+        no_pat = shipyard(record, settings, "approvals", config=config)
+        assert not fake.requests("POST") and not fake.requests("PATCH")
 
     assert runs.returncode == 0, runs.stderr
     assert [r["id"] for r in json.loads(runs.stdout)] == [101]
     assert sync.returncode == 3
-    assert "Shipyard's Azure DevOps identity is not set" in sync.stderr
+    assert "type 'staging' is gated in Slack" in sync.stderr
+    assert "azure_devops has no approver_identity" in sync.stderr
     assert no_pat.returncode == 3 and "AZURE_DEVOPS_PAT is not set" in no_pat.stderr
 
 
 def shipyard(
-    record: Runtime, extra: dict[str, str], *args: str
+    record: Runtime, extra: dict[str, str], *args: str, config: Path = CONFIG
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "AZURE_DEVOPS_"))}
     env.update(extra)
     env.update(
         {
             "SHIPYARD_HOME": os.environ["SHIPYARD_HOME"],
-            "SHIPYARD_CONFIG": str(CONFIG),
+            "SHIPYARD_CONFIG": str(config),
             "SHIPYARD_DATABASE_URL": str(record.database.engine.url),
             "AZURE_DEVOPS_CACHE_DIR": os.environ["AZURE_DEVOPS_CACHE_DIR"],
         }

@@ -53,8 +53,8 @@ class Checks:
         p = self.found
         check_people(p)
         check_azure_devops(p)
-        for name, kind in p.catalog.types.items():
-            check_type(p, name, kind)
+        for name, env_type in p.catalog.types.items():
+            check_type(p, name, env_type)
         for name, plan in p.catalog.loadtests.items():
             check_plan(p, name, plan)
         for name, schedule in p.catalog.schedules.items():

@@ -202,9 +202,9 @@ def _variable_group(p: Problems, settings: AzureDevOpsSettings) -> None:
 
 
 def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
-    for name, kind in p.catalog.types.items():
+    for name, env_type in p.catalog.types.items():
         # A type may start a pipeline of its own (types.<t>.azure_devops.pipeline_id).
-        pipeline = kind.azure_devops.pipeline_id or settings.pipeline_id
+        pipeline = env_type.azure_devops.pipeline_id or settings.pipeline_id
         missing = [
             field
             for field, value in (
@@ -214,7 +214,7 @@ def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
             )
             if not value
         ]
-        if kind.engine != "direct" and missing:
+        if env_type.engine != "direct" and missing:
             p.add(
                 ("types", name, "engine"),
                 f"type '{name}' deploys with engine azure-pipelines, but azure_devops has "
@@ -222,23 +222,29 @@ def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
                 "fill in azure_devops: (or AZURE_DEVOPS_ORG_URL, AZURE_DEVOPS_PROJECT, "
                 "AZURE_DEVOPS_PIPELINE_ID), or use engine: direct",
             )
-        elif kind.engine != "direct" and kind.approval and not settings.approver_identity:
-            # The gate is answered by Shipyard's account, the check's one approver.
+        elif (
+            env_type.approval
+            and not settings.approver_identity.strip()
+            and (env_type.engine != "direct" or settings.configured)
+        ):
+            # `pipelines sync` writes every gated type's approval, direct-engine types
+            # included, as a check whose one approver is Shipyard's account.
+            where = "in its pipeline" if env_type.engine != "direct" else "in Slack"
             p.add(
                 ("types", name, "approval"),
-                f"type '{name}' is gated in its pipeline, but azure_devops has no "
-                "approver_identity",
+                f"type '{name}' is gated {where}, and 'shipyard pipelines sync' makes that an "
+                "Azure DevOps check, but azure_devops has no approver_identity",
                 "set azure_devops.approver_identity to the identity id of the account whose "
                 "PAT Shipyard uses",
             )
-        if kind.engine == "direct" and ("types", name, "azure_devops") in p.source.lines:
+        if env_type.engine == "direct" and ("types", name, "azure_devops") in p.source.lines:
             p.add(
                 ("types", name, "azure_devops"),
                 f"type '{name}' has an azure_devops: section but deploys with engine direct",
                 "set engine: azure-pipelines, or remove the azure_devops: section",
             )
         # `pipelines sync` turns every gated type's approval into an Azure DevOps check.
-        approval = kind.approval
+        approval = env_type.approval
         if (
             settings.configured
             and approval is not None

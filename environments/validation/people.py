@@ -31,11 +31,11 @@ def check_people(p: Problems) -> None:
                     f"list the people of '{clip(member)}' in '{clip(role)}' instead",
                 )
     check_channel(p, ("slack", "channel"), c.slack.channel)
-    for name, kind in c.types.items():
-        if kind.approval:
-            check_channel(p, ("types", name, "approval", "channel"), kind.approval.channel)
-        if kind.approval and kind.approval.dm:
-            check_reachable(p, name, kind.approval.approvers)
+    for name, env_type in c.types.items():
+        if env_type.approval:
+            check_channel(p, ("types", name, "approval", "channel"), env_type.approval.channel)
+        if env_type.approval and env_type.approval.dm:
+            check_reachable(p, name, env_type.approval.approvers)
 
 
 def check_reachable(p: Problems, type_name: str, approvers: tuple[str, ...]) -> None:

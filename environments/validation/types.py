@@ -13,33 +13,33 @@ from environments.validation.common import Problems, text_of
 from environments.yamlsource import Loc
 
 
-def check_type(p: Problems, name: str, kind: EnvironmentType) -> None:
+def check_type(p: Problems, name: str, env_type: EnvironmentType) -> None:
     loc = ("types", name)
-    if kind.loadtest is not None and kind.loadtest not in p.catalog.loadtests:
+    if env_type.loadtest is not None and env_type.loadtest not in p.catalog.loadtests:
         p.add(
             (*loc, "loadtest"),
-            f"type '{name}' names load-test plan '{clip(kind.loadtest)}', which loadtests: "
+            f"type '{name}' names load-test plan '{clip(env_type.loadtest)}', which loadtests: "
             "does not declare",
             f"declare it, or use one of: {', '.join(p.catalog.loadtests) or '(none)'}",
         )
-    if kind.provider == "azure":
-        _azure_type(p, name, kind)
-    elif kind.azure is not None:
+    if env_type.provider == "azure":
+        _azure_type(p, name, env_type)
+    elif env_type.azure is not None:
         p.add(
             (*loc, "azure"),
-            f"type '{name}' has an azure: section but provider {kind.provider}",
+            f"type '{name}' has an azure: section but provider {env_type.provider}",
             "set provider: azure, or remove the azure: section",
         )
-    if kind.service_fabric is not None:
-        _service_fabric(p, name, kind)
+    if env_type.service_fabric is not None:
+        _service_fabric(p, name, env_type)
 
 
-def _azure_type(p: Problems, name: str, kind: EnvironmentType) -> None:
+def _azure_type(p: Problems, name: str, env_type: EnvironmentType) -> None:
     loc = ("types", name)
-    if kind.ade is not None:
-        _ade_type(p, name, kind)
+    if env_type.ade is not None:
+        _ade_type(p, name, env_type)
         return
-    if kind.azure is None:
+    if env_type.azure is None:
         p.add(
             loc,
             f"type '{name}' uses provider azure but has no 'azure:' section",
@@ -53,15 +53,15 @@ def _azure_type(p: Problems, name: str, kind: EnvironmentType) -> None:
             "set azure.subscription_id (or SHIPYARD_AZURE_SUBSCRIPTION_ID)",
         )
     try:
-        template = arm.load_template(p.base / kind.azure.template)
+        template = arm.load_template(p.base / env_type.azure.template)
         parameters_file = (
-            p.base / kind.azure.parameters_file if kind.azure.parameters_file else None
+            p.base / env_type.azure.parameters_file if env_type.azure.parameters_file else None
         )
         file_values = arm.load_parameters_file(parameters_file) if parameters_file else {}
     except ShipyardError as exc:
         p.add((*loc, "azure"), exc.reason, exc.hint)
         return
-    path = kind.azure.endpoint_output
+    path = env_type.azure.endpoint_output
     declared = {str(k).lower() for k in template.body.get("outputs") or {}}
     if path and path.split(".")[0].lower() not in declared:
         p.add(
@@ -74,14 +74,14 @@ def _azure_type(p: Problems, name: str, kind: EnvironmentType) -> None:
     for key, value in p.catalog.parameters.items():
         supplied[key] = text_of(value)
         origins[key] = p.source.where(("parameters", key))
-    for key, value in kind.parameters.items():
+    for key, value in env_type.parameters.items():
         supplied[key] = text_of(value)
         origins[key] = p.source.where((*loc, "parameters", key))
     _, problems = arm_parameters.check_parameters(
         template,
         supplied,
         file_values=file_values,
-        unique=kind.azure.unique,
+        unique=env_type.azure.unique,
         suffix="0" * arm.SUFFIX_LENGTH,
         fallback_base=name,
         vault_id=lambda ref: ref.vault_id(p.catalog.azure.subscription_id, "shared"),
@@ -97,12 +97,12 @@ def _azure_type(p: Problems, name: str, kind: EnvironmentType) -> None:
             )
 
 
-def _ade_type(p: Problems, name: str, kind: EnvironmentType) -> None:
+def _ade_type(p: Problems, name: str, env_type: EnvironmentType) -> None:
     """An ADE environment definition: its template against its manifest, then shipyard.yaml's
     values against both. The manifest's own problems came with the structure; a Bicep
     template that needs compiling is compiled (and checked) by `config check` and at use."""
     loc = ("types", name)
-    definition = kind.definition
+    definition = env_type.definition
     if definition is None or definition.problems:
         return
     if not p.catalog.azure.with_environment().subscription_id:
@@ -120,19 +120,19 @@ def _ade_type(p: Problems, name: str, kind: EnvironmentType) -> None:
         return
     mismatches = ade_templates.cross_check(definition, template)
     p.problems.extend(mismatches)
-    for given in kind.inputs:
-        if given.id in kind.parameters:
-            wrong = inputs.value_problem(given, text_of(kind.parameters[given.id]))
+    for given in env_type.inputs:
+        if given.id in env_type.parameters:
+            wrong = inputs.value_problem(given, text_of(env_type.parameters[given.id]))
             if wrong:
                 p.add((*loc, "parameters", given.id), f"type '{name}': {wrong}")
     if mismatches:
         return
-    supplied = {i.id: i.default_text for i in kind.inputs if i.default_text is not None}
+    supplied = {i.id: i.default_text for i in env_type.inputs if i.default_text is not None}
     origins = {key: str(definition.where(key)) for key in supplied}
-    for key, value in [*p.catalog.parameters.items(), *kind.parameters.items()]:
+    for key, value in [*p.catalog.parameters.items(), *env_type.parameters.items()]:
         supplied[key] = text_of(value)
         origins[key] = p.source.where(
-            (*loc, "parameters", key) if key in kind.parameters else ("parameters", key)
+            (*loc, "parameters", key) if key in env_type.parameters else ("parameters", key)
         )
     _, found = arm_parameters.check_parameters(
         template,
@@ -149,8 +149,8 @@ def _ade_type(p: Problems, name: str, kind: EnvironmentType) -> None:
             )
 
 
-def _service_fabric(p: Problems, name: str, kind: EnvironmentType) -> None:
-    settings = kind.service_fabric
+def _service_fabric(p: Problems, name: str, env_type: EnvironmentType) -> None:
+    settings = env_type.service_fabric
     assert settings is not None
     loc = ("types", name, "service_fabric")
     try:
@@ -175,7 +175,7 @@ def _service_fabric(p: Problems, name: str, kind: EnvironmentType) -> None:
             )
     layers: list[tuple[Loc, dict[str, object]]] = [
         (("parameters",), dict(p.catalog.parameters)),
-        (("types", name, "parameters"), dict(kind.parameters)),
+        (("types", name, "parameters"), dict(env_type.parameters)),
     ]
     for where, values_of_layer in layers:
         for key in sorted(set(values_of_layer) - declared):

@@ -15,8 +15,8 @@ KNOWN_FIELDS = ("env.name", "env.type", "env.owner", "release.version")
 
 def check_references(p: Problems) -> None:
     layers: list[tuple[Loc, dict[str, object]]] = [(("parameters",), dict(p.catalog.parameters))]
-    for name, kind in p.catalog.types.items():
-        layers.append((("types", name, "parameters"), dict(kind.parameters)))
+    for name, env_type in p.catalog.types.items():
+        layers.append((("types", name, "parameters"), dict(env_type.parameters)))
     for where, values in layers:
         for key, value in values.items():
             text = text_of(value)
