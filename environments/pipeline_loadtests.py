@@ -16,6 +16,7 @@ from environments import policy
 from environments.catalog import Catalog
 from environments.errors import Conflict, InvalidInput
 from environments.model import EnvironmentState, parse_duration
+from environments.outcome import Hint
 from environments.policy import Actor
 from environments.registry import Database
 from environments.registry import loadtests as runs
@@ -76,7 +77,9 @@ class PipelineLoadTests:
         if env.state is not EnvironmentState.READY or not env.endpoint or env.release is None:
             raise Conflict(
                 f"{env.name} is {env.state}, not ready with a release",
-                hint=f"load-test it once it is ready ('shipyard pipeline wait-ready {env.name}')",
+                hints=Hint(
+                    "load-test it once it is ready", "pipeline wait-ready", {"name": env.name}
+                ),
             )
         plan, _ = self.loadtesting.plan(env.type, request.plan)
         run_id = self.loadtesting.begin(

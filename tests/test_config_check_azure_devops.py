@@ -214,8 +214,8 @@ def test_a_gated_direct_type_needs_the_approver_identity_sync_writes(
     assert code == 3
     (one,) = said
     assert one.startswith(
-        "shipyard: shipyard.yaml:6: type 'staging' is gated in Slack, and 'shipyard pipelines "
-        "sync' makes that an Azure DevOps check, but azure_devops has no approver_identity"
+        "shipyard: shipyard.yaml:6: type 'staging' is gated in Slack, and syncing pipelines "
+        "makes that an Azure DevOps check, but azure_devops has no approver_identity"
     )
     assert "set azure_devops.approver_identity" in one
     # Without azure_devops: there is nothing to sync, so nothing to ask for.

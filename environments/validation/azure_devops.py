@@ -232,8 +232,8 @@ def _engines(p: Problems, settings: AzureDevOpsSettings) -> None:
             where = "in its pipeline" if env_type.engine != "direct" else "in Slack"
             p.add(
                 ("types", name, "approval"),
-                f"type '{name}' is gated {where}, and 'shipyard pipelines sync' makes that an "
-                "Azure DevOps check, but azure_devops has no approver_identity",
+                f"type '{name}' is gated {where}, and syncing pipelines makes that an Azure "
+                "DevOps check, but azure_devops has no approver_identity",
                 "set azure_devops.approver_identity to the identity id of the account whose "
                 "PAT Shipyard uses",
             )
